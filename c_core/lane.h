@@ -1,0 +1,24 @@
+/* lane.h — one lane's scheduling state (internal to the engine). */
+#ifndef LANE_H
+#define LANE_H
+
+#include <stdint.h>
+
+#include "ticket_ring.h"
+
+/* The two heaps a lane can sit in; see lane_core.c for what each means. */
+enum { HEAP_READY = 0, HEAP_RESERVED = 1, HEAP_KINDS = 2 };
+
+typedef struct lane {
+    uint32_t index;
+    int32_t priority;
+    uint32_t min_concurrency;
+    uint32_t max_concurrency;
+    uint32_t paused;
+    uint32_t active;
+    ticket_ring pending;
+    int64_t heap_pos[HEAP_KINDS]; /* position in each heap, -1 when absent */
+    uint64_t submitted, dispatched, completed, failed, cancelled;
+} lane;
+
+#endif /* LANE_H */

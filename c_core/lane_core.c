@@ -1,0 +1,494 @@
+/* lane_core.c — the engine: lanes, ready-lane heaps, worker budget, waits.
+ *
+ * Lock discipline: one mutex, engine->lock, guards every field of the engine,
+ * its lanes, rings and heaps. Each public function takes it at most once and
+ * releases it before returning; internal helpers (named *_locked or static
+ * helpers called from a public function) expect it held and never take it.
+ * The engine never calls out to user code, so no callback runs under it.
+ * Both condition variables are only waited on with engine->lock held:
+ *   work_cond — a ticket may have become dispatchable, or lc_stop was called;
+ *   idle_cond — pending and active both reached zero.
+ *
+ * Two heaps hold the lanes that could run something now (pending work, not
+ * paused, below max_concurrency):
+ *   ready    — all of them;
+ *   reserved — those still below their min_concurrency.
+ * `unfilled` is the sum over all lanes of (min - active) where positive: the
+ * workers that reservations still claim. With `free` workers left, any ready
+ * lane may go when free > unfilled; otherwise only a lane filling its own
+ * reservation may. Both heaps share one order, so the choice is one peek.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "lane_core.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "lane.h"
+#include "lane_heap.h"
+
+struct lc_engine {
+    pthread_mutex_t lock;
+    pthread_cond_t work_cond;
+    pthread_cond_t idle_cond;
+
+    lane **lanes; /* lanes never move once created: the heaps point at them */
+    uint32_t lane_count;
+    uint32_t lane_cap;
+    lane_heap ready;
+    lane_heap reserved;
+
+    uint32_t workers; /* 0 = unbounded */
+    uint64_t reserved_sum;
+    uint64_t unfilled;
+    uint64_t total_active;
+    uint64_t total_pending;
+    uint64_t settling; /* finished, caller's result not yet published */
+    uint64_t next_seq;
+
+    uint32_t work_waiters;
+    uint32_t idle_waiters;
+    int stopped;
+};
+
+uint64_t lc_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- engine lifetime ---------------------------------------------------- */
+
+lc_engine *lc_engine_new(uint32_t workers) {
+    lc_engine *engine = calloc(1, sizeof *engine);
+    if (!engine) return NULL;
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    /* Waits measure time on the monotonic clock so wall-clock jumps do not
+     * stretch or cut a worker's timeout. */
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_mutex_init(&engine->lock, NULL);
+    pthread_cond_init(&engine->work_cond, &attr);
+    pthread_cond_init(&engine->idle_cond, &attr);
+    pthread_condattr_destroy(&attr);
+    heap_init(&engine->ready, HEAP_READY);
+    heap_init(&engine->reserved, HEAP_RESERVED);
+    engine->workers = workers;
+    return engine;
+}
+
+void lc_engine_free(lc_engine *engine) {
+    if (!engine) return;
+    for (uint32_t i = 0; i < engine->lane_count; i++) {
+        ring_free(&engine->lanes[i]->pending);
+        free(engine->lanes[i]);
+    }
+    free(engine->lanes);
+    heap_free(&engine->ready);
+    heap_free(&engine->reserved);
+    pthread_cond_destroy(&engine->work_cond);
+    pthread_cond_destroy(&engine->idle_cond);
+    pthread_mutex_destroy(&engine->lock);
+    free(engine);
+}
+
+/* ---- helpers (engine->lock held) ----------------------------------------- */
+
+static lane *lane_at(lc_engine *engine, uint32_t index) {
+    return index < engine->lane_count ? engine->lanes[index] : NULL;
+}
+
+static void heap_place(lane_heap *heap, lane *l, int belongs) {
+    int inside = heap_contains(heap, l);
+    if (belongs && inside)
+        heap_fix(heap, l);
+    else if (belongs)
+        heap_insert(heap, l);
+    else if (inside)
+        heap_remove(heap, l);
+}
+
+/* Puts the lane in exactly the heaps its state calls for, re-keyed. Called
+ * after every change to a lane's pending ring, active count or pause flag. */
+static void lane_sync(lc_engine *engine, lane *l) {
+    int runnable = l->pending.count > 0 && !l->paused && l->active < l->max_concurrency;
+    heap_place(&engine->ready, l, runnable);
+    heap_place(&engine->reserved, l, runnable && l->active < l->min_concurrency);
+}
+
+/* The lane the next dispatch would come from, or NULL. */
+static lane *pick_lane(lc_engine *engine) {
+    if (engine->workers == 0) return heap_top(&engine->ready);
+    if (engine->total_active >= engine->workers) return NULL;
+    uint64_t free_workers = engine->workers - engine->total_active;
+    if (free_workers > engine->unfilled) return heap_top(&engine->ready);
+    return heap_top(&engine->reserved);
+}
+
+static void mark_started(lc_engine *engine, lane *l) {
+    if (l->active < l->min_concurrency) engine->unfilled--;
+    l->active++;
+    l->dispatched++;
+    engine->total_active++;
+}
+
+static int take_next(lc_engine *engine, lc_dispatch *out) {
+    lane *l = pick_lane(engine);
+    if (!l) return LC_NONE;
+    ring_entry entry = ring_pop_front(&l->pending);
+    engine->total_pending--;
+    mark_started(engine, l);
+    lane_sync(engine, l);
+    out->lane = l->index;
+    out->ticket = entry.ticket;
+    out->enqueued_ns = entry.enqueued_ns;
+    return LC_DISPATCHED;
+}
+
+static int is_idle(const lc_engine *engine) {
+    return engine->total_pending == 0 && engine->total_active == 0 && engine->settling == 0;
+}
+
+static void wake_idle_waiters(lc_engine *engine) {
+    if (engine->idle_waiters && is_idle(engine)) pthread_cond_broadcast(&engine->idle_cond);
+}
+
+static int complete_locked(lc_engine *engine, uint32_t index, int outcome) {
+    lane *l = lane_at(engine, index);
+    if (!l) return LC_ERR_NO_LANE;
+    if (l->active == 0) return LC_ERR_NOT_ACTIVE;
+    l->active--;
+    if (l->active < l->min_concurrency) engine->unfilled++;
+    engine->total_active--;
+    if (outcome == LC_OUTCOME_FAILED)
+        l->failed++;
+    else if (outcome == LC_OUTCOME_CANCELLED)
+        l->cancelled++;
+    else
+        l->completed++;
+    lane_sync(engine, l);
+    wake_idle_waiters(engine);
+    return LC_OK;
+}
+
+static struct timespec deadline_after(int64_t timeout_ns) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t nsec = ts.tv_nsec + timeout_ns % 1000000000ll;
+    ts.tv_sec += (time_t)(timeout_ns / 1000000000ll + nsec / 1000000000ll);
+    ts.tv_nsec = (long)(nsec % 1000000000ll);
+    return ts;
+}
+
+static int wait_next_locked(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out) {
+    struct timespec deadline;
+    if (timeout_ns > 0) deadline = deadline_after(timeout_ns);
+    for (;;) {
+        if (engine->stopped) return LC_ERR_STOPPED;
+        if (take_next(engine, out) == LC_DISPATCHED) return LC_DISPATCHED;
+        if (timeout_ns == 0) return LC_NONE;
+        engine->work_waiters++;
+        int rc = timeout_ns < 0
+                     ? pthread_cond_wait(&engine->work_cond, &engine->lock)
+                     : pthread_cond_timedwait(&engine->work_cond, &engine->lock, &deadline);
+        engine->work_waiters--;
+        if (rc == ETIMEDOUT) {
+            if (engine->stopped) return LC_ERR_STOPPED;
+            return take_next(engine, out);
+        }
+    }
+}
+
+/* A new pending ticket or a freed slot enables at most one more dispatch. */
+static void wake_one_worker(lc_engine *engine) {
+    if (engine->work_waiters) pthread_cond_signal(&engine->work_cond);
+}
+
+/* ---- lanes ---------------------------------------------------------------- */
+
+int lc_lane_add(lc_engine *engine, int32_t priority, uint32_t min_concurrency,
+                uint32_t max_concurrency) {
+    if (priority < 0 || max_concurrency == 0 || min_concurrency > max_concurrency)
+        return LC_ERR_INVALID;
+    pthread_mutex_lock(&engine->lock);
+    int rc;
+    uint64_t reserved = engine->reserved_sum + min_concurrency;
+    if (engine->workers && reserved > engine->workers) {
+        rc = LC_ERR_BUDGET;
+        goto out;
+    }
+    if (engine->lane_count == INT32_MAX) {
+        rc = LC_ERR_INVALID;
+        goto out;
+    }
+    uint32_t count = engine->lane_count + 1;
+    /* Reserve heap room first so no later insert can fail mid-dispatch. */
+    if (heap_reserve(&engine->ready, count) || heap_reserve(&engine->reserved, count)) {
+        rc = LC_ERR_NOMEM;
+        goto out;
+    }
+    if (count > engine->lane_cap) {
+        uint32_t cap = engine->lane_cap ? engine->lane_cap * 2 : 8;
+        lane **lanes = realloc(engine->lanes, (size_t)cap * sizeof *lanes);
+        if (!lanes) {
+            rc = LC_ERR_NOMEM;
+            goto out;
+        }
+        engine->lanes = lanes;
+        engine->lane_cap = cap;
+    }
+    lane *l = calloc(1, sizeof *l);
+    if (!l) {
+        rc = LC_ERR_NOMEM;
+        goto out;
+    }
+    l->index = engine->lane_count;
+    l->priority = priority;
+    l->min_concurrency = min_concurrency;
+    l->max_concurrency = max_concurrency;
+    l->heap_pos[HEAP_READY] = l->heap_pos[HEAP_RESERVED] = -1;
+    ring_init(&l->pending);
+    engine->lanes[engine->lane_count++] = l;
+    engine->reserved_sum = reserved;
+    engine->unfilled += min_concurrency;
+    rc = (int)l->index;
+out:
+    pthread_mutex_unlock(&engine->lock);
+    return rc;
+}
+
+uint32_t lc_lane_count(lc_engine *engine) {
+    pthread_mutex_lock(&engine->lock);
+    uint32_t count = engine->lane_count;
+    pthread_mutex_unlock(&engine->lock);
+    return count;
+}
+
+/* ---- submit and dispatch -------------------------------------------------- */
+
+static int enqueue_locked(lc_engine *engine, lane *l, uint64_t ticket, uint64_t now_ns) {
+    ring_entry entry = {ticket, engine->next_seq, now_ns ? now_ns : lc_now_ns()};
+    if (ring_push_back(&l->pending, entry) != 0) return LC_ERR_NOMEM;
+    engine->next_seq++;
+    engine->total_pending++;
+    l->submitted++;
+    lane_sync(engine, l);
+    wake_one_worker(engine);
+    return LC_OK;
+}
+
+int lc_submit(lc_engine *engine, uint32_t index, uint64_t ticket, uint64_t now_ns) {
+    pthread_mutex_lock(&engine->lock);
+    lane *l = lane_at(engine, index);
+    int rc = l ? enqueue_locked(engine, l, ticket, now_ns) : LC_ERR_NO_LANE;
+    pthread_mutex_unlock(&engine->lock);
+    return rc;
+}
+
+/* True when a ticket submitted to `l` now would be the very next dispatch. */
+static int would_run_at_once(lc_engine *engine, lane *l) {
+    if (l->paused || l->pending.count || l->active >= l->max_concurrency) return 0;
+    if (engine->workers) {
+        if (engine->total_active >= engine->workers) return 0;
+        uint64_t free_workers = engine->workers - engine->total_active;
+        if (l->active >= l->min_concurrency && free_workers <= engine->unfilled) return 0;
+    }
+    /* Any ready lane of equal or better priority holds an older ticket. */
+    lane *top = heap_top(&engine->ready);
+    return top == NULL || top->priority > l->priority;
+}
+
+int lc_submit_or_claim(lc_engine *engine, uint32_t index, uint64_t ticket, uint64_t now_ns) {
+    pthread_mutex_lock(&engine->lock);
+    lane *l = lane_at(engine, index);
+    int rc;
+    if (!l) {
+        rc = LC_ERR_NO_LANE;
+    } else if (would_run_at_once(engine, l)) {
+        engine->next_seq++;
+        l->submitted++;
+        mark_started(engine, l);
+        lane_sync(engine, l);
+        rc = LC_RUN_INLINE;
+    } else {
+        rc = enqueue_locked(engine, l, ticket, now_ns);
+    }
+    pthread_mutex_unlock(&engine->lock);
+    return rc;
+}
+
+int lc_try_next(lc_engine *engine, uint64_t now_ns, lc_dispatch *out) {
+    (void)now_ns; /* reserved for time-dependent rules (rate limits, boosts) */
+    pthread_mutex_lock(&engine->lock);
+    int rc = take_next(engine, out);
+    pthread_mutex_unlock(&engine->lock);
+    return rc;
+}
+
+int lc_wait_next(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out) {
+    pthread_mutex_lock(&engine->lock);
+    int rc = wait_next_locked(engine, timeout_ns, out);
+    pthread_mutex_unlock(&engine->lock);
+    return rc;
+}
+
+int lc_complete(lc_engine *engine, uint32_t index, int outcome) {
+    pthread_mutex_lock(&engine->lock);
+    int rc = complete_locked(engine, index, outcome);
+    if (rc == LC_OK && engine->total_pending) wake_one_worker(engine);
+    pthread_mutex_unlock(&engine->lock);
+    return rc;
+}
+
+int lc_complete_and_wait(lc_engine *engine, uint32_t index, int outcome, int64_t timeout_ns,
+                         lc_dispatch *out) {
+    pthread_mutex_lock(&engine->lock);
+    /* No wake-up here: the slot this frees is taken by the caller itself. */
+    int rc = complete_locked(engine, index, outcome);
+    if (rc == LC_OK) rc = wait_next_locked(engine, timeout_ns, out);
+    pthread_mutex_unlock(&engine->lock);
+    return rc;
+}
+
+int lc_finish(lc_engine *engine, uint32_t index, int outcome) {
+    pthread_mutex_lock(&engine->lock);
+    int rc = complete_locked(engine, index, outcome);
+    if (rc == LC_OK) {
+        engine->settling++;
+        /* Work held back by the limit this frees can start on an idle worker
+         * now, instead of after the caller has published its result. */
+        if (engine->total_pending) wake_one_worker(engine);
+    }
+    pthread_mutex_unlock(&engine->lock);
+    return rc;
+}
+
+static void settle_locked(lc_engine *engine) {
+    if (engine->settling) engine->settling--;
+    wake_idle_waiters(engine);
+}
+
+void lc_settle(lc_engine *engine) {
+    pthread_mutex_lock(&engine->lock);
+    settle_locked(engine);
+    pthread_mutex_unlock(&engine->lock);
+}
+
+int lc_settle_and_wait(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out) {
+    pthread_mutex_lock(&engine->lock);
+    settle_locked(engine);
+    int rc = wait_next_locked(engine, timeout_ns, out);
+    pthread_mutex_unlock(&engine->lock);
+    return rc;
+}
+
+int lc_set_workers(lc_engine *engine, uint32_t workers) {
+    pthread_mutex_lock(&engine->lock);
+    int rc = LC_OK;
+    if (workers && engine->reserved_sum > workers) {
+        rc = LC_ERR_BUDGET;
+    } else {
+        engine->workers = workers;
+        if (engine->work_waiters) pthread_cond_broadcast(&engine->work_cond);
+    }
+    pthread_mutex_unlock(&engine->lock);
+    return rc;
+}
+
+/* ---- cancel, pause, resume ------------------------------------------------ */
+
+int lc_cancel(lc_engine *engine, uint32_t index, uint64_t ticket) {
+    pthread_mutex_lock(&engine->lock);
+    lane *l = lane_at(engine, index);
+    int rc = LC_ERR_NO_LANE;
+    if (l) {
+        rc = ring_remove(&l->pending, ticket);
+        if (rc) {
+            engine->total_pending--;
+            l->cancelled++;
+            lane_sync(engine, l);
+            wake_idle_waiters(engine);
+        }
+    }
+    pthread_mutex_unlock(&engine->lock);
+    return rc;
+}
+
+static int set_paused(lc_engine *engine, uint32_t index, uint32_t paused) {
+    pthread_mutex_lock(&engine->lock);
+    lane *l = lane_at(engine, index);
+    int rc = LC_ERR_NO_LANE;
+    if (l) {
+        l->paused = paused;
+        lane_sync(engine, l);
+        /* Resuming may enable up to max_concurrency dispatches at once. */
+        if (!paused && engine->work_waiters) pthread_cond_broadcast(&engine->work_cond);
+        rc = LC_OK;
+    }
+    pthread_mutex_unlock(&engine->lock);
+    return rc;
+}
+
+int lc_pause(lc_engine *engine, uint32_t index) { return set_paused(engine, index, 1); }
+int lc_resume(lc_engine *engine, uint32_t index) { return set_paused(engine, index, 0); }
+
+/* ---- observation and shutdown --------------------------------------------- */
+
+int lc_read_lane_stats(lc_engine *engine, uint32_t index, lc_lane_stats *out) {
+    pthread_mutex_lock(&engine->lock);
+    lane *l = lane_at(engine, index);
+    if (l) {
+        out->priority = l->priority;
+        out->min_concurrency = l->min_concurrency;
+        out->max_concurrency = l->max_concurrency;
+        out->paused = l->paused;
+        out->pending = l->pending.count;
+        out->active = l->active;
+        out->submitted = l->submitted;
+        out->dispatched = l->dispatched;
+        out->completed = l->completed;
+        out->failed = l->failed;
+        out->cancelled = l->cancelled;
+    }
+    pthread_mutex_unlock(&engine->lock);
+    return l ? LC_OK : LC_ERR_NO_LANE;
+}
+
+void lc_totals(lc_engine *engine, uint64_t *pending, uint64_t *active) {
+    pthread_mutex_lock(&engine->lock);
+    *pending = engine->total_pending;
+    *active = engine->total_active;
+    pthread_mutex_unlock(&engine->lock);
+}
+
+int lc_wait_idle(lc_engine *engine, int64_t timeout_ns) {
+    struct timespec deadline;
+    if (timeout_ns > 0) deadline = deadline_after(timeout_ns);
+    pthread_mutex_lock(&engine->lock);
+    int idle;
+    for (;;) {
+        idle = is_idle(engine);
+        if (idle || timeout_ns == 0) break;
+        engine->idle_waiters++;
+        int rc = timeout_ns < 0
+                     ? pthread_cond_wait(&engine->idle_cond, &engine->lock)
+                     : pthread_cond_timedwait(&engine->idle_cond, &engine->lock, &deadline);
+        engine->idle_waiters--;
+        if (rc == ETIMEDOUT) {
+            idle = is_idle(engine);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&engine->lock);
+    return idle;
+}
+
+void lc_stop(lc_engine *engine) {
+    pthread_mutex_lock(&engine->lock);
+    engine->stopped = 1;
+    pthread_cond_broadcast(&engine->work_cond);
+    pthread_mutex_unlock(&engine->lock);
+}

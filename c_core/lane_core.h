@@ -1,0 +1,142 @@
+/*
+ * lane_core.h — the scheduling engine behind a3s-lane (Python and Node).
+ *
+ * The engine holds scheduling state only: lanes, their FIFO of pending
+ * tickets, counters and a global worker budget. A ticket is an opaque 64-bit
+ * number chosen by the caller; the payload it stands for lives in the
+ * wrapper (Python or JavaScript). The engine does no I/O and never calls back.
+ *
+ * Scheduling rule: whenever a worker can take work, the eligible lane with the
+ * lowest priority number goes first; ties go to the lane whose front ticket
+ * was submitted earliest. Inside a lane the order is FIFO. A lane is eligible
+ * when it has pending tickets, is not paused, runs fewer than its
+ * max_concurrency and the worker budget allows it: every lane's
+ * min_concurrency is a reservation, so a lane above its minimum may not take
+ * the last workers that other lanes' unfilled minimums still need.
+ *
+ * Every function is thread-safe. Functions that take `now_ns` use it as the
+ * current monotonic time (tests inject time); lc_now_ns() reads the clock.
+ */
+#ifndef LANE_CORE_H
+#define LANE_CORE_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct lc_engine lc_engine;
+
+/* Return codes. Non-negative values are results, negative values errors. */
+enum {
+    LC_OK = 0,
+    LC_NONE = 0,          /* try/wait: nothing dispatched (timeout or nothing ready) */
+    LC_DISPATCHED = 1,    /* try/wait: *out holds a ticket to run */
+    LC_RUN_INLINE = 2,    /* lc_submit_or_claim: run it yourself, it is active */
+    LC_ERR_NOMEM = -1,    /* allocation failed; nothing changed */
+    LC_ERR_NO_LANE = -2,  /* lane index out of range */
+    LC_ERR_INVALID = -3,  /* invalid argument (max 0, min > max, ...) */
+    LC_ERR_STOPPED = -4,  /* lc_stop was called: workers should exit */
+    LC_ERR_BUDGET = -5,   /* the lanes' min_concurrency sum exceeds the worker budget */
+    LC_ERR_NOT_ACTIVE = -6 /* lc_complete on a lane with nothing running */
+};
+
+/* Outcome passed to lc_complete: it only selects which counter moves. */
+enum { LC_OUTCOME_COMPLETED = 0, LC_OUTCOME_FAILED = 1, LC_OUTCOME_CANCELLED = 2 };
+
+typedef struct lc_dispatch {
+    uint32_t lane;
+    uint64_t ticket;
+    uint64_t enqueued_ns; /* now_ns given to lc_submit, for queue-wait metrics */
+} lc_dispatch;
+
+typedef struct lc_lane_stats {
+    int32_t priority;
+    uint32_t min_concurrency;
+    uint32_t max_concurrency;
+    uint32_t paused;
+    uint64_t pending;
+    uint64_t active;
+    uint64_t submitted;
+    uint64_t dispatched;
+    uint64_t completed;
+    uint64_t failed;
+    uint64_t cancelled;
+} lc_lane_stats;
+
+/* workers: the global worker budget; 0 means unbounded (only lane maxima). */
+lc_engine *lc_engine_new(uint32_t workers);
+void lc_engine_free(lc_engine *engine);
+
+/* Adds a lane; returns its index (0, 1, ...) or an LC_ERR_* code.
+ * priority >= 0, lower is more urgent; 1 <= max; min <= max. */
+int lc_lane_add(lc_engine *engine, int32_t priority, uint32_t min_concurrency,
+                uint32_t max_concurrency);
+uint32_t lc_lane_count(lc_engine *engine);
+
+/* Appends a ticket to the back of a lane; wakes one waiting worker.
+ * now_ns 0 means "read the clock" (lc_now_ns). */
+int lc_submit(lc_engine *engine, uint32_t lane, uint64_t ticket, uint64_t now_ns);
+
+/* Like lc_submit, but when the ticket would be dispatched at once anyway (its
+ * lane is empty and has a free slot, the budget allows it and no more urgent
+ * lane is ready) it is marked active and LC_RUN_INLINE is returned, so a
+ * caller that is going to block on the result can run it on its own thread.
+ * Otherwise the ticket is queued and LC_OK returned. */
+int lc_submit_or_claim(lc_engine *engine, uint32_t lane, uint64_t ticket, uint64_t now_ns);
+
+/* Takes the most urgent dispatchable ticket without blocking. */
+int lc_try_next(lc_engine *engine, uint64_t now_ns, lc_dispatch *out);
+
+/* Blocks until a ticket is dispatchable (LC_DISPATCHED), the timeout passes
+ * (LC_NONE) or lc_stop is called (LC_ERR_STOPPED). timeout_ns < 0 waits
+ * forever. */
+int lc_wait_next(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out);
+
+/* Ends one running ticket of the lane: frees its slot and wakes a worker. */
+int lc_complete(lc_engine *engine, uint32_t lane, int outcome);
+
+/* lc_complete then lc_wait_next under one lock round trip: a worker's loop. */
+int lc_complete_and_wait(lc_engine *engine, uint32_t lane, int outcome, int64_t timeout_ns,
+                         lc_dispatch *out);
+
+/* Two-step completion for wrappers that must resolve the caller's future
+ * after the slot is freed (so stats never show a finished command as active)
+ * but before a drain may return (so drain never returns with a result still
+ * unset): lc_finish frees the slot and counts the ticket as settling;
+ * lc_settle (or lc_settle_and_wait, a worker's loop) ends the settling.
+ * lc_wait_idle waits for settling tickets too. */
+int lc_finish(lc_engine *engine, uint32_t lane, int outcome);
+void lc_settle(lc_engine *engine);
+int lc_settle_and_wait(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out);
+
+/* Changes the worker budget (0 = unbounded); LC_ERR_BUDGET if the lanes'
+ * reservations would not fit. */
+int lc_set_workers(lc_engine *engine, uint32_t workers);
+
+/* Removes a pending ticket; returns 1 if it was pending, 0 if not found. */
+int lc_cancel(lc_engine *engine, uint32_t lane, uint64_t ticket);
+
+/* A paused lane keeps accepting tickets but dispatches none. */
+int lc_pause(lc_engine *engine, uint32_t lane);
+int lc_resume(lc_engine *engine, uint32_t lane);
+
+int lc_read_lane_stats(lc_engine *engine, uint32_t lane, lc_lane_stats *out);
+void lc_totals(lc_engine *engine, uint64_t *pending, uint64_t *active);
+
+/* Blocks until no ticket is pending, active or settling (returns 1) or the timeout
+ * passes (returns 0). timeout_ns < 0 waits forever. */
+int lc_wait_idle(lc_engine *engine, int64_t timeout_ns);
+
+/* Makes every current and future wait return LC_ERR_STOPPED. Pending tickets
+ * stay where they are; lc_try_next keeps working. */
+void lc_stop(lc_engine *engine);
+
+uint64_t lc_now_ns(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LANE_CORE_H */

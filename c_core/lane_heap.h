@@ -1,0 +1,32 @@
+/* lane_heap.h — an intrusive binary min-heap of lanes ordered by
+ * (priority, submission order of the front pending ticket). Each lane stores
+ * its own position, so removal and re-keying are O(log lanes).
+ * Not thread-safe: the engine's lock guards it. */
+#ifndef LANE_HEAP_H
+#define LANE_HEAP_H
+
+#include <stdint.h>
+
+#include "lane.h"
+
+typedef struct lane_heap {
+    lane **items;
+    uint32_t len;
+    uint32_t cap;
+    int kind; /* which heap_pos slot of a lane this heap owns */
+} lane_heap;
+
+void heap_init(lane_heap *heap, int kind);
+void heap_free(lane_heap *heap);
+
+/* Makes room for `lanes` members so later inserts cannot fail. 0 or -1. */
+int heap_reserve(lane_heap *heap, uint32_t lanes);
+
+lane *heap_top(const lane_heap *heap);
+int heap_contains(const lane_heap *heap, const lane *l);
+void heap_insert(lane_heap *heap, lane *l);
+void heap_remove(lane_heap *heap, lane *l);
+/* Restores order after the lane's key (priority or front ticket) changed. */
+void heap_fix(lane_heap *heap, lane *l);
+
+#endif /* LANE_HEAP_H */

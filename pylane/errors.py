@@ -1,0 +1,59 @@
+"""The errors a3s-lane raises: one base class, one subclass per problem.
+
+``LaneError`` derives from ``RuntimeError`` because the original SDK raised
+``RuntimeError`` for every engine error; code written against it keeps working.
+"""
+
+from __future__ import annotations
+
+
+class LaneError(RuntimeError):
+    """Base class of every error raised by a3s-lane."""
+
+
+class LaneNotFoundError(LaneError, KeyError):
+    """A submit or lane operation named a lane that does not exist."""
+
+    def __init__(self, lane_id: str, known: list[str] | None = None) -> None:
+        self.lane_id = lane_id
+        message = f"Lane not found: {lane_id}"
+        if known:
+            message += f" (known lanes: {', '.join(known)})"
+        super().__init__(message)
+
+    # KeyError's str() would wrap the message in quotes.
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class ShutdownInProgressError(LaneError):
+    """A command was submitted after ``shutdown()``."""
+
+    def __init__(self) -> None:
+        super().__init__("Queue is shutting down, not accepting new commands")
+
+
+class NotStartedError(LaneError):
+    """A blocking submit or a drain with work pending was made before
+    ``start()``: it would wait forever."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Queue is not started: call start() before a blocking submit or drain "
+            "(queued submits are accepted and run once started)"
+        )
+
+
+class InvalidConfigError(LaneError, ValueError):
+    """A lane or queue configuration is invalid; the message names the field."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"Configuration error: {message}")
+
+
+class LaneTimeoutError(LaneError, TimeoutError):
+    """A wait (drain, or later a command's deadline) ran out of time."""
+
+
+class InvalidPayloadError(LaneError, ValueError):
+    """A payload cannot be carried as JSON (SDK submit)."""

@@ -1,0 +1,128 @@
+"""QueueManager and its builder: the full API's entry point.
+
+    emitter = EventEmitter(100)
+    manager = QueueManagerBuilder(emitter).with_default_lanes().build()
+    manager.start()
+    result = manager.submit("query", FetchCommand(url)).result()
+    manager.shutdown()
+    manager.drain(5)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Union
+
+from ._durations import Duration
+from .config import DEFAULT_LANES, LaneConfig, check_lane_id, check_priority
+from .errors import InvalidConfigError
+from .events import CallbackSubscription, EventEmitter, EventStream, LaneEvent
+from .queue import CommandFuture, CommandQueue
+from .stats import QueueStats
+
+
+class QueueManagerBuilder:
+    """Collects lanes and options, validates them, and builds a manager."""
+
+    def __init__(self, emitter: Optional[EventEmitter] = None) -> None:
+        self._emitter = emitter if emitter is not None else EventEmitter()
+        self._lanes: dict[str, tuple[LaneConfig, int]] = {}
+        self._max_workers: Optional[int] = None
+
+    def with_lane(self, lane_id: str, config: LaneConfig,
+                  priority: Optional[int] = None) -> QueueManagerBuilder:
+        """Adds a lane. ``priority`` defaults to ``config.priority``. Naming a
+        lane twice is an error: the original silently kept the last one."""
+        lane_id = check_lane_id(lane_id)
+        if not isinstance(config, LaneConfig):
+            raise InvalidConfigError(
+                f"config for lane {lane_id!r} must be a LaneConfig, got {type(config).__name__}"
+            )
+        priority = check_priority(config.priority if priority is None else priority, lane_id)
+        if lane_id in self._lanes:
+            raise InvalidConfigError(f"duplicate lane id {lane_id!r}")
+        self._lanes[lane_id] = (config, priority)
+        return self
+
+    def with_default_lanes(self) -> QueueManagerBuilder:
+        """system 0, control 1, query 2, session 3, skill 4, prompt 5."""
+        for lane_id, priority, maximum in DEFAULT_LANES:
+            self.with_lane(lane_id, LaneConfig.new(1, maximum), priority)
+        return self
+
+    def with_max_workers(self, workers: int) -> QueueManagerBuilder:
+        """Bounds the worker pool. Lanes' ``min_concurrency`` are reservations
+        inside it, so it must be at least their sum. Without it the pool is
+        sized so every lane can reach its max (capped at 64 threads)."""
+        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+            raise InvalidConfigError(f"max_workers must be a positive integer, got {workers!r}")
+        self._max_workers = workers
+        return self
+
+    def build(self) -> QueueManager:
+        if not self._lanes:
+            raise InvalidConfigError("no lanes: call with_default_lanes() or with_lane()")
+        queue = CommandQueue(self._emitter, self._max_workers)
+        for lane_id, (config, priority) in self._lanes.items():
+            queue.register_lane(lane_id, config, priority)
+        return QueueManager(queue)
+
+
+class QueueManager:
+    """Starts, feeds and stops a ``CommandQueue``."""
+
+    def __init__(self, queue: CommandQueue) -> None:
+        self._queue = queue
+
+    def start(self) -> None:
+        self._queue.start()
+
+    def submit(self, lane_id: str, command: Any, *args: Any, **kwargs: Any) -> CommandFuture:
+        """Returns a ``concurrent.futures.Future`` (``asyncio.wrap_future``
+        works) resolved with the command's result or exception."""
+        return self._queue.submit(lane_id, command, *args, **kwargs)
+
+    def run(self, lane_id: str, command: Any, *args: Any, **kwargs: Any) -> Any:
+        """Blocking submit: returns the result or raises the command's error."""
+        return self._queue.run(lane_id, command, *args, **kwargs)
+
+    def cancel(self, command_id: str) -> bool:
+        return self._queue.cancel(command_id)
+
+    def pause_lane(self, lane_id: str) -> None:
+        self._queue.pause_lane(lane_id)
+
+    def resume_lane(self, lane_id: str) -> None:
+        self._queue.resume_lane(lane_id)
+
+    def subscribe(
+        self, callback: Optional[Callable[[LaneEvent], Any]] = None
+    ) -> Union[EventStream, CallbackSubscription]:
+        """An ``EventStream`` of every event; with `callback`, the callback
+        runs on a thread of its own for each event instead."""
+        return self._queue.subscribe(callback)
+
+    def subscribe_filtered(self, predicate: Callable[[LaneEvent], bool]) -> EventStream:
+        return self._queue.subscribe_filtered(predicate)
+
+    def stats(self) -> QueueStats:
+        return self._queue.stats()
+
+    def shutdown(self) -> None:
+        self._queue.shutdown()
+
+    def drain(self, timeout: Optional[Duration] = None) -> None:
+        self._queue.drain(timeout)
+
+    def is_shutting_down(self) -> bool:
+        return self._queue.is_shutting_down
+
+    def queue(self) -> CommandQueue:
+        return self._queue
+
+    def __enter__(self) -> QueueManager:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.drain()
