@@ -18,7 +18,8 @@ typedef struct lane {
     uint32_t active;
     ticket_ring pending;
     int64_t heap_pos[HEAP_KINDS]; /* position in each heap, -1 when absent */
-    uint64_t submitted, dispatched, completed, failed, cancelled;
+    uint64_t delayed; /* tickets of this lane parked in the engine's delay heap */
+    uint64_t submitted, dispatched, completed, failed, cancelled, retried;
 } lane;
 
 #endif /* LANE_H */

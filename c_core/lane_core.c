@@ -17,6 +17,10 @@
  * workers that reservations still claim. With `free` workers left, any ready
  * lane may go when free > unfilled; otherwise only a lane filling its own
  * reservation may. Both heaps share one order, so the choice is one peek.
+ *
+ * Delayed tickets (retry back-off) wait in `delayed`, a heap by due time,
+ * and move to the back of their lane when due: on any dispatch attempt, and
+ * by a sleeping worker whose wait is cut short to the earliest due time.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -27,6 +31,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "delay_heap.h"
 #include "lane.h"
 #include "lane_heap.h"
 
@@ -40,6 +45,7 @@ struct lc_engine {
     uint32_t lane_cap;
     lane_heap ready;
     lane_heap reserved;
+    delay_heap delayed;
 
     uint32_t workers; /* 0 = unbounded */
     uint64_t reserved_sum;
@@ -76,6 +82,7 @@ lc_engine *lc_engine_new(uint32_t workers) {
     pthread_condattr_destroy(&attr);
     heap_init(&engine->ready, HEAP_READY);
     heap_init(&engine->reserved, HEAP_RESERVED);
+    delay_heap_init(&engine->delayed);
     engine->workers = workers;
     return engine;
 }
@@ -89,6 +96,7 @@ void lc_engine_free(lc_engine *engine) {
     free(engine->lanes);
     heap_free(&engine->ready);
     heap_free(&engine->reserved);
+    delay_heap_free(&engine->delayed);
     pthread_cond_destroy(&engine->work_cond);
     pthread_cond_destroy(&engine->idle_cond);
     pthread_mutex_destroy(&engine->lock);
@@ -135,7 +143,36 @@ static void mark_started(lc_engine *engine, lane *l) {
     engine->total_active++;
 }
 
-static int take_next(lc_engine *engine, lc_dispatch *out) {
+static int enqueue_entry(lc_engine *engine, lane *l, uint64_t ticket, uint64_t enqueued_ns) {
+    ring_entry entry = {ticket, engine->next_seq, enqueued_ns};
+    if (ring_push_back(&l->pending, entry) != 0) return LC_ERR_NOMEM;
+    engine->next_seq++;
+    engine->total_pending++;
+    lane_sync(engine, l);
+    return LC_OK;
+}
+
+/* A new pending ticket or a freed slot enables at most one more dispatch. */
+static void wake_one_worker(lc_engine *engine) {
+    if (engine->work_waiters) pthread_cond_signal(&engine->work_cond);
+}
+
+/* Moves every delayed ticket that is due by `now_ns` to the back of its lane.
+ * A ticket that cannot be moved (no memory) stays delayed and is tried again
+ * at the next dispatch attempt. */
+static void promote_due(lc_engine *engine, uint64_t now_ns) {
+    const delayed_entry *next;
+    while ((next = delay_heap_peek(&engine->delayed)) && next->due_ns <= now_ns) {
+        lane *l = engine->lanes[next->lane];
+        if (enqueue_entry(engine, l, next->ticket, next->enqueued_ns) != LC_OK) return;
+        delay_heap_pop(&engine->delayed);
+        l->delayed--;
+        wake_one_worker(engine);
+    }
+}
+
+static int take_next(lc_engine *engine, uint64_t now_ns, lc_dispatch *out) {
+    if (engine->delayed.len) promote_due(engine, now_ns ? now_ns : lc_now_ns());
     lane *l = pick_lane(engine);
     if (!l) return LC_NONE;
     ring_entry entry = ring_pop_front(&l->pending);
@@ -149,7 +186,8 @@ static int take_next(lc_engine *engine, lc_dispatch *out) {
 }
 
 static int is_idle(const lc_engine *engine) {
-    return engine->total_pending == 0 && engine->total_active == 0 && engine->settling == 0;
+    return engine->total_pending == 0 && engine->total_active == 0 && engine->settling == 0 &&
+           engine->delayed.len == 0;
 }
 
 static void wake_idle_waiters(lc_engine *engine) {
@@ -159,52 +197,61 @@ static void wake_idle_waiters(lc_engine *engine) {
 static int complete_locked(lc_engine *engine, uint32_t index, int outcome) {
     lane *l = lane_at(engine, index);
     if (!l) return LC_ERR_NO_LANE;
+    if (outcome < LC_OUTCOME_COMPLETED || outcome > LC_OUTCOME_RETRIED) return LC_ERR_INVALID;
     if (l->active == 0) return LC_ERR_NOT_ACTIVE;
     l->active--;
     if (l->active < l->min_concurrency) engine->unfilled++;
     engine->total_active--;
+    /* LC_OUTCOME_RETRIED moves no counter: lc_retry_at counts the retry. */
     if (outcome == LC_OUTCOME_FAILED)
         l->failed++;
     else if (outcome == LC_OUTCOME_CANCELLED)
         l->cancelled++;
-    else
+    else if (outcome == LC_OUTCOME_COMPLETED)
         l->completed++;
     lane_sync(engine, l);
     wake_idle_waiters(engine);
     return LC_OK;
 }
 
-static struct timespec deadline_after(int64_t timeout_ns) {
+static struct timespec timespec_at(uint64_t monotonic_ns) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t nsec = ts.tv_nsec + timeout_ns % 1000000000ll;
-    ts.tv_sec += (time_t)(timeout_ns / 1000000000ll + nsec / 1000000000ll);
-    ts.tv_nsec = (long)(nsec % 1000000000ll);
+    ts.tv_sec = (time_t)(monotonic_ns / 1000000000ull);
+    ts.tv_nsec = (long)(monotonic_ns % 1000000000ull);
     return ts;
 }
 
-static int wait_next_locked(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out) {
-    struct timespec deadline;
-    if (timeout_ns > 0) deadline = deadline_after(timeout_ns);
-    for (;;) {
-        if (engine->stopped) return LC_ERR_STOPPED;
-        if (take_next(engine, out) == LC_DISPATCHED) return LC_DISPATCHED;
-        if (timeout_ns == 0) return LC_NONE;
-        engine->work_waiters++;
-        int rc = timeout_ns < 0
-                     ? pthread_cond_wait(&engine->work_cond, &engine->lock)
-                     : pthread_cond_timedwait(&engine->work_cond, &engine->lock, &deadline);
-        engine->work_waiters--;
-        if (rc == ETIMEDOUT) {
-            if (engine->stopped) return LC_ERR_STOPPED;
-            return take_next(engine, out);
-        }
+/* Sleeps on `cond` until signalled or until `wake_ns` (0 = no limit).
+ * Returns 1 if the time limit passed. */
+static int sleep_until(lc_engine *engine, pthread_cond_t *cond, uint64_t wake_ns) {
+    if (wake_ns == 0) {
+        pthread_cond_wait(cond, &engine->lock);
+        return 0;
     }
+    struct timespec ts = timespec_at(wake_ns);
+    return pthread_cond_timedwait(cond, &engine->lock, &ts) == ETIMEDOUT;
 }
 
-/* A new pending ticket or a freed slot enables at most one more dispatch. */
-static void wake_one_worker(lc_engine *engine) {
-    if (engine->work_waiters) pthread_cond_signal(&engine->work_cond);
+static uint64_t deadline_ns(int64_t timeout_ns) {
+    return timeout_ns > 0 ? lc_now_ns() + (uint64_t)timeout_ns : 0;
+}
+
+static int wait_next_locked(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out) {
+    uint64_t deadline = deadline_ns(timeout_ns);
+    for (;;) {
+        if (engine->stopped) return LC_ERR_STOPPED;
+        if (take_next(engine, 0, out) == LC_DISPATCHED) return LC_DISPATCHED;
+        if (timeout_ns == 0) return LC_NONE;
+        if (deadline && lc_now_ns() >= deadline) return LC_NONE;
+        /* Wake for the caller's deadline or the next delayed ticket, whichever
+         * comes first; no other timer exists, so nothing ever polls. */
+        uint64_t wake = deadline;
+        const delayed_entry *next = delay_heap_peek(&engine->delayed);
+        if (next && (wake == 0 || next->due_ns < wake)) wake = next->due_ns;
+        engine->work_waiters++;
+        sleep_until(engine, &engine->work_cond, wake);
+        engine->work_waiters--;
+    }
 }
 
 /* ---- lanes ---------------------------------------------------------------- */
@@ -270,14 +317,64 @@ uint32_t lc_lane_count(lc_engine *engine) {
 /* ---- submit and dispatch -------------------------------------------------- */
 
 static int enqueue_locked(lc_engine *engine, lane *l, uint64_t ticket, uint64_t now_ns) {
-    ring_entry entry = {ticket, engine->next_seq, now_ns ? now_ns : lc_now_ns()};
-    if (ring_push_back(&l->pending, entry) != 0) return LC_ERR_NOMEM;
-    engine->next_seq++;
-    engine->total_pending++;
+    int rc = enqueue_entry(engine, l, ticket, now_ns ? now_ns : lc_now_ns());
+    if (rc != LC_OK) return rc;
     l->submitted++;
-    lane_sync(engine, l);
     wake_one_worker(engine);
     return LC_OK;
+}
+
+/* Parks a ticket until due_ns. A sleeping worker is woken so that it can
+ * shorten its sleep if this is now the earliest due time. */
+static int delay_locked(lc_engine *engine, lane *l, uint64_t ticket, uint64_t due_ns) {
+    delayed_entry entry = {due_ns, ticket, lc_now_ns(), l->index};
+    if (delay_heap_push(&engine->delayed, entry) != 0) return LC_ERR_NOMEM;
+    l->delayed++;
+    wake_one_worker(engine);
+    return LC_OK;
+}
+
+int lc_submit_at(lc_engine *engine, uint32_t index, uint64_t ticket, uint64_t due_ns) {
+    pthread_mutex_lock(&engine->lock);
+    lane *l = lane_at(engine, index);
+    int rc = LC_ERR_NO_LANE;
+    if (l) {
+        uint64_t now = lc_now_ns();
+        if (due_ns <= now) {
+            rc = enqueue_locked(engine, l, ticket, now);
+        } else {
+            rc = delay_locked(engine, l, ticket, due_ns);
+            if (rc == LC_OK) l->submitted++;
+        }
+    }
+    pthread_mutex_unlock(&engine->lock);
+    return rc;
+}
+
+int lc_retry_at(lc_engine *engine, uint32_t index, uint64_t ticket, uint64_t due_ns) {
+    pthread_mutex_lock(&engine->lock);
+    lane *l = lane_at(engine, index);
+    int rc = LC_ERR_NO_LANE;
+    if (l) {
+        uint64_t now = lc_now_ns();
+        if (due_ns <= now) {
+            rc = enqueue_entry(engine, l, ticket, now);
+            if (rc == LC_OK) wake_one_worker(engine);
+        } else {
+            rc = delay_locked(engine, l, ticket, due_ns);
+        }
+        if (rc == LC_OK) l->retried++;
+    }
+    pthread_mutex_unlock(&engine->lock);
+    return rc;
+}
+
+uint64_t lc_next_wake_ns(lc_engine *engine) {
+    pthread_mutex_lock(&engine->lock);
+    const delayed_entry *next = delay_heap_peek(&engine->delayed);
+    uint64_t due = next ? next->due_ns : 0;
+    pthread_mutex_unlock(&engine->lock);
+    return due;
 }
 
 int lc_submit(lc_engine *engine, uint32_t index, uint64_t ticket, uint64_t now_ns) {
@@ -291,13 +388,19 @@ int lc_submit(lc_engine *engine, uint32_t index, uint64_t ticket, uint64_t now_n
 /* True when a ticket submitted to `l` now would be the very next dispatch. */
 static int would_run_at_once(lc_engine *engine, lane *l) {
     if (l->paused || l->pending.count || l->active >= l->max_concurrency) return 0;
+    /* The rivals are the lanes pick_lane would choose from: when the budget
+     * is down to reservations, only lanes filling their own. */
+    const lane_heap *rivals = &engine->ready;
     if (engine->workers) {
         if (engine->total_active >= engine->workers) return 0;
         uint64_t free_workers = engine->workers - engine->total_active;
-        if (l->active >= l->min_concurrency && free_workers <= engine->unfilled) return 0;
+        if (free_workers <= engine->unfilled) {
+            if (l->active >= l->min_concurrency) return 0;
+            rivals = &engine->reserved;
+        }
     }
-    /* Any ready lane of equal or better priority holds an older ticket. */
-    lane *top = heap_top(&engine->ready);
+    /* Any rival of equal or better priority holds an older ticket. */
+    lane *top = heap_top(rivals);
     return top == NULL || top->priority > l->priority;
 }
 
@@ -305,6 +408,8 @@ int lc_submit_or_claim(lc_engine *engine, uint32_t index, uint64_t ticket, uint6
     pthread_mutex_lock(&engine->lock);
     lane *l = lane_at(engine, index);
     int rc;
+    /* Due retries count as already waiting: an inline claim must not jump them. */
+    if (engine->delayed.len) promote_due(engine, lc_now_ns());
     if (!l) {
         rc = LC_ERR_NO_LANE;
     } else if (would_run_at_once(engine, l)) {
@@ -321,9 +426,8 @@ int lc_submit_or_claim(lc_engine *engine, uint32_t index, uint64_t ticket, uint6
 }
 
 int lc_try_next(lc_engine *engine, uint64_t now_ns, lc_dispatch *out) {
-    (void)now_ns; /* reserved for time-dependent rules (rate limits, boosts) */
     pthread_mutex_lock(&engine->lock);
-    int rc = take_next(engine, out);
+    int rc = take_next(engine, now_ns, out);
     pthread_mutex_unlock(&engine->lock);
     return rc;
 }
@@ -408,8 +512,12 @@ int lc_cancel(lc_engine *engine, uint32_t index, uint64_t ticket) {
         rc = ring_remove(&l->pending, ticket);
         if (rc) {
             engine->total_pending--;
-            l->cancelled++;
             lane_sync(engine, l);
+        } else if ((rc = delay_heap_remove(&engine->delayed, index, ticket))) {
+            l->delayed--;
+        }
+        if (rc) {
+            l->cancelled++;
             wake_idle_waiters(engine);
         }
     }
@@ -452,6 +560,8 @@ int lc_read_lane_stats(lc_engine *engine, uint32_t index, lc_lane_stats *out) {
         out->completed = l->completed;
         out->failed = l->failed;
         out->cancelled = l->cancelled;
+        out->delayed = l->delayed;
+        out->retried = l->retried;
     }
     pthread_mutex_unlock(&engine->lock);
     return l ? LC_OK : LC_ERR_NO_LANE;
@@ -465,19 +575,16 @@ void lc_totals(lc_engine *engine, uint64_t *pending, uint64_t *active) {
 }
 
 int lc_wait_idle(lc_engine *engine, int64_t timeout_ns) {
-    struct timespec deadline;
-    if (timeout_ns > 0) deadline = deadline_after(timeout_ns);
+    uint64_t deadline = deadline_ns(timeout_ns);
     pthread_mutex_lock(&engine->lock);
     int idle;
     for (;;) {
         idle = is_idle(engine);
         if (idle || timeout_ns == 0) break;
         engine->idle_waiters++;
-        int rc = timeout_ns < 0
-                     ? pthread_cond_wait(&engine->idle_cond, &engine->lock)
-                     : pthread_cond_timedwait(&engine->idle_cond, &engine->lock, &deadline);
+        int timed_out = sleep_until(engine, &engine->idle_cond, deadline);
         engine->idle_waiters--;
-        if (rc == ETIMEDOUT) {
+        if (timed_out) {
             idle = is_idle(engine);
             break;
         }

@@ -14,8 +14,11 @@
  * min_concurrency is a reservation, so a lane above its minimum may not take
  * the last workers that other lanes' unfilled minimums still need.
  *
- * Every function is thread-safe. Functions that take `now_ns` use it as the
- * current monotonic time (tests inject time); lc_now_ns() reads the clock.
+ * Every function is thread-safe. Times are nanoseconds on one clock, the one
+ * lc_now_ns() reads (CLOCK_MONOTONIC). Functions that take `now_ns` use it as
+ * the current time (tests inject time; 0 means "read the clock"); due times
+ * of delayed tickets are on the same clock. Lane indexes that do not exist
+ * give LC_ERR_NO_LANE everywhere.
  */
 #ifndef LANE_CORE_H
 #define LANE_CORE_H
@@ -43,12 +46,18 @@ enum {
 };
 
 /* Outcome passed to lc_complete: it only selects which counter moves. */
-enum { LC_OUTCOME_COMPLETED = 0, LC_OUTCOME_FAILED = 1, LC_OUTCOME_CANCELLED = 2 };
+enum {
+    LC_OUTCOME_COMPLETED = 0,
+    LC_OUTCOME_FAILED = 1,
+    LC_OUTCOME_CANCELLED = 2,
+    LC_OUTCOME_RETRIED = 3 /* the attempt failed and lc_retry_at re-queues it */
+};
 
 typedef struct lc_dispatch {
     uint32_t lane;
     uint64_t ticket;
-    uint64_t enqueued_ns; /* now_ns given to lc_submit, for queue-wait metrics */
+    uint64_t enqueued_ns; /* when it was queued (lc_submit's now_ns, or the time
+                             of the lc_submit_at / lc_retry_at call) */
 } lc_dispatch;
 
 typedef struct lc_lane_stats {
@@ -63,6 +72,8 @@ typedef struct lc_lane_stats {
     uint64_t completed;
     uint64_t failed;
     uint64_t cancelled;
+    uint64_t delayed; /* waiting for their due time (retry back-off) */
+    uint64_t retried; /* retries scheduled with lc_retry_at */
 } lc_lane_stats;
 
 /* workers: the global worker budget; 0 means unbounded (only lane maxima). */
@@ -79,6 +90,19 @@ uint32_t lc_lane_count(lc_engine *engine);
  * now_ns 0 means "read the clock" (lc_now_ns). */
 int lc_submit(lc_engine *engine, uint32_t lane, uint64_t ticket, uint64_t now_ns);
 
+/* Delayed entries, held by the engine (never by a sleeping thread): the
+ * ticket joins the back of its lane at due_ns (monotonic). A due time in the
+ * past behaves like lc_submit. lc_submit_at counts a submit; lc_retry_at
+ * counts a retry instead (call it after finishing the failed attempt with
+ * LC_OUTCOME_RETRIED, before settling it, so drain never sees a gap). Delayed
+ * tickets keep the queue from being idle and can be cancelled. */
+int lc_submit_at(lc_engine *engine, uint32_t lane, uint64_t ticket, uint64_t due_ns);
+int lc_retry_at(lc_engine *engine, uint32_t lane, uint64_t ticket, uint64_t due_ns);
+
+/* The earliest due time of a delayed ticket, or 0 if none: when an event
+ * loop (Node) should call lc_try_next again. */
+uint64_t lc_next_wake_ns(lc_engine *engine);
+
 /* Like lc_submit, but when the ticket would be dispatched at once anyway (its
  * lane is empty and has a free slot, the budget allows it and no more urgent
  * lane is ready) it is marked active and LC_RUN_INLINE is returned, so a
@@ -94,7 +118,8 @@ int lc_try_next(lc_engine *engine, uint64_t now_ns, lc_dispatch *out);
  * forever. */
 int lc_wait_next(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out);
 
-/* Ends one running ticket of the lane: frees its slot and wakes a worker. */
+/* Ends one running ticket of the lane: frees its slot and wakes a worker.
+ * outcome is an LC_OUTCOME_*; anything else gives LC_ERR_INVALID. */
 int lc_complete(lc_engine *engine, uint32_t lane, int outcome);
 
 /* lc_complete then lc_wait_next under one lock round trip: a worker's loop. */
@@ -115,7 +140,7 @@ int lc_settle_and_wait(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out);
  * reservations would not fit. */
 int lc_set_workers(lc_engine *engine, uint32_t workers);
 
-/* Removes a pending ticket; returns 1 if it was pending, 0 if not found. */
+/* Removes a pending or delayed ticket; returns 1 if found, 0 if not. */
 int lc_cancel(lc_engine *engine, uint32_t lane, uint64_t ticket);
 
 /* A paused lane keeps accepting tickets but dispatches none. */

@@ -19,6 +19,8 @@ mutex cannot deadlock with a thread that holds the mutex.
 
 from __future__ import annotations
 
+import glob
+
 from cffi import FFI
 
 # The subset of c_core/lane_core.h that Python uses, without preprocessor lines
@@ -38,7 +40,12 @@ enum {
     LC_ERR_BUDGET = -5,
     LC_ERR_NOT_ACTIVE = -6
 };
-enum { LC_OUTCOME_COMPLETED = 0, LC_OUTCOME_FAILED = 1, LC_OUTCOME_CANCELLED = 2 };
+enum {
+    LC_OUTCOME_COMPLETED = 0,
+    LC_OUTCOME_FAILED = 1,
+    LC_OUTCOME_CANCELLED = 2,
+    LC_OUTCOME_RETRIED = 3
+};
 
 typedef struct lc_dispatch {
     uint32_t lane;
@@ -58,6 +65,8 @@ typedef struct lc_lane_stats {
     uint64_t completed;
     uint64_t failed;
     uint64_t cancelled;
+    uint64_t delayed;
+    uint64_t retried;
 } lc_lane_stats;
 
 lc_engine *lc_engine_new(uint32_t workers);
@@ -66,6 +75,9 @@ int lc_lane_add(lc_engine *engine, int32_t priority, uint32_t min_concurrency,
                 uint32_t max_concurrency);
 uint32_t lc_lane_count(lc_engine *engine);
 int lc_submit(lc_engine *engine, uint32_t lane, uint64_t ticket, uint64_t now_ns);
+int lc_submit_at(lc_engine *engine, uint32_t lane, uint64_t ticket, uint64_t due_ns);
+int lc_retry_at(lc_engine *engine, uint32_t lane, uint64_t ticket, uint64_t due_ns);
+uint64_t lc_next_wake_ns(lc_engine *engine);
 int lc_submit_or_claim(lc_engine *engine, uint32_t lane, uint64_t ticket, uint64_t now_ns);
 int lc_try_next(lc_engine *engine, uint64_t now_ns, lc_dispatch *out);
 int lc_complete(lc_engine *engine, uint32_t lane, int outcome);
@@ -125,11 +137,8 @@ static int pylane_wait_idle(lc_engine *engine, int64_t timeout_ns) {
 #define Py_END_ALLOW_THREADS }
 """
 
-C_SOURCES = [
-    "c_core/lane_core.c",
-    "c_core/lane_heap.c",
-    "c_core/ticket_ring.c",
-]
+# Relative paths: setuptools runs this from the project root and wants them so.
+C_SOURCES = sorted(glob.glob("c_core/*.c"))
 
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)

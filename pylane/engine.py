@@ -42,6 +42,8 @@ class EngineLaneStats:
     completed: int
     failed: int
     cancelled: int
+    delayed: int
+    retried: int
 
 
 class Engine:
@@ -73,7 +75,7 @@ class Engine:
         return EngineLaneStats(
             out.priority, out.min_concurrency, out.max_concurrency, bool(out.paused),
             out.pending, out.active, out.submitted, out.dispatched, out.completed,
-            out.failed, out.cancelled,
+            out.failed, out.cancelled, out.delayed, out.retried,
         )
 
     def totals(self) -> tuple[int, int]:

@@ -183,6 +183,7 @@ class EventEmitter:
         self.capacity = capacity
         self._streams: tuple[EventStream, ...] = ()
         self._lock = threading.Lock()
+        self._closed = False
 
     @property
     def has_subscribers(self) -> bool:
@@ -215,13 +216,20 @@ class EventEmitter:
         return CallbackSubscription(stream, callback)
 
     def close_all(self) -> None:
-        """Ends every stream (used when the queue has shut down and drained)."""
-        for stream in self._streams:
+        """Ends every stream (used when the queue has shut down and drained);
+        streams subscribed later start closed, as no event will come."""
+        with self._lock:
+            self._closed = True
+            streams = self._streams
+        for stream in streams:
             stream.close()
 
     def _add(self, stream: EventStream) -> EventStream:
         with self._lock:
-            self._streams = (*self._streams, stream)
+            if not self._closed:
+                self._streams = (*self._streams, stream)
+                return stream
+        stream.close()
         return stream
 
     def _remove(self, stream: EventStream) -> None:

@@ -12,6 +12,7 @@ No thread ever polls: every wait is a condition wait inside the engine.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import threading
@@ -21,7 +22,7 @@ from typing import Any, Callable, Optional, Union
 
 from ._durations import Duration, describe, to_seconds
 from ._lane_core import ffi, lib
-from .command import Command, as_command, command_type_of
+from .command import Command, command_type_of
 from .config import LaneConfig, check_lane_id, check_priority
 from .engine import Engine, check
 from .errors import (
@@ -89,18 +90,35 @@ class CommandFuture(Future):
         return self._lane.lane_id
 
     def cancel(self) -> bool:
-        self._queue._withdraw(self._lane, self._ticket)
-        return super().cancel()
+        """Cancels the command if it has not started: True if it will not run."""
+        if not self._queue._withdraw(self._lane, self._ticket):
+            return super().cancel()
+        cancelled = super().cancel()
+        self._queue._emit_cancelled_ticket(self._lane, self._ticket)
+        return cancelled
 
 
 class _Job:
-    __slots__ = ("command", "future", "lane", "ticket")
+    """One submitted command. ``call`` runs it with no arguments (a Command's
+    ``execute``, the callable itself, or a ``functools.partial`` of it);
+    ``source`` is what the user gave, for its ``command_type`` label."""
 
-    def __init__(self, command: Command, future: CommandFuture, lane: _Lane, ticket: int) -> None:
-        self.command = command
+    __slots__ = ("call", "future", "lane", "source", "ticket")
+
+    def __init__(self, call: Callable[[], Any], source: Any, future: CommandFuture,
+                 lane: _Lane, ticket: int) -> None:
+        self.call = call
+        self.source = source
         self.future = future
         self.lane = lane
         self.ticket = ticket
+
+    @property
+    def command_type(self) -> str:
+        source = self.source
+        if isinstance(source, Command):
+            return command_type_of(source)
+        return getattr(source, "__name__", type(source).__name__)
 
 
 class CommandQueue:
@@ -126,6 +144,8 @@ class CommandQueue:
         # that are unique across processes without a uuid4() per command.
         self._id_prefix = str(uuid.uuid4())[:24]
         self._registry_lock = threading.Lock()
+        # Reentrant: an event filter run during submit may itself submit.
+        self._intake = threading.RLock()
         self._workers: list[threading.Thread] = []
         self._started = False
         self._shutting_down = False
@@ -206,9 +226,10 @@ class CommandQueue:
     def shutdown(self) -> None:
         """Stops intake; commands already submitted still run. Emits
         ``queue.shutdown.started`` once."""
-        if self._shutting_down:
-            return
-        self._shutting_down = True
+        with self._intake:
+            if self._shutting_down:
+                return
+            self._shutting_down = True
         self.emitter.emit_new(SHUTDOWN_STARTED, None)
 
     def drain(self, timeout: Optional[Duration] = None) -> None:
@@ -250,9 +271,10 @@ class CommandQueue:
         )
 
     def _stop_workers(self) -> None:
-        if self._stopped:
-            return
-        self._stopped = True
+        with self._registry_lock:
+            if self._stopped:
+                return
+            self._stopped = True
         self._engine.stop()
         current = threading.current_thread()
         for thread in self._workers:
@@ -268,13 +290,7 @@ class CommandQueue:
         """Queues a command (or a callable with its arguments) in a lane and
         returns a future of its result."""
         job = self._new_job(lane_id, command, args, kwargs)
-        ticket = job.ticket
-        self._jobs[ticket] = job
-        rc = lib.lc_submit(self._ptr, job.lane.index, ticket, 0)
-        if rc < 0:
-            del self._jobs[ticket]
-            check(rc, "submit")
-        self._emit_submitted(job)
+        self._enqueue(job, lib.lc_submit)
         return job.future
 
     def run(self, lane_id: str, command: Any, *args: Any, **kwargs: Any) -> Any:
@@ -284,49 +300,68 @@ class CommandQueue:
         if not self._started:
             raise NotStartedError()
         job = self._new_job(lane_id, command, args, kwargs)
-        ticket = job.ticket
-        self._jobs[ticket] = job
-        rc = lib.lc_submit_or_claim(self._ptr, job.lane.index, ticket, 0)
-        if rc < 0:
-            del self._jobs[ticket]
-            check(rc, "submit")
-        self._emit_submitted(job)
-        if rc == _RUN_INLINE:
-            del self._jobs[ticket]
+        if self._enqueue(job, lib.lc_submit_or_claim) == _RUN_INLINE:
             self._execute(job)
             lib.lc_settle(self._ptr)
         return job.future.result()
+
+    def _enqueue(self, job: _Job, engine_submit: Callable[..., int]) -> int:
+        """Hands the job to the engine (``lc_submit`` or
+        ``lc_submit_or_claim``) and returns the engine's code.
+
+        Under the intake lock, so that once ``shutdown()`` has returned no
+        submit can still reach the engine (a drain would miss it); the
+        ``submitted`` event goes out before the engine can start the job, so
+        it always comes before ``started``."""
+        ticket = job.ticket
+        with self._intake:
+            if self._shutting_down:
+                raise ShutdownInProgressError()
+            if self.emitter._streams:
+                self._emit_submitted(job)
+            self._jobs[ticket] = job
+            rc = engine_submit(self._ptr, job.lane.index, ticket, 0)
+            if rc == _RUN_INLINE or rc < 0:
+                del self._jobs[ticket]
+        check(rc, "submit")
+        return rc
 
     def _new_job(self, lane_id: str, command: Any, args: tuple, kwargs: dict) -> _Job:
         lane = self._lanes.get(lane_id)
         if lane is None:
             raise LaneNotFoundError(lane_id, list(self._lanes))
-        if self._shutting_down:
-            raise ShutdownInProgressError()
-        if not isinstance(command, Command) or args or kwargs:
-            command = as_command(command, args, kwargs)
+        # No wrapper object per command: fewer allocations on the hot path.
+        if isinstance(command, Command):
+            if args or kwargs:
+                raise TypeError("arguments can only be passed with a plain callable, not a Command")
+            call = command.execute
+        elif callable(command):
+            call = functools.partial(command, *args, **kwargs) if args or kwargs else command
+        else:
+            raise TypeError(f"submit() needs a Command or a callable, got {type(command).__name__}")
         ticket = next(self._tickets)
-        return _Job(command, CommandFuture(self, lane, ticket), lane, ticket)
+        return _Job(call, command, CommandFuture(self, lane, ticket), lane, ticket)
 
     def _emit_submitted(self, job: _Job) -> None:
-        if self.emitter.has_subscribers:
-            self.emitter.emit_new(COMMAND_SUBMITTED, {
-                "lane_id": job.lane.lane_id,
-                "command_id": self._command_id(job.ticket),
-                "command_type": command_type_of(job.command),
-            })
+        self.emitter.emit_new(COMMAND_SUBMITTED, {
+            "lane_id": job.lane.lane_id,
+            "command_id": self._command_id(job.ticket),
+            "command_type": job.command_type,
+        })
 
     def _command_id(self, ticket: int) -> str:
         return f"{self._id_prefix}{ticket:012x}"
 
     # ---- cancel and pause ---------------------------------------------------
 
-    def _withdraw(self, lane: _Lane, ticket: int) -> None:
-        """Takes a still-pending ticket out of its lane (future.cancel())."""
-        if lib.lc_cancel(self._ptr, lane.index, ticket) == 1:
-            job = self._jobs.pop(ticket, None)
-            if job is not None:
-                self._emit_cancelled(job)
+    def _withdraw(self, lane: _Lane, ticket: int) -> bool:
+        """Takes a still-pending ticket out of its lane; True if it was there.
+        Only tickets still in ``_jobs`` can be pending, which spares the
+        engine's scan for futures that already started or finished."""
+        if ticket not in self._jobs or lib.lc_cancel(self._ptr, lane.index, ticket) != 1:
+            return False
+        self._jobs.pop(ticket, None)
+        return True
 
     def cancel(self, command_id: str) -> bool:
         """Cancels a pending command by id; False if it already started."""
@@ -375,37 +410,43 @@ class CommandQueue:
             self._emit_cancelled(job)
             return
         try:
-            if emitter.has_subscribers:
+            if emitter._streams:
                 emitter.emit_new(COMMAND_STARTED, {
                     "lane_id": lane.lane_id,
                     "command_id": self._command_id(job.ticket),
-                    "command_type": command_type_of(job.command),
+                    "command_type": job.command_type,
                 })
-            result = job.command.execute()
+            result = job.call()
         except BaseException as error:
-            lib.lc_finish(self._ptr, lane.index, _FAILED)
-            future.set_exception(error)
-            if emitter.has_subscribers:
+            # Event, then free the slot, then the result: a subscriber sees
+            # this end before the start it makes room for, and a caller that
+            # has the result sees the slot already free in stats().
+            if emitter._streams:
                 emitter.emit_new(COMMAND_FAILED, {
                     "lane_id": lane.lane_id,
                     "command_id": self._command_id(job.ticket),
                     "error": _describe_error(error),
                 })
+            lib.lc_finish(self._ptr, lane.index, _FAILED)
+            future.set_exception(error)
             if not isinstance(error, Exception):  # SystemExit, KeyboardInterrupt
                 logger.warning("command %s raised %r", self._command_id(job.ticket), error)
             return
-        lib.lc_finish(self._ptr, lane.index, _COMPLETED)
-        future.set_result(result)
-        if emitter.has_subscribers:
+        if emitter._streams:
             emitter.emit_new(COMMAND_COMPLETED, {
                 "lane_id": lane.lane_id,
                 "command_id": self._command_id(job.ticket),
             })
+        lib.lc_finish(self._ptr, lane.index, _COMPLETED)
+        future.set_result(result)
 
     def _emit_cancelled(self, job: _Job) -> None:
+        self._emit_cancelled_ticket(job.lane, job.ticket)
+
+    def _emit_cancelled_ticket(self, lane: _Lane, ticket: int) -> None:
         self.emitter.emit_new(COMMAND_CANCELLED, {
-            "lane_id": job.lane.lane_id,
-            "command_id": self._command_id(job.ticket),
+            "lane_id": lane.lane_id,
+            "command_id": self._command_id(ticket),
         })
 
     # ---- observation ----------------------------------------------------------

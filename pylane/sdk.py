@@ -104,6 +104,8 @@ class Lane:
 
     def subscribe_filtered(self, keys: Sequence[str]) -> EventStream:
         """Events whose key is exactly one of `keys`."""
+        if isinstance(keys, str):
+            raise TypeError("subscribe_filtered() takes a list of event keys, not a string")
         wanted = frozenset(keys)
         return self._manager.subscribe_filtered(lambda event: event.key in wanted)
 
