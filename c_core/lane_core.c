@@ -425,6 +425,25 @@ int lc_submit_or_claim(lc_engine *engine, uint32_t index, uint64_t ticket, uint6
     return rc;
 }
 
+int lc_try_claim(lc_engine *engine, uint32_t index) {
+    pthread_mutex_lock(&engine->lock);
+    lane *l = lane_at(engine, index);
+    int rc = LC_ERR_NO_LANE;
+    if (l) {
+        if (engine->delayed.len) promote_due(engine, lc_now_ns());
+        rc = LC_NONE;
+        if (would_run_at_once(engine, l)) {
+            engine->next_seq++;
+            l->submitted++;
+            mark_started(engine, l);
+            lane_sync(engine, l);
+            rc = LC_RUN_INLINE;
+        }
+    }
+    pthread_mutex_unlock(&engine->lock);
+    return rc;
+}
+
 int lc_try_next(lc_engine *engine, uint64_t now_ns, lc_dispatch *out) {
     pthread_mutex_lock(&engine->lock);
     int rc = take_next(engine, now_ns, out);

@@ -110,6 +110,12 @@ uint64_t lc_next_wake_ns(lc_engine *engine);
  * Otherwise the ticket is queued and LC_OK returned. */
 int lc_submit_or_claim(lc_engine *engine, uint32_t lane, uint64_t ticket, uint64_t now_ns);
 
+/* The claim half of lc_submit_or_claim alone: LC_RUN_INLINE (counted as
+ * submitted and now active) when a ticket submitted to the lane now would
+ * start at once, otherwise LC_NONE and nothing changes. For callers that
+ * must not queue when they cannot run at once (Node's synchronous submit). */
+int lc_try_claim(lc_engine *engine, uint32_t lane);
+
 /* Takes the most urgent dispatchable ticket without blocking. */
 int lc_try_next(lc_engine *engine, uint64_t now_ns, lc_dispatch *out);
 

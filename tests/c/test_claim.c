@@ -146,8 +146,35 @@ static void test_claim_by_lane_filling_its_reservation(void)
     lc_engine_free(e);
 }
 
+/* lc_try_claim: the same decision, but a refusal changes nothing at all. */
+static void test_try_claim_changes_nothing_when_refused(void)
+{
+    lc_engine *e = lc_engine_new(0);
+    CHECK_EQ(lc_lane_add(e, 0, 0, 1), 0);
+    CHECK_EQ(lc_lane_add(e, 1, 0, 1), 1);
+    CHECK_EQ(lc_try_claim(e, 5), LC_ERR_NO_LANE);
+    CHECK_EQ(lc_try_claim(e, 0), LC_RUN_INLINE);
+    CHECK_EQ(stats_of(e, 0).active, 1);
+    CHECK_EQ(stats_of(e, 0).submitted, 1);
+    /* At max: refused, and no counter moves. */
+    CHECK_EQ(lc_try_claim(e, 0), LC_NONE);
+    lc_lane_stats s = stats_of(e, 0);
+    CHECK_EQ(s.submitted, 1);
+    CHECK_EQ(s.cancelled, 0);
+    CHECK_EQ(s.pending, 0);
+    /* A more urgent lane with pending work wins over a claim. */
+    CHECK_EQ(lc_submit(e, 0, 7, 1), LC_OK);
+    CHECK_EQ(lc_complete(e, 0, LC_OUTCOME_COMPLETED), LC_OK);
+    CHECK_EQ(lc_try_claim(e, 1), LC_NONE);
+    CHECK_EQ(stats_of(e, 1).submitted, 0);
+    EXPECT_NEXT(e, 0, 7);
+    CHECK_EQ(lc_try_claim(e, 1), LC_RUN_INLINE);
+    lc_engine_free(e);
+}
+
 int main(void)
 {
+    test_try_claim_changes_nothing_when_refused();
     test_claim_on_idle_engine_runs_inline();
     test_claim_queues_behind_pending_in_same_lane();
     test_claim_yields_to_more_urgent_ready_lane();

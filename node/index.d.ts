@@ -1,0 +1,202 @@
+// Type definitions for @a3s-lab/lane.
+
+/** One lane: a priority (lower is more urgent) and a concurrency window. */
+export interface LaneConfig {
+  laneId: string;
+  /** Integer >= 0; lower numbers are dispatched first. Default 0. */
+  priority?: number;
+  /** Workers reserved for this lane: it can always run this many at once. Default 1. */
+  minConcurrency?: number;
+  /** Never more than this many of the lane's commands run at once (>= 1). Default 10. */
+  maxConcurrency?: number;
+}
+
+export interface LaneOptions {
+  /** Lane configs; the six default lanes when absent. */
+  lanes?: LaneConfig[];
+  /**
+   * The global concurrency limit (the engine's worker budget). It must cover
+   * the sum of minConcurrency. Default: the sum of maxConcurrency, capped at
+   * 64 (never below the reservations).
+   */
+  maxWorkers?: number;
+  /** Events waiting for delivery before the oldest are dropped. Default 65536. */
+  eventCapacity?: number;
+}
+
+/** Keys of the events a queue emits. */
+export type EventKey =
+  | 'queue.command.submitted'
+  | 'queue.command.started'
+  | 'queue.command.completed'
+  | 'queue.command.failed'
+  | 'queue.command.cancelled'
+  | 'queue.shutdown.started'
+  | 'queue.shutdown.complete';
+
+export interface LaneEvent {
+  readonly key: EventKey | string;
+  /**
+   * The payload as a JSON string: `{"lane_id", "command_id", "command_type"}`
+   * for submitted and started, `{"lane_id", "command_id"}` for completed and
+   * cancelled, `{"lane_id", "command_id", "error"}` for failed, `"null"` for
+   * the shutdown events.
+   */
+  readonly payload: string;
+  /** RFC 3339, UTC, nanoseconds: `2026-11-24T09:51:05.522257781+00:00`. */
+  readonly timestamp: string;
+}
+
+/** Parsed `LaneEvent.payload` of the command events. */
+export interface CommandEventPayload {
+  lane_id: string;
+  command_id: string;
+  command_type?: string;
+  error?: string;
+}
+
+/** `err` is always null; it is there for the original SDK's signature. */
+export type EventCallback = (err: null | Error, event: LaneEvent) => void;
+
+export interface Subscription {
+  /** Stops further deliveries to this callback. */
+  unsubscribe(): void;
+  /** Same as unsubscribe(). */
+  close(): void;
+  readonly closed: boolean;
+  /** How many times the callback threw (each was reported with process.emitWarning). */
+  readonly callbackErrors: number;
+}
+
+export interface LaneStatus {
+  laneId: string;
+  priority: number;
+  pending: number;
+  active: number;
+  minConcurrency: number;
+  maxConcurrency: number;
+  paused: boolean;
+  submitted: number;
+  dispatched: number;
+  completed: number;
+  failed: number;
+  cancelled: number;
+}
+
+export interface QueueStats {
+  totalPending: number;
+  totalActive: number;
+  /** In declaration order. */
+  lanes: LaneStatus[];
+}
+
+/** What a handler (or an `add()` function) gets about its command. */
+export interface CommandContext {
+  readonly laneId: string;
+  readonly commandType: string;
+  readonly commandId: string;
+  /** The signal passed to submitAsync/run/add, if any. */
+  readonly signal: AbortSignal | undefined;
+}
+
+/** A handler may return a value or a Promise of one. */
+export type Handler<P = any, R = unknown> = (payload: P, context: CommandContext) => R | PromiseLike<R>;
+
+export interface SubmitOptions {
+  /** Aborting it cancels the command while it waits (ERR_LANE_CANCELLED). */
+  signal?: AbortSignal;
+}
+
+export interface AddOptions extends SubmitOptions {
+  /** The command type shown in events; default: the function's name. */
+  commandType?: string;
+}
+
+/** The promise of a queued command; `commandId` is the id its events carry. */
+export interface CommandPromise<T> extends Promise<T> {
+  readonly commandId: string;
+}
+
+export type LaneErrorCode =
+  | 'ERR_LANE_NOT_FOUND'
+  | 'ERR_LANE_SHUTTING_DOWN'
+  | 'ERR_LANE_NOT_STARTED'
+  | 'ERR_LANE_INVALID_CONFIG'
+  | 'ERR_LANE_INVALID_PAYLOAD'
+  | 'ERR_LANE_INVALID_RESULT'
+  | 'ERR_LANE_WOULD_BLOCK'
+  | 'ERR_LANE_CANCELLED'
+  | 'ERR_LANE_TIMEOUT'
+  | 'ERR_LANE_ENGINE';
+
+export class LaneError extends Error {
+  readonly code: LaneErrorCode;
+  /** Set for ERR_LANE_NOT_FOUND. */
+  readonly laneId?: string;
+}
+
+export class Lane {
+  /** The six default lanes, or `options.lanes`. */
+  constructor(options?: LaneOptions);
+  /** A queue with these lanes instead of the defaults. */
+  static withLanes(configs: LaneConfig[], options?: Omit<LaneOptions, 'lanes'>): Lane;
+
+  /** Runs `handler(payload, context)` for commands of this type; returns the queue. */
+  registerHandler<P = any, R = unknown>(commandType: string, handler: Handler<P, R>): this;
+  unregisterHandler(commandType: string): boolean;
+
+  /** Starts dispatching; commands queued before start() run from now on. */
+  start(): void;
+  readonly isStarted: boolean;
+  readonly isShuttingDown: boolean;
+  readonly maxWorkers: number;
+  readonly laneIds: string[];
+  readonly droppedEvents: number;
+
+  /**
+   * Synchronous submit: runs the command at once and returns its result as
+   * JSON. Throws ERR_LANE_WOULD_BLOCK when the command cannot start at once
+   * or its handler is async — use submitAsync() then.
+   */
+  submit(laneId: string, commandType: string, payloadJson?: string | null): string;
+  /** Queues a command; resolves with its result as a JSON string. */
+  submitAsync(
+    laneId: string,
+    commandType: string,
+    payloadJson?: string | null,
+    options?: SubmitOptions,
+  ): CommandPromise<string>;
+  /** Queues a command; resolves with its handler's result (the payload, copied, without one). */
+  run<R = unknown>(laneId: string, commandType: string, payload?: unknown, options?: SubmitOptions): CommandPromise<R>;
+  /** Queues a function as a command. */
+  add<R>(laneId: string, fn: (context: CommandContext) => R | PromiseLike<R>, options?: AddOptions): CommandPromise<R>;
+
+  /** Cancels a command that has not started; false if it started or is unknown. */
+  cancel(commandId: string): boolean;
+  pauseLane(laneId: string): void;
+  resumeLane(laneId: string): void;
+
+  subscribe(callback: EventCallback): Subscription;
+  subscribeFiltered(keys: string[], callback: EventCallback): Subscription;
+
+  stats(): QueueStats;
+  /** Stops intake; queued commands still run. */
+  shutdown(): void;
+  /**
+   * Resolves when nothing is pending or running (rejects with ERR_LANE_TIMEOUT
+   * after `timeoutMs`); after shutdown() it then ends the subscriptions.
+   */
+  drain(timeoutMs?: number): Promise<void>;
+}
+
+export const EVENTS: {
+  readonly COMMAND_SUBMITTED: 'queue.command.submitted';
+  readonly COMMAND_STARTED: 'queue.command.started';
+  readonly COMMAND_COMPLETED: 'queue.command.completed';
+  readonly COMMAND_FAILED: 'queue.command.failed';
+  readonly COMMAND_CANCELLED: 'queue.command.cancelled';
+  readonly SHUTDOWN_STARTED: 'queue.shutdown.started';
+  readonly SHUTDOWN_COMPLETE: 'queue.shutdown.complete';
+};
+
+export const DEFAULT_LANES: ReadonlyArray<Readonly<Required<LaneConfig>>>;

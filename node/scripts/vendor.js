@@ -1,0 +1,26 @@
+#!/usr/bin/env node
+// `npm pack` hooks: copy the C engine (../c_core) into the package before it
+// is packed (prepack) and remove the copy afterwards (postpack), so the
+// tarball builds on its own. binding.gyp prefers ../c_core when it exists.
+'use strict';
+
+const fs = require('node:fs');
+const path = require('node:path');
+
+const root = path.join(__dirname, '..');
+const source = path.join(root, '..', 'c_core');
+const target = path.join(root, 'c_core');
+
+const command = process.argv[2];
+if (command === 'copy') {
+  fs.rmSync(target, { recursive: true, force: true });
+  fs.mkdirSync(target);
+  for (const name of fs.readdirSync(source)) {
+    if (/\.[ch]$/.test(name)) fs.copyFileSync(path.join(source, name), path.join(target, name));
+  }
+} else if (command === 'clean') {
+  fs.rmSync(target, { recursive: true, force: true });
+} else {
+  console.error('usage: vendor.js copy|clean');
+  process.exit(2);
+}
