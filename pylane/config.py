@@ -12,39 +12,14 @@ from __future__ import annotations
 import copy
 from typing import Any, Optional
 
+from ._checks import check_count, check_lane_id, check_priority
+from ._durations import Duration, to_seconds
 from .errors import InvalidConfigError
+from .retry import RetryPolicy
 
 # The SDK's keyword form defaulted max_concurrency to 10; LaneConfig.default()
 # keeps the Rust default of 4. Both are the original's values.
 SDK_DEFAULT_MAX_CONCURRENCY = 10
-
-
-def check_count(name: str, value: Any, minimum: int) -> int:
-    """An integer field; bool is refused because True would read as 1."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidConfigError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < minimum:
-        raise InvalidConfigError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def check_priority(value: Any, lane_id: Optional[str] = None) -> int:
-    where = f" for lane {lane_id!r}" if lane_id else ""
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidConfigError(
-            f"priority{where} must be a non-negative integer, got {type(value).__name__}"
-        )
-    if value < 0 or value > 2**31 - 1:
-        raise InvalidConfigError(f"priority{where} must be between 0 and 2**31-1, got {value}")
-    return value
-
-
-def check_lane_id(value: Any) -> str:
-    if not isinstance(value, str):
-        raise InvalidConfigError(f"lane id must be a string, got {type(value).__name__}")
-    if not value:
-        raise InvalidConfigError("lane id must not be empty")
-    return value
 
 
 class LaneConfig:
@@ -56,7 +31,9 @@ class LaneConfig:
     Lower ``priority`` numbers are more urgent.
     """
 
-    __slots__ = ("lane_id", "max_concurrency", "min_concurrency", "priority")
+    __slots__ = (
+        "lane_id", "max_concurrency", "min_concurrency", "priority", "retry_policy", "timeout",
+    )
 
     def __init__(
         self,
@@ -64,7 +41,24 @@ class LaneConfig:
         priority: int = 0,
         min_concurrency: int = 1,
         max_concurrency: int = SDK_DEFAULT_MAX_CONCURRENCY,
+        timeout_secs: Optional[Duration] = None,
+        retry_policy: Optional[RetryPolicy] = None,
+        *,
+        timeout: Optional[Duration] = None,
     ) -> None:
+        if timeout is not None and timeout_secs is not None:
+            raise InvalidConfigError("give timeout or timeout_secs, not both")
+        timeout = timeout if timeout is not None else timeout_secs
+        self.timeout: Optional[float] = None
+        if timeout is not None:
+            self.timeout = to_seconds(timeout, "timeout")
+            if self.timeout == 0:
+                raise InvalidConfigError("timeout must be greater than 0 (None means no timeout)")
+        if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
+            raise InvalidConfigError(
+                f"retry_policy must be a RetryPolicy, got {type(retry_policy).__name__}"
+            )
+        self.retry_policy = retry_policy
         self.lane_id = None if lane_id is None else check_lane_id(lane_id)
         self.priority = check_priority(priority, lane_id)
         self.min_concurrency = check_count("min_concurrency", min_concurrency, 0)
@@ -91,6 +85,11 @@ class LaneConfig:
         fields.update(changes)
         return LaneConfig(**fields)
 
+    @property
+    def timeout_secs(self) -> Optional[float]:
+        """The SDK's name for ``timeout``."""
+        return self.timeout
+
     def with_lane_id(self, lane_id: str) -> LaneConfig:
         return self._with(lane_id=lane_id)
 
@@ -99,6 +98,14 @@ class LaneConfig:
 
     def with_concurrency(self, min_concurrency: int, max_concurrency: int) -> LaneConfig:
         return self._with(min_concurrency=min_concurrency, max_concurrency=max_concurrency)
+
+    def with_timeout(self, timeout: Optional[Duration]) -> LaneConfig:
+        """Each attempt of a command may run this long (seconds or a
+        timedelta); past it the attempt fails with ``CommandTimeoutError``."""
+        return self._with(timeout=timeout)
+
+    def with_retry_policy(self, policy: RetryPolicy) -> LaneConfig:
+        return self._with(retry_policy=policy)
 
     def copy(self) -> LaneConfig:
         return copy.copy(self)
@@ -112,9 +119,12 @@ class LaneConfig:
         return hash(tuple(getattr(self, n) for n in self.__slots__))
 
     def __repr__(self) -> str:
+        extra = f", timeout={self.timeout:g}s" if self.timeout is not None else ""
+        if self.retry_policy is not None:
+            extra += f", retries={self.retry_policy.max_retries}"
         return (
             f"LaneConfig(lane_id={self.lane_id!r}, priority={self.priority}, "
-            f"min={self.min_concurrency}, max={self.max_concurrency})"
+            f"min={self.min_concurrency}, max={self.max_concurrency}{extra})"
         )
 
 

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, Union
 
+from ._checks import check_lane_id, check_priority
 from ._durations import Duration
-from .config import DEFAULT_LANES, LaneConfig, check_lane_id, check_priority
+from .command import Command
+from .config import DEFAULT_LANES, LaneConfig
+from .dlq import DeadLetterQueue
 from .errors import InvalidConfigError
 from .events import CallbackSubscription, EventEmitter, EventStream, LaneEvent
 from .queue import CommandFuture, CommandQueue
 from .stats import QueueStats
+from .storage import Storage
 
 
 class QueueManagerBuilder:
@@ -27,6 +31,11 @@ class QueueManagerBuilder:
         self._emitter = emitter if emitter is not None else EventEmitter()
         self._lanes: dict[str, tuple[LaneConfig, int]] = {}
         self._max_workers: Optional[int] = None
+        self._storage: Optional[Storage] = None
+        self._dlq: Optional[DeadLetterQueue] = None
+        self._metrics: Any = None
+        self._alerts: Any = None
+        self._factories: dict[str, Callable[[Any], Command]] = {}
 
     def with_lane(self, lane_id: str, config: LaneConfig,
                   priority: Optional[int] = None) -> QueueManagerBuilder:
@@ -58,20 +67,74 @@ class QueueManagerBuilder:
         self._max_workers = workers
         return self
 
+    def with_storage(self, storage: Storage) -> QueueManagerBuilder:
+        """Makes commands durable: each is saved before submit returns and
+        removed when it ends; what a crashed process left runs again at the
+        next start (at-least-once). ``LocalStorage(path)`` is SQLite."""
+        if not isinstance(storage, Storage):
+            raise InvalidConfigError(
+                f"storage must implement the Storage protocol, got {type(storage).__name__}"
+            )
+        self._storage = storage
+        return self
+
+    def with_dlq(self, dlq: Union[DeadLetterQueue, int]) -> QueueManagerBuilder:
+        """Keeps commands that failed for good (a DeadLetterQueue, or its
+        capacity as the original took)."""
+        self._dlq = dlq if isinstance(dlq, DeadLetterQueue) else DeadLetterQueue(dlq)
+        return self
+
+    def with_metrics(self, metrics: Any) -> QueueManagerBuilder:
+        self._metrics = metrics
+        return self
+
+    def with_alerts(self, alerts: Any) -> QueueManagerBuilder:
+        self._alerts = alerts
+        return self
+
+    def register_command(self, command_type: str,
+                         factory: Callable[[Any], Command]) -> QueueManagerBuilder:
+        """How to rebuild a stored command of this type after a restart (for
+        commands whose class cannot simply be re-imported)."""
+        self._factories[command_type] = factory
+        return self
+
     def build(self) -> QueueManager:
         if not self._lanes:
             raise InvalidConfigError("no lanes: call with_default_lanes() or with_lane()")
-        queue = CommandQueue(self._emitter, self._max_workers)
+        queue = CommandQueue(self._emitter, self._max_workers, storage=self._storage,
+                             dlq=self._dlq, metrics=self._metrics)
         for lane_id, (config, priority) in self._lanes.items():
             queue.register_lane(lane_id, config, priority)
-        return QueueManager(queue)
+        for command_type, factory in self._factories.items():
+            queue.register_command(command_type, factory)
+        return QueueManager(queue, metrics=self._metrics, alerts=self._alerts)
 
 
 class QueueManager:
     """Starts, feeds and stops a ``CommandQueue``."""
 
-    def __init__(self, queue: CommandQueue) -> None:
+    def __init__(self, queue: CommandQueue, metrics: Any = None, alerts: Any = None) -> None:
         self._queue = queue
+        self._metrics = metrics
+        self._alerts = alerts
+
+    def metrics(self) -> Any:
+        return self._metrics
+
+    def alerts(self) -> Any:
+        return self._alerts
+
+    def dlq(self) -> Optional[DeadLetterQueue]:
+        return self._queue.dlq
+
+    def register_command(self, command_type: str, factory: Callable[[Any], Command]) -> None:
+        self._queue.register_command(command_type, factory)
+
+    @property
+    def recovered(self) -> list[CommandFuture]:
+        """Futures of the commands recovered from storage at start."""
+        return self._queue.recovered
 
     def start(self) -> None:
         self._queue.start()

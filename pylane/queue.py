@@ -1,42 +1,42 @@
 """CommandQueue: lanes on the C engine, a worker pool, futures and events.
 
 How a command flows:
-  submit()  — the job goes into ``_jobs`` under a fresh ticket, the ticket into
-              its lane in the engine, which wakes one waiting worker;
+  submit()  — the job goes into ``_jobs`` under a fresh ticket (and, with
+              storage, to disk first), the ticket into its lane in the engine,
+              which wakes one waiting worker;
   worker    — blocks in the engine (GIL released) until the engine hands it
-              the most urgent ticket, runs the command, frees the slot
-              (``lc_finish``), resolves the future, then settles and waits for
-              the next ticket in one engine call.
-No thread ever polls: every wait is a condition wait inside the engine.
+              the most urgent ticket, runs the command and ends the attempt
+              (see execution.py), then settles and waits in one engine call.
+No thread ever polls: every wait is a condition wait, in the engine or on the
+deadline heap.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
-import logging
 import threading
 import uuid
-from concurrent.futures import Future
+from datetime import datetime, timezone
 from typing import Any, Callable, Optional, Union
 
+from ._checks import check_lane_id, check_priority
 from ._durations import Duration, describe, to_seconds
-from ._lane_core import ffi, lib
-from .command import Command, command_type_of
-from .config import LaneConfig, check_lane_id, check_priority
+from ._lane_core import lib
+from .command import Command
+from .config import LaneConfig
+from .deadlines import DeadlineWatcher
+from .dlq import DeadLetterQueue
 from .engine import Engine, check
 from .errors import (
     InvalidConfigError,
+    InvalidPayloadError,
     LaneNotFoundError,
     LaneTimeoutError,
     NotStartedError,
     ShutdownInProgressError,
 )
 from .events import (
-    COMMAND_CANCELLED,
-    COMMAND_COMPLETED,
-    COMMAND_FAILED,
-    COMMAND_STARTED,
     COMMAND_SUBMITTED,
     SHUTDOWN_COMPLETE,
     SHUTDOWN_STARTED,
@@ -45,111 +45,90 @@ from .events import (
     EventStream,
     LaneEvent,
 )
+from .execution import Execution
+from .jobs import RUNNING, CommandFuture, Job, Lane
+from .recovery import recover
+from .registry import CommandRegistry
 from .stats import LaneStatus, QueueStats
+from .storage import Storage, StoredCommand
 
-logger = logging.getLogger("pylane.queue")
-
-_DISPATCHED = lib.LC_DISPATCHED
 _RUN_INLINE = lib.LC_RUN_INLINE
-_COMPLETED = lib.LC_OUTCOME_COMPLETED
-_FAILED = lib.LC_OUTCOME_FAILED
-_CANCELLED = lib.LC_OUTCOME_CANCELLED
-_WAIT_FOREVER = -1
 
 # Default pool: every lane can reach its max, up to this many threads (never
 # fewer than the lanes' reservations).
 DEFAULT_POOL_CAP = 64
 
 
-class _Lane:
-    __slots__ = ("config", "index", "lane_id", "priority")
-
-    def __init__(self, lane_id: str, index: int, config: LaneConfig, priority: int) -> None:
-        self.lane_id = lane_id
-        self.index = index
-        self.config = config
-        self.priority = priority
-
-
-class CommandFuture(Future):
-    """A ``concurrent.futures.Future`` that knows its command. ``cancel()`` on
-    a command still waiting in its lane removes it from the lane."""
-
-    def __init__(self, queue: CommandQueue, lane: _Lane, ticket: int) -> None:
-        super().__init__()
-        self._queue = queue
-        self._lane = lane
-        self._ticket = ticket
-
-    @property
-    def command_id(self) -> str:
-        return self._queue._command_id(self._ticket)
-
-    @property
-    def lane_id(self) -> str:
-        return self._lane.lane_id
-
-    def cancel(self) -> bool:
-        """Cancels the command if it has not started: True if it will not run."""
-        if not self._queue._withdraw(self._lane, self._ticket):
-            return super().cancel()
-        cancelled = super().cancel()
-        self._queue._emit_cancelled_ticket(self._lane, self._ticket)
-        return cancelled
-
-
-class _Job:
-    """One submitted command. ``call`` runs it with no arguments (a Command's
-    ``execute``, the callable itself, or a ``functools.partial`` of it);
-    ``source`` is what the user gave, for its ``command_type`` label."""
-
-    __slots__ = ("call", "future", "lane", "source", "ticket")
-
-    def __init__(self, call: Callable[[], Any], source: Any, future: CommandFuture,
-                 lane: _Lane, ticket: int) -> None:
-        self.call = call
-        self.source = source
-        self.future = future
-        self.lane = lane
-        self.ticket = ticket
-
-    @property
-    def command_type(self) -> str:
-        source = self.source
-        if isinstance(source, Command):
-            return command_type_of(source)
-        return getattr(source, "__name__", type(source).__name__)
-
-
-class CommandQueue:
+class CommandQueue(Execution):
     """Lanes, the engine and the workers. Usually built by
     ``QueueManagerBuilder``; usable on its own: ``CommandQueue(emitter)``,
     ``register_lane(...)``, ``start()``."""
 
     def __init__(self, emitter: Optional[EventEmitter] = None,
-                 max_workers: Optional[int] = None) -> None:
+                 max_workers: Optional[int] = None, *,
+                 storage: Optional[Storage] = None,
+                 dlq: Optional[DeadLetterQueue] = None,
+                 metrics: Any = None) -> None:
         if max_workers is not None and (
             not isinstance(max_workers, int) or isinstance(max_workers, bool) or max_workers < 1
         ):
             raise InvalidConfigError(f"max_workers must be a positive integer, got {max_workers!r}")
+        if storage is not None and not isinstance(storage, Storage):
+            raise InvalidConfigError(
+                f"storage must implement the Storage protocol, got {type(storage).__name__}"
+            )
+        if dlq is not None and not isinstance(dlq, DeadLetterQueue):
+            raise InvalidConfigError(f"dlq must be a DeadLetterQueue, got {type(dlq).__name__}")
         self.emitter = emitter if emitter is not None else EventEmitter()
         self._max_workers = max_workers
         self._engine = Engine(max_workers or 0)
         self._ptr = self._engine.ptr
-        self._lanes: dict[str, _Lane] = {}
-        self._lanes_by_index: list[_Lane] = []
-        self._jobs: dict[int, _Job] = {}
+        self._storage = storage
+        self._dlq = dlq
+        self._metrics = metrics
+        self.registry = CommandRegistry()
+        # SDK handlers by command type, for JsonCommands rebuilt from storage.
+        self.json_handlers: dict[str, Callable[[Any], Any]] = {}
+        self._lanes: dict[str, Lane] = {}
+        self._lanes_by_index: list[Lane] = []
+        self._jobs: dict[int, Job] = {}
         self._tickets = itertools.count(1)
         # A random, UUID-shaped prefix per queue plus the ticket gives ids
         # that are unique across processes without a uuid4() per command.
+        # Commands recovered from storage keep their old ids (_ids_by_ticket).
         self._id_prefix = str(uuid.uuid4())[:24]
+        self._ids_by_ticket: dict[int, str] = {}
+        self._tickets_by_id: dict[str, int] = {}
         self._registry_lock = threading.Lock()
         # Reentrant: an event filter run during submit may itself submit.
         self._intake = threading.RLock()
+        self._state_lock = threading.Lock()
+        self._deadlines = DeadlineWatcher(self._on_deadline)
         self._workers: list[threading.Thread] = []
+        self._abandoned: set[threading.Thread] = set()
+        self._abandoned_total = 0
         self._started = False
         self._shutting_down = False
         self._stopped = False
+        self.recovered: list[CommandFuture] = []
+
+    @classmethod
+    def with_dlq(cls, emitter: Optional[EventEmitter], dlq: DeadLetterQueue,
+                 **options: Any) -> CommandQueue:
+        """The original's ``CommandQueue::with_dlq(emitter, dlq)``."""
+        return cls(emitter, dlq=dlq, **options)
+
+    @property
+    def storage(self) -> Optional[Storage]:
+        return self._storage
+
+    @property
+    def dlq(self) -> Optional[DeadLetterQueue]:
+        return self._dlq
+
+    def register_command(self, command_type: str, factory: Callable[[Any], Command]) -> None:
+        """How to rebuild a stored command of this type: ``factory(payload)``."""
+        self.registry.register(command_type, factory)
 
     # ---- lanes ------------------------------------------------------------
 
@@ -168,7 +147,7 @@ class CommandQueue:
             if lane_id in self._lanes:
                 raise InvalidConfigError(f"duplicate lane id {lane_id!r}")
             index = self._engine.add_lane(priority, config.min_concurrency, config.max_concurrency)
-            lane = _Lane(lane_id, index, config, priority)
+            lane = Lane(lane_id, index, config, priority)
             self._lanes_by_index.append(lane)
             # Copy-on-write: submit reads the dict without a lock.
             self._lanes = {**self._lanes, lane_id: lane}
@@ -176,7 +155,7 @@ class CommandQueue:
     def lane_ids(self) -> list[str]:
         return list(self._lanes)
 
-    def _lane(self, lane_id: str) -> _Lane:
+    def _lane(self, lane_id: str) -> Lane:
         lane = self._lanes.get(lane_id)
         if lane is None:
             raise LaneNotFoundError(lane_id, list(self._lanes))
@@ -194,7 +173,7 @@ class CommandQueue:
 
     @property
     def worker_count(self) -> int:
-        return len(self._workers)
+        return len(self._workers) - len(self._abandoned)
 
     def _pool_size(self) -> int:
         if self._max_workers is not None:
@@ -205,7 +184,8 @@ class CommandQueue:
         return max(1, reserved, min(wanted, DEFAULT_POOL_CAP))
 
     def start(self) -> None:
-        """Starts the worker pool. Calling it again does nothing."""
+        """Recovers what a previous process left in storage, then starts the
+        worker pool. Calling it again does nothing."""
         with self._registry_lock:
             if self._stopped:
                 raise ShutdownInProgressError()
@@ -214,14 +194,21 @@ class CommandQueue:
             size = self._pool_size()
             if self._max_workers is None:
                 check(lib.lc_set_workers(self._ptr, size), "set worker budget")
-            for number in range(size):
-                thread = threading.Thread(
-                    target=self._work, name=f"pylane-worker-{number}", daemon=True
-                )
-                self._workers.append(thread)
             self._started = True
-        for thread in self._workers:
-            thread.start()
+        if self._storage is not None:
+            recover(self)
+        for _ in range(size):
+            self._spawn_worker()
+
+    def _spawn_worker(self) -> None:
+        with self._registry_lock:
+            if self._stopped:
+                return
+            thread = threading.Thread(
+                target=self._work, name=f"pylane-worker-{len(self._workers)}", daemon=True
+            )
+            self._workers.append(thread)
+        thread.start()
 
     def shutdown(self) -> None:
         """Stops intake; commands already submitted still run. Emits
@@ -233,9 +220,10 @@ class CommandQueue:
         self.emitter.emit_new(SHUTDOWN_STARTED, None)
 
     def drain(self, timeout: Optional[Duration] = None) -> None:
-        """Waits until nothing is pending or running. After ``shutdown()`` it
-        then stops the workers and ends every event stream. Raises
-        ``LaneTimeoutError`` saying what is left when `timeout` passes."""
+        """Waits until nothing is pending, waiting out a retry delay, or
+        running. After ``shutdown()`` it then stops the workers and ends every
+        event stream. Raises ``LaneTimeoutError`` saying what is left when
+        `timeout` passes; what is left stays in storage for the next start."""
         seconds = None if timeout is None else to_seconds(timeout, "drain timeout")
         if not self._wait_idle(seconds):
             raise LaneTimeoutError(self._drain_timeout_message(seconds or 0.0))
@@ -262,12 +250,13 @@ class CommandQueue:
     def _drain_timeout_message(self, seconds: float) -> str:
         stats = self.stats()
         busy = [
-            f"{s.lane_id}: {s.pending} pending, {s.active} active"
-            for s in stats.lanes if s.pending or s.active
+            f"{s.lane_id}: {s.pending} pending, {s.delayed} retrying, {s.active} active"
+            for s in stats.lanes if s.pending or s.active or s.delayed
         ]
         return (
-            f"drain timed out after {describe(seconds)} with {stats.total_pending} pending and "
-            f"{stats.total_active} active ({'; '.join(busy) or 'finishing'})"
+            f"drain timed out after {describe(seconds)} with {stats.total_pending} pending, "
+            f"{stats.total_delayed} waiting to retry and {stats.total_active} active "
+            f"({'; '.join(busy) or 'finishing'})"
         )
 
     def _stop_workers(self) -> None:
@@ -275,10 +264,13 @@ class CommandQueue:
             if self._stopped:
                 return
             self._stopped = True
+            workers = list(self._workers)
         self._engine.stop()
+        self._deadlines.stop()
         current = threading.current_thread()
-        for thread in self._workers:
-            if thread is not current:
+        for thread in workers:
+            # An abandoned thread may never return from its command.
+            if thread is not current and thread not in self._abandoned:
                 thread.join()
         # The original defined this event and never sent it.
         self.emitter.emit_new(SHUTDOWN_COMPLETE, None)
@@ -296,37 +288,19 @@ class CommandQueue:
     def run(self, lane_id: str, command: Any, *args: Any, **kwargs: Any) -> Any:
         """Submits and waits for the result. When the command would start at
         once anyway, it runs on the calling thread, which saves two thread
-        switches; priority and concurrency limits are the same either way."""
+        switches; priority and concurrency limits are the same either way.
+        (Not in lanes with a timeout: there the caller must be able to give
+        up at the deadline, so a worker runs it.)"""
         if not self._started:
             raise NotStartedError()
         job = self._new_job(lane_id, command, args, kwargs)
-        if self._enqueue(job, lib.lc_submit_or_claim) == _RUN_INLINE:
+        engine_submit = lib.lc_submit if job.lane.timeout is not None else lib.lc_submit_or_claim
+        if self._enqueue(job, engine_submit) == _RUN_INLINE:
             self._execute(job)
             lib.lc_settle(self._ptr)
         return job.future.result()
 
-    def _enqueue(self, job: _Job, engine_submit: Callable[..., int]) -> int:
-        """Hands the job to the engine (``lc_submit`` or
-        ``lc_submit_or_claim``) and returns the engine's code.
-
-        Under the intake lock, so that once ``shutdown()`` has returned no
-        submit can still reach the engine (a drain would miss it); the
-        ``submitted`` event goes out before the engine can start the job, so
-        it always comes before ``started``."""
-        ticket = job.ticket
-        with self._intake:
-            if self._shutting_down:
-                raise ShutdownInProgressError()
-            if self.emitter._streams:
-                self._emit_submitted(job)
-            self._jobs[ticket] = job
-            rc = engine_submit(self._ptr, job.lane.index, ticket, 0)
-            if rc == _RUN_INLINE or rc < 0:
-                del self._jobs[ticket]
-        check(rc, "submit")
-        return rc
-
-    def _new_job(self, lane_id: str, command: Any, args: tuple, kwargs: dict) -> _Job:
+    def _new_job(self, lane_id: str, command: Any, args: tuple, kwargs: dict) -> Job:
         lane = self._lanes.get(lane_id)
         if lane is None:
             raise LaneNotFoundError(lane_id, list(self._lanes))
@@ -340,38 +314,103 @@ class CommandQueue:
         else:
             raise TypeError(f"submit() needs a Command or a callable, got {type(command).__name__}")
         ticket = next(self._tickets)
-        return _Job(call, command, CommandFuture(self, lane, ticket), lane, ticket)
+        return Job(call, command, CommandFuture(self, lane, ticket), lane, ticket)
 
-    def _emit_submitted(self, job: _Job) -> None:
+    def _enqueue(self, job: Job, engine_submit: Callable[..., int]) -> int:
+        """Hands the job to the engine (``lc_submit`` or
+        ``lc_submit_or_claim``) and returns the engine's code.
+
+        With storage the command is on disk before the engine sees it, so it
+        is durable once submit returns. Under the intake lock, so that once
+        ``shutdown()`` has returned no submit can still reach the engine (a
+        drain would miss it); the ``submitted`` event goes out before the
+        engine can start the job, so it always comes before ``started``."""
+        ticket = job.ticket
+        if self._storage is not None:
+            if self._shutting_down:
+                raise ShutdownInProgressError()
+            self._save(job)
+        try:
+            with self._intake:
+                if self._shutting_down:
+                    raise ShutdownInProgressError()
+                if self.emitter._streams:
+                    self._emit_submitted(job)
+                self._jobs[ticket] = job
+                rc = engine_submit(self._ptr, job.lane.index, ticket, 0)
+                if rc == _RUN_INLINE or rc < 0:
+                    del self._jobs[ticket]
+            check(rc, "submit")
+        except BaseException:
+            if job.stored:
+                self._storage.remove_command(self._command_id_of(ticket))
+            raise
+        if self._metrics is not None:
+            self._metrics.record_submit(job.lane.lane_id)
+        return rc
+
+    def _save(self, job: Job, last_attempt: bool = False) -> None:
+        """Writes the job to storage (insert, or update its retry count)."""
+        source = job.source
+        if not isinstance(source, Command):
+            raise InvalidPayloadError(
+                "a plain callable cannot be stored: with storage, submit a Command "
+                "(its to_payload() is saved and from_payload() rebuilds it after a restart)"
+            )
+        self._storage.save_command(StoredCommand(
+            id=self._command_id_of(job.ticket), command_type=job.command_type,
+            lane_id=job.lane.lane_id, payload=source.to_payload(), retry_count=job.attempt,
+            last_attempt_at=datetime.now(timezone.utc) if last_attempt else None,
+            kind=source.storage_kind,
+        ))
+        job.stored = True
+
+    def _emit_submitted(self, job: Job) -> None:
         self.emitter.emit_new(COMMAND_SUBMITTED, {
             "lane_id": job.lane.lane_id,
-            "command_id": self._command_id(job.ticket),
+            "command_id": self._command_id_of(job.ticket),
             "command_type": job.command_type,
         })
 
-    def _command_id(self, ticket: int) -> str:
-        return f"{self._id_prefix}{ticket:012x}"
+    def _command_id_of(self, ticket: int) -> str:
+        return self._ids_by_ticket.get(ticket) or f"{self._id_prefix}{ticket:012x}"
+
+    def _adopt_id(self, ticket: int, command_id: str) -> None:
+        """A recovered command keeps the id it had before the restart."""
+        self._ids_by_ticket[ticket] = command_id
+        self._tickets_by_id[command_id] = ticket
 
     # ---- cancel and pause ---------------------------------------------------
 
-    def _withdraw(self, lane: _Lane, ticket: int) -> bool:
-        """Takes a still-pending ticket out of its lane; True if it was there.
-        Only tickets still in ``_jobs`` can be pending, which spares the
-        engine's scan for futures that already started or finished."""
-        if ticket not in self._jobs or lib.lc_cancel(self._ptr, lane.index, ticket) != 1:
+    def _withdraw(self, lane: Lane, ticket: int) -> bool:
+        """Takes a still-waiting ticket out of its lane (or out of its retry
+        delay); True if it was there. A running command gets its cancel
+        token set instead."""
+        job = self._jobs.get(ticket)
+        if job is None:
+            return False
+        if job.state == RUNNING:
+            job.cancel_token().cancel("cancelled")
+            return False
+        if lib.lc_cancel(self._ptr, lane.index, ticket) != 1:
             return False
         self._jobs.pop(ticket, None)
+        if job.stored:
+            self._storage.remove_command(self._command_id_of(ticket))
         return True
 
     def cancel(self, command_id: str) -> bool:
-        """Cancels a pending command by id; False if it already started."""
-        prefix = self._id_prefix
-        if not command_id.startswith(prefix):
-            return False
-        try:
-            ticket = int(command_id[len(prefix):], 16)
-        except ValueError:
-            return False
+        """Cancels a command by id: True if it will not run. A running
+        command gets its cancel token set (and False is returned)."""
+        ticket = self._tickets_by_id.get(command_id)
+        if ticket is None:
+            prefix = self._id_prefix
+            if not command_id.startswith(prefix):
+                return False
+            try:
+                ticket = int(command_id[len(prefix):], 16)
+            except ValueError:
+                return False
         job = self._jobs.get(ticket)
         return job is not None and job.future.cancel()
 
@@ -382,76 +421,9 @@ class CommandQueue:
     def resume_lane(self, lane_id: str) -> None:
         self._engine.resume(self._lane(lane_id).index)
 
-    # ---- workers --------------------------------------------------------------
-
-    def _work(self) -> None:
-        ptr = self._ptr
-        out = ffi.new("lc_dispatch *")
-        jobs = self._jobs
-        rc = lib.pylane_wait_next(ptr, _WAIT_FOREVER, out)
-        while rc == _DISPATCHED:
-            job = jobs.pop(out.ticket, None)
-            if job is not None:
-                self._execute(job)
-            else:  # withdrawn between dispatch and here; nothing to run
-                lib.lc_finish(ptr, out.lane, _CANCELLED)
-            rc = lib.pylane_settle_and_wait(ptr, _WAIT_FOREVER, out)
-
-    def _execute(self, job: _Job) -> None:
-        """Runs one dispatched job, frees its slot, then publishes the result.
-        The caller settles it in the engine afterwards. Whatever the command
-        (or its ``command_type``) raises fails that command alone: the slot
-        is freed exactly once and the worker carries on."""
-        future = job.future
-        lane = job.lane
-        emitter = self.emitter
-        if not future.set_running_or_notify_cancel():
-            lib.lc_finish(self._ptr, lane.index, _CANCELLED)
-            self._emit_cancelled(job)
-            return
-        try:
-            if emitter._streams:
-                emitter.emit_new(COMMAND_STARTED, {
-                    "lane_id": lane.lane_id,
-                    "command_id": self._command_id(job.ticket),
-                    "command_type": job.command_type,
-                })
-            result = job.call()
-        except BaseException as error:
-            # Event, then free the slot, then the result: a subscriber sees
-            # this end before the start it makes room for, and a caller that
-            # has the result sees the slot already free in stats().
-            if emitter._streams:
-                emitter.emit_new(COMMAND_FAILED, {
-                    "lane_id": lane.lane_id,
-                    "command_id": self._command_id(job.ticket),
-                    "error": _describe_error(error),
-                })
-            lib.lc_finish(self._ptr, lane.index, _FAILED)
-            future.set_exception(error)
-            if not isinstance(error, Exception):  # SystemExit, KeyboardInterrupt
-                logger.warning("command %s raised %r", self._command_id(job.ticket), error)
-            return
-        if emitter._streams:
-            emitter.emit_new(COMMAND_COMPLETED, {
-                "lane_id": lane.lane_id,
-                "command_id": self._command_id(job.ticket),
-            })
-        lib.lc_finish(self._ptr, lane.index, _COMPLETED)
-        future.set_result(result)
-
-    def _emit_cancelled(self, job: _Job) -> None:
-        self._emit_cancelled_ticket(job.lane, job.ticket)
-
-    def _emit_cancelled_ticket(self, lane: _Lane, ticket: int) -> None:
-        self.emitter.emit_new(COMMAND_CANCELLED, {
-            "lane_id": lane.lane_id,
-            "command_id": self._command_id(ticket),
-        })
-
     # ---- observation ----------------------------------------------------------
 
-    def stats(self, dead_letter_count: int = 0) -> QueueStats:
+    def stats(self) -> QueueStats:
         lanes = []
         for lane in self._lanes_by_index:
             s = self._engine.lane_stats(lane.index)
@@ -460,12 +432,18 @@ class CommandQueue:
                 active=s.active, min_concurrency=s.min_concurrency,
                 max_concurrency=s.max_concurrency, paused=s.paused, submitted=s.submitted,
                 completed=s.completed, failed=s.failed, cancelled=s.cancelled,
+                delayed=s.delayed, retried=s.retried,
+                timed_out=lane.counters["timed_out"],
+                dead_lettered=lane.counters["dead_lettered"],
             ))
         return QueueStats(
             total_pending=sum(s.pending for s in lanes),
             total_active=sum(s.active for s in lanes),
-            dead_letter_count=dead_letter_count,
+            dead_letter_count=len(self._dlq) if self._dlq is not None else 0,
             lanes=lanes,
+            total_delayed=sum(s.delayed for s in lanes),
+            abandoned_threads=len(self._abandoned),
+            abandoned_total=self._abandoned_total,
         )
 
     def status(self) -> dict[str, LaneStatus]:
@@ -483,8 +461,3 @@ class CommandQueue:
 
     def subscribe_filtered(self, predicate: Callable[[LaneEvent], bool]) -> EventStream:
         return self.emitter.subscribe_filtered(predicate)
-
-
-def _describe_error(error: BaseException) -> str:
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__

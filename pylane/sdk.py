@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 from .command import JsonCommand
 from .config import LaneConfig, default_lane_configs
+from .dlq import DeadLetterQueue
 from .errors import InvalidConfigError, InvalidPayloadError
 from .events import EventEmitter, EventStream
 from .manager import QueueManager, QueueManagerBuilder
 from .queue import CommandFuture
 from .stats import QueueStats
+from .storage import Storage
 
 Handler = Callable[[Any], Any]
 
@@ -42,7 +44,9 @@ class Lane:
 
     def __init__(self, _configs: Optional[Sequence[LaneConfig]] = None, *,
                  max_workers: Optional[int] = None,
-                 event_capacity: int = SDK_EVENT_CAPACITY) -> None:
+                 event_capacity: int = SDK_EVENT_CAPACITY,
+                 storage: Optional[Storage] = None,
+                 dlq: Union[DeadLetterQueue, int, None] = None) -> None:
         configs = list(_configs) if _configs is not None else default_lane_configs()
         builder = QueueManagerBuilder(EventEmitter(event_capacity))
         for config in configs:
@@ -55,8 +59,14 @@ class Lane:
             builder.with_lane(config.lane_id, config, config.priority)
         if max_workers is not None:
             builder.with_max_workers(max_workers)
+        if storage is not None:
+            builder.with_storage(storage)
+        if dlq is not None:
+            builder.with_dlq(dlq)
         self._manager: QueueManager = builder.build()
-        self._handlers: dict[str, Handler] = {}
+        # Shared with the queue: commands recovered from storage find their
+        # handlers here when they run, whenever those were registered.
+        self._handlers: dict[str, Handler] = self._manager.queue().json_handlers
 
     @classmethod
     def with_lanes(cls, configs: Sequence[LaneConfig], **options: Any) -> Lane:
@@ -74,7 +84,7 @@ class Lane:
             raise InvalidConfigError("command_type must be a non-empty string")
         if not callable(handler):
             raise InvalidConfigError(f"handler for {command_type!r} must be callable")
-        self._handlers = {**self._handlers, command_type: handler}
+        self._handlers[command_type] = handler
 
     def handler(self, command_type: str) -> Callable[[Handler], Handler]:
         """Decorator form of ``register_handler``."""
@@ -89,7 +99,7 @@ class Lane:
     def _command(self, command_type: str, payload: Any) -> JsonCommand:
         if not isinstance(command_type, str):
             raise TypeError(f"command_type must be a string, got {type(command_type).__name__}")
-        return JsonCommand(command_type, _json_copy(payload), self._handlers.get(command_type))
+        return JsonCommand(command_type, _json_copy(payload), handlers=self._handlers)
 
     def submit(self, lane_id: str, command_type: str, payload: Any = None) -> Any:
         """Blocks until the command completes and returns its result."""

@@ -24,6 +24,10 @@ class LaneStatus:
     completed: int = 0
     failed: int = 0
     cancelled: int = 0
+    delayed: int = 0  # waiting out a retry delay
+    retried: int = 0
+    timed_out: int = 0
+    dead_lettered: int = 0
 
     # The Rust names.
     @property
@@ -47,6 +51,9 @@ class QueueStats:
     total_active: int
     dead_letter_count: int = 0
     lanes: list[LaneStatus] = field(default_factory=list)
+    total_delayed: int = 0  # waiting out a retry delay
+    abandoned_threads: int = 0  # still running a command that timed out
+    abandoned_total: int = 0
 
     def lane(self, lane_id: str) -> Optional[LaneStatus]:
         for status in self.lanes:

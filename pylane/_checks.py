@@ -1,0 +1,36 @@
+"""Validation helpers shared by the configuration classes: each names the
+field it rejects."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from .errors import InvalidConfigError
+
+
+def check_count(name: str, value: Any, minimum: int) -> int:
+    """An integer field; bool is refused because True would read as 1."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidConfigError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise InvalidConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_priority(value: Any, lane_id: Optional[str] = None) -> int:
+    where = f" for lane {lane_id!r}" if lane_id else ""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidConfigError(
+            f"priority{where} must be a non-negative integer, got {type(value).__name__}"
+        )
+    if value < 0 or value > 2**31 - 1:
+        raise InvalidConfigError(f"priority{where} must be between 0 and 2**31-1, got {value}")
+    return value
+
+
+def check_lane_id(value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidConfigError(f"lane id must be a string, got {type(value).__name__}")
+    if not value:
+        raise InvalidConfigError("lane id must not be empty")
+    return value

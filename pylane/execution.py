@@ -1,0 +1,272 @@
+"""Running dispatched commands: one attempt, its outcome, retries, timeouts.
+
+``Execution`` is the half of ``CommandQueue`` that workers use; it is a
+separate class only to keep each file about one thing. Every attempt ends in
+exactly one of: success, a retry (the engine holds the ticket for the back-off
+delay), or a terminal failure (dead letter, ``failed`` or ``timeout``).
+
+Order at the end of an attempt, and why:
+  1. events first, so a subscriber sees an end before the start it allows;
+  2. ``lc_finish`` frees the slot, so a caller holding the result never sees
+     its command still counted as active;
+  3. the future is resolved;
+  4. the caller of ``_execute`` settles the ticket in the engine, after which
+     ``drain`` may return.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Optional
+
+from ._durations import describe
+from ._lane_core import ffi, lib
+from .cancel import current
+from .dlq import DeadLetter
+from .errors import LaneTimeoutError
+from .events import (
+    COMMAND_CANCELLED,
+    COMMAND_COMPLETED,
+    COMMAND_DEAD_LETTERED,
+    COMMAND_FAILED,
+    COMMAND_RETRY,
+    COMMAND_STARTED,
+    COMMAND_TIMEOUT,
+)
+from .jobs import DONE, QUEUED, RUNNING, TIMED_OUT, Job, Lane
+from .storage import StoredDeadLetter
+
+if TYPE_CHECKING:
+    from .queue import CommandQueue
+
+logger = logging.getLogger("pylane.queue")
+
+_DISPATCHED = lib.LC_DISPATCHED
+_COMPLETED = lib.LC_OUTCOME_COMPLETED
+_FAILED = lib.LC_OUTCOME_FAILED
+_CANCELLED = lib.LC_OUTCOME_CANCELLED
+_RETRIED = lib.LC_OUTCOME_RETRIED
+_WAIT_FOREVER = -1
+
+
+class CommandTimeoutError(LaneTimeoutError):
+    """A command's attempt ran past its lane's timeout."""
+
+
+def describe_error(error: BaseException) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class Execution:
+    """Mixed into CommandQueue; uses its engine, jobs, emitter, storage,
+    dead letter queue and metrics."""
+
+    # ---- the worker loop ------------------------------------------------------
+
+    def _work(self: CommandQueue) -> None:
+        ptr = self._ptr
+        out = ffi.new("lc_dispatch *")
+        jobs = self._jobs
+        rc = lib.pylane_wait_next(ptr, _WAIT_FOREVER, out)
+        while rc == _DISPATCHED:
+            job = jobs.get(out.ticket)
+            if job is None:  # cannot happen: a dispatched ticket's job is kept
+                logger.error("dispatched ticket %d has no job", out.ticket)
+                lib.lc_finish(ptr, out.lane, _CANCELLED)
+            elif not self._execute(job, out.enqueued_ns):
+                return  # abandoned after a timeout; a replacement has taken over
+            rc = lib.pylane_settle_and_wait(ptr, _WAIT_FOREVER, out)
+
+    def _execute(self: CommandQueue, job: Job, enqueued_ns: int = 0) -> bool:
+        """Runs one attempt of a dispatched job and ends it. The caller then
+        settles it in the engine. Returns False when the attempt timed out
+        while running: its end was handled by the deadline, and this thread
+        is abandoned (it must neither settle nor take more work)."""
+        future = job.future
+        lane = job.lane
+        if not future.set_running_or_notify_cancel():
+            self._end_cancelled(job)
+            return True
+        job.state = RUNNING
+        attempt = job.attempt
+        emitter = self.emitter
+        metrics = self._metrics
+        if metrics is not None and enqueued_ns:
+            metrics.record_start(lane.lane_id, (lib.lc_now_ns() - enqueued_ns) / 1e9)
+        timeout = lane.timeout
+        if timeout is not None:
+            job.thread = threading.current_thread()
+            self._deadlines.watch(time.monotonic() + timeout, (job, attempt))
+        current.job = job
+        # The clock only when someone records run times: it is on the hot path.
+        started = time.perf_counter() if metrics is not None else 0.0
+        try:
+            if emitter._streams:
+                emitter.emit_new(COMMAND_STARTED, {
+                    "lane_id": lane.lane_id,
+                    "command_id": self._command_id_of(job.ticket),
+                    "command_type": job.command_type,
+                })
+            result = job.call()
+        except BaseException as error:
+            failure: Optional[BaseException] = error
+        else:
+            failure = None
+        finally:
+            current.job = None
+        run_seconds = time.perf_counter() - started if metrics is not None else 0.0
+        if timeout is not None:
+            with self._state_lock:
+                if job.state != RUNNING or job.attempt != attempt:
+                    self._abandoned.discard(threading.current_thread())
+                    return False
+                job.state = DONE
+        if failure is None:
+            self._succeed(job, result, run_seconds)
+        else:
+            if not isinstance(failure, Exception):  # SystemExit, KeyboardInterrupt
+                logger.warning("command %s raised %r", self._command_id_of(job.ticket), failure)
+            self._fail_attempt(job, failure, run_seconds, timed_out=False)
+        return True
+
+    # ---- how an attempt ends --------------------------------------------------
+
+    def _succeed(self: CommandQueue, job: Job, result: Any, run_seconds: float) -> None:
+        lane = job.lane
+        self._jobs.pop(job.ticket, None)
+        if job.stored:
+            self._storage.remove_command(self._command_id_of(job.ticket))
+        if self.emitter._streams:
+            self.emitter.emit_new(COMMAND_COMPLETED, {
+                "lane_id": lane.lane_id,
+                "command_id": self._command_id_of(job.ticket),
+            })
+        if self._metrics is not None:
+            self._metrics.record_complete(lane.lane_id, run_seconds)
+        job.state = DONE
+        lib.lc_finish(self._ptr, lane.index, _COMPLETED)
+        job.future.set_result(result)
+
+    def _fail_attempt(self: CommandQueue, job: Job, error: BaseException, run_seconds: float,
+                      timed_out: bool) -> None:
+        """Retries the job if its lane's policy allows, else fails it for good."""
+        lane = job.lane
+        policy = lane.retry
+        if policy is not None and policy.should_retry(job.attempt):
+            self._retry(job, policy.delay_for_attempt(job.attempt + 1))
+        else:
+            self._fail_for_good(job, error, run_seconds, timed_out)
+
+    def _retry(self: CommandQueue, job: Job, delay: float) -> None:
+        lane = job.lane
+        job.attempt += 1
+        command_id = self._command_id_of(job.ticket)
+        if job.stored:
+            self._save(job, last_attempt=True)
+        self.emitter.emit_new(COMMAND_RETRY, {
+            "lane_id": lane.lane_id, "command_id": command_id, "attempt": job.attempt,
+        })
+        if self._metrics is not None:
+            self._metrics.record_retry(lane.lane_id)
+        job.state = QUEUED
+        job.future._back_to_pending()
+        self._jobs[job.ticket] = job
+        lib.lc_finish(self._ptr, lane.index, _RETRIED)
+        # The engine holds the back-off as a delayed entry: no thread sleeps.
+        due = lib.lc_now_ns() + int(delay * 1e9)
+        if lib.lc_retry_at(self._ptr, lane.index, job.ticket, due) < 0:
+            self._jobs.pop(job.ticket, None)
+            job.future.set_running_or_notify_cancel()
+            job.future.set_exception(MemoryError("engine could not queue the retry"))
+
+    def _fail_for_good(self: CommandQueue, job: Job, error: BaseException, run_seconds: float,
+                       timed_out: bool) -> None:
+        lane = job.lane
+        command_id = self._command_id_of(job.ticket)
+        text = describe_error(error)
+        self._jobs.pop(job.ticket, None)
+        if job.stored:
+            self._storage.remove_command(command_id)
+        self._dead_letter(job, command_id, text)
+        key = COMMAND_TIMEOUT if timed_out else COMMAND_FAILED
+        self.emitter.emit_new(key, {"lane_id": lane.lane_id, "command_id": command_id,
+                                    "error": text})
+        if self._metrics is not None:
+            if timed_out:
+                self._metrics.record_timeout(lane.lane_id, run_seconds)
+            else:
+                self._metrics.record_failure(lane.lane_id, run_seconds)
+        if timed_out:
+            lane.counters["timed_out"] += 1
+        lib.lc_finish(self._ptr, lane.index, _FAILED)
+        job.future.set_exception(error)
+
+    def _dead_letter(self: CommandQueue, job: Job, command_id: str, error: str) -> None:
+        if self._dlq is None and not job.stored:
+            return
+        letter = DeadLetter(command_id, job.command_type, job.lane.lane_id, error, job.attempt + 1)
+        self._record_dead_letter(letter)
+
+    def _record_dead_letter(self: CommandQueue, letter: DeadLetter) -> None:
+        """Keeps a dead letter in the DLQ and, with storage, on disk."""
+        if self._dlq is not None:
+            self._dlq.push(letter)
+        if self._storage is not None:
+            self._storage.save_dead_letter(StoredDeadLetter(
+                letter.command_id, letter.command_type, letter.lane_id, letter.error,
+                letter.attempts, letter.failed_at,
+            ))
+        lane = self._lanes.get(letter.lane_id)
+        if lane is not None:
+            lane.counters["dead_lettered"] += 1
+        self.emitter.emit_new(COMMAND_DEAD_LETTERED, {
+            "lane_id": letter.lane_id, "command_id": letter.command_id,
+            "command_type": letter.command_type,
+        })
+        if self._metrics is not None:
+            self._metrics.record_dead_letter(letter.lane_id)
+
+    def _end_cancelled(self: CommandQueue, job: Job) -> None:
+        """A job whose future was cancelled after the engine dispatched it."""
+        self._jobs.pop(job.ticket, None)
+        if job.stored:
+            self._storage.remove_command(self._command_id_of(job.ticket))
+        job.state = DONE
+        lib.lc_finish(self._ptr, job.lane.index, _CANCELLED)
+        self._emit_cancelled_ticket(job.lane, job.ticket)
+
+    def _emit_cancelled_ticket(self: CommandQueue, lane: Lane, ticket: int) -> None:
+        if self._metrics is not None:
+            self._metrics.record_cancel(lane.lane_id)
+        self.emitter.emit_new(COMMAND_CANCELLED, {
+            "lane_id": lane.lane_id,
+            "command_id": self._command_id_of(ticket),
+        })
+
+    # ---- timeouts -----------------------------------------------------------------
+
+    def _on_deadline(self: CommandQueue, item: tuple[Job, int]) -> None:
+        """The deadline thread: ends an attempt that is still running past its
+        lane's timeout. Python cannot stop the thread, so: the command's token
+        is set (it may stop by itself), the attempt fails with
+        CommandTimeoutError (or is retried), its slot is freed, and a new
+        worker replaces the one left running it, which is counted as
+        abandoned until its call returns."""
+        job, attempt = item
+        with self._state_lock:
+            if job.state != RUNNING or job.attempt != attempt:
+                return  # finished in time, or already retried
+            job.state = TIMED_OUT
+            thread = job.thread
+            if thread is not None:
+                self._abandoned.add(thread)
+            self._abandoned_total += 1
+        job.cancel_token().cancel("timed out")
+        timeout = job.lane.timeout or 0.0
+        error = CommandTimeoutError(f"Command timed out after {describe(timeout)}")
+        self._fail_attempt(job, error, timeout, timed_out=True)
+        lib.lc_settle(self._ptr)
+        self._spawn_worker()

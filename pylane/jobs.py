@@ -1,0 +1,112 @@
+"""The records a queue keeps per lane and per command, and the future it
+hands back. Plain data with ``__slots__``: one of each is made per submit."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from concurrent.futures._base import PENDING
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from .cancel import CancelToken
+from .command import Command, command_type_of
+from .config import LaneConfig
+
+if TYPE_CHECKING:
+    from .queue import CommandQueue
+
+# Job states. A job is QUEUED (in its lane or waiting out a retry delay),
+# RUNNING (one attempt in progress), DONE, or TIMED_OUT (its attempt passed
+# the deadline; the thread running it has been abandoned).
+QUEUED, RUNNING, DONE, TIMED_OUT = range(4)
+
+
+class Lane:
+    """A registered lane: its engine index and what its commands need."""
+
+    __slots__ = ("config", "counters", "index", "lane_id", "priority", "retry", "timeout")
+
+    def __init__(self, lane_id: str, index: int, config: LaneConfig, priority: int) -> None:
+        self.lane_id = lane_id
+        self.index = index
+        self.config = config
+        self.priority = priority
+        self.timeout: Optional[float] = config.timeout
+        policy = config.retry_policy
+        self.retry = policy if policy is not None and policy.max_retries else None
+        # Outcomes the engine does not count (it sees a timeout as a failure).
+        self.counters = {"timed_out": 0, "dead_lettered": 0}
+
+
+class CommandFuture(Future):
+    """A ``concurrent.futures.Future`` that knows its command.
+
+    ``cancel()`` on a command still waiting in its lane (or waiting out a
+    retry delay) removes it and returns True. On a running command it sets
+    the command's cancel token (see ``pylane.cancel_token``) and returns
+    False, as ``Future.cancel`` does: the command decides whether to stop.
+    """
+
+    def __init__(self, queue: CommandQueue, lane: Lane, ticket: int) -> None:
+        super().__init__()
+        self._queue = queue
+        self._lane = lane
+        self._ticket = ticket
+
+    @property
+    def command_id(self) -> str:
+        return self._queue._command_id_of(self._ticket)
+
+    @property
+    def lane_id(self) -> str:
+        return self._lane.lane_id
+
+    def cancel(self) -> bool:
+        if not self._queue._withdraw(self._lane, self._ticket):
+            return super().cancel()
+        cancelled = super().cancel()
+        self._queue._emit_cancelled_ticket(self._lane, self._ticket)
+        return cancelled
+
+    def _back_to_pending(self) -> None:
+        """A retry puts the future back to pending, so that it can be
+        cancelled while it waits and started again when dispatched."""
+        with self._condition:
+            self._state = PENDING
+
+
+class Job:
+    """One submitted command. ``call`` runs it with no arguments (a Command's
+    ``execute``, the callable itself, or a ``functools.partial`` of it);
+    ``source`` is what the user gave, for its ``command_type`` label."""
+
+    __slots__ = (
+        "attempt", "call", "future", "lane", "source", "state", "stored", "thread", "ticket",
+        "token",
+    )
+
+    def __init__(self, call: Callable[[], Any], source: Any, future: CommandFuture,
+                 lane: Lane, ticket: int) -> None:
+        self.call = call
+        self.source = source
+        self.future = future
+        self.lane = lane
+        self.ticket = ticket
+        self.attempt = 0  # attempts that have ended in failure so far
+        self.state = QUEUED
+        self.stored = False
+        self.token: Optional[CancelToken] = None
+        self.thread: Optional[threading.Thread] = None
+
+    @property
+    def command_type(self) -> str:
+        source = self.source
+        if isinstance(source, Command):
+            return command_type_of(source)
+        return getattr(source, "__name__", type(source).__name__)
+
+    def cancel_token(self) -> CancelToken:
+        token = self.token
+        if token is None:
+            token = self.token = CancelToken()
+        return token

@@ -1,0 +1,624 @@
+"""Metrics: counters, gauges and latency histograms, per lane and overall.
+
+``QueueMetrics`` is what the queue calls; a ``MetricsBackend`` is where the
+numbers go. ``QueueMetrics.local()`` keeps them in memory (``LocalMetrics``);
+``QueueMetrics(OtelMetricsBackend())`` sends them to OpenTelemetry; any object
+with the backend methods below works too.
+
+Metric names (the original's, plus ``cancelled``). ``<lane>`` is the lane id;
+every per-lane counter and histogram also has the overall name without the
+suffix. Latencies are in milliseconds.
+
+=====================================  =========  ==========================================
+name                                   kind       recorded by
+=====================================  =========  ==========================================
+``lane.commands.submitted[.<lane>]``   counter    ``record_submit``
+``lane.commands.completed[.<lane>]``   counter    ``record_complete``
+``lane.commands.failed[.<lane>]``      counter    ``record_failure``
+``lane.commands.timeout[.<lane>]``     counter    ``record_timeout``
+``lane.commands.retried[.<lane>]``     counter    ``record_retry``
+``lane.commands.dead_lettered[.<l>]``  counter    ``record_dead_letter``
+``lane.commands.cancelled[.<lane>]``   counter    ``record_cancel``
+``lane.queue.depth.<lane>``            gauge      ``set_queue_depth`` / ``bind_gauges``
+``lane.queue.active.<lane>``           gauge      ``set_active_commands`` / ``bind_gauges``
+``lane.command.wait_time_ms[.<lane>]`` histogram  ``record_start`` (submit to start)
+``lane.command.latency_ms[.<lane>]``   histogram  ``record_complete``, ``record_failure``,
+                                                  ``record_timeout`` (run time of an attempt)
+=====================================  =========  ==========================================
+
+Why it is cheap: the queue calls a hook two or three times per command, so
+the hooks do no string formatting (names are built once per lane), take no
+lock for ``LocalMetrics`` (see ``_Counter`` and ``_Histogram``) and record a
+per-lane value once: ``LocalMetrics`` derives the overall counter and
+histogram from the lanes' when it is read.
+
+Why histograms are bounded (the original kept every sample and re-sorted them
+all on each record): up to ``EXACT_SAMPLES`` samples are kept as they are and
+percentiles are exact; past that, samples are folded into log-linear buckets
+(64 per power of two, from the float's own bits), so memory depends on the
+range of values, not their number, and a percentile is off by at most 0.8%.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import struct
+import sys
+import threading
+from array import array
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Protocol, runtime_checkable
+
+# ---- names ---------------------------------------------------------------------
+
+COMMANDS_SUBMITTED = "lane.commands.submitted"
+COMMANDS_COMPLETED = "lane.commands.completed"
+COMMANDS_FAILED = "lane.commands.failed"
+COMMANDS_TIMEOUT = "lane.commands.timeout"
+COMMANDS_RETRIED = "lane.commands.retried"
+COMMANDS_DEAD_LETTERED = "lane.commands.dead_lettered"
+COMMANDS_CANCELLED = "lane.commands.cancelled"
+QUEUE_DEPTH = "lane.queue.depth"
+QUEUE_ACTIVE = "lane.queue.active"
+COMMAND_LATENCY = "lane.command.latency_ms"
+COMMAND_WAIT_TIME = "lane.command.wait_time_ms"
+
+COUNTER_NAMES = (
+    COMMANDS_SUBMITTED, COMMANDS_COMPLETED, COMMANDS_FAILED, COMMANDS_TIMEOUT,
+    COMMANDS_RETRIED, COMMANDS_DEAD_LETTERED, COMMANDS_CANCELLED,
+)
+GAUGE_NAMES = (QUEUE_DEPTH, QUEUE_ACTIVE)
+HISTOGRAM_NAMES = (COMMAND_LATENCY, COMMAND_WAIT_TIME)
+
+
+def lane_metric(name: str, lane_id: str) -> str:
+    """The per-lane name: ``<name>.<lane>``."""
+    return f"{name}.{lane_id}"
+
+
+# ---- data ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistogramPercentiles:
+    p50: float = 0.0
+    p90: float = 0.0
+    p95: float = 0.0
+    p99: float = 0.0
+
+
+@dataclass(frozen=True)
+class HistogramStats:
+    """A histogram's summary. An empty histogram is all zeros (the original
+    reported min = the largest float and max = the most negative one)."""
+
+    count: int = 0
+    sum: float = 0.0
+    min: float = 0.0
+    max: float = 0.0
+    mean: float = 0.0
+    p50: float = 0.0
+    p90: float = 0.0
+    p95: float = 0.0
+    p99: float = 0.0
+
+    @property
+    def percentiles(self) -> HistogramPercentiles:
+        return HistogramPercentiles(self.p50, self.p90, self.p95, self.p99)
+
+
+@dataclass(frozen=True)
+class MetricsSnapshot:
+    counters: dict[str, int] = field(default_factory=dict)
+    gauges: dict[str, float] = field(default_factory=dict)
+    histograms: dict[str, HistogramStats] = field(default_factory=dict)
+
+    def counter(self, name: str, lane_id: Optional[str] = None) -> int:
+        """A counter's value, 0 when it was never recorded."""
+        return self.counters.get(name if lane_id is None else lane_metric(name, lane_id), 0)
+
+    def histogram(self, name: str, lane_id: Optional[str] = None) -> HistogramStats:
+        """A histogram's stats, all zeros when it was never recorded."""
+        key = name if lane_id is None else lane_metric(name, lane_id)
+        return self.histograms.get(key, HistogramStats())
+
+
+# ---- the backend protocol ---------------------------------------------------------
+
+
+@runtime_checkable
+class MetricsBackend(Protocol):
+    """Where metrics go. The first five methods are the ones the original
+    README lists; the getters are the original trait's other three.
+
+    A backend may also offer ``bind_counter(name, lane_id)`` (returns a
+    no-argument callable adding 1), ``bind_histogram(name, lane_id)`` and
+    ``bind_gauge(name, lane_id)`` (callables taking the value). When it does,
+    ``QueueMetrics`` calls them once per lane and metric and then only calls
+    what they returned, so the backend chooses how a lane is represented
+    (``LocalMetrics``: a ``.<lane>`` name; OpenTelemetry: a ``lane``
+    attribute). Without them, ``QueueMetrics`` records the ``.<lane>`` name
+    and the overall name through the methods below.
+    """
+
+    def increment_counter(self, name: str, value: int = 1) -> None: ...
+
+    def set_gauge(self, name: str, value: float) -> None: ...
+
+    def record_histogram(self, name: str, value: float) -> None: ...
+
+    def snapshot(self) -> MetricsSnapshot: ...
+
+    def reset(self) -> None: ...
+
+    def get_counter(self, name: str) -> Optional[int]: ...
+
+    def get_gauge(self, name: str) -> Optional[float]: ...
+
+    def get_histogram_stats(self, name: str) -> Optional[HistogramStats]: ...
+
+
+# ---- LocalMetrics internals ------------------------------------------------------
+
+# Under the GIL a C function that runs no Python code cannot be interrupted
+# by another thread, so ``next()`` on ``itertools.count`` and ``list.append``
+# are atomic (CPython's threading module numbers threads with the same
+# ``count().__next__``). Without a GIL (free-threaded builds) we take a lock.
+_GIL = getattr(sys, "_is_gil_enabled", lambda: True)()
+
+
+class _Counter:
+    """A counter whose +1 is ``next()`` on an ``itertools.count``: no lock,
+    no lost updates. Reading also advances the count, which ``_skip``
+    remembers; other amounts and resets take the lock."""
+
+    __slots__ = ("_extra", "_lock", "_skip", "_ticks", "children", "inc", "touched")
+
+    def __init__(self) -> None:
+        self._ticks = itertools.count()
+        self._lock = threading.Lock()
+        self._skip = 0  # ticks that were reads or resets, not increments
+        self._extra = 0  # amounts other than 1
+        self.touched = False  # recorded since the last reset (even by + 0)
+        self.children: tuple[_Counter, ...] = ()
+        self.inc: Callable[[], Any] = self._ticks.__next__ if _GIL else self._locked_inc
+
+    def _locked_inc(self) -> None:
+        with self._lock:
+            self._extra += 1
+
+    def add(self, value: int) -> None:
+        if value == 1:
+            self.inc()
+        else:
+            with self._lock:
+                self._extra += value
+        self.touched = True
+
+    def own_value(self) -> int:
+        with self._lock:
+            ticks = next(self._ticks) - self._skip
+            self._skip += 1
+            return ticks + self._extra
+
+    def value(self) -> int:
+        return self.own_value() + sum(child.value() for child in self.children)
+
+    def visible(self) -> bool:
+        return self.touched or self.own_value() > 0 or any(c.visible() for c in self.children)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._skip = next(self._ticks) + 1
+            self._extra = 0
+            self.touched = False
+
+
+# 64 buckets per power of two: a double's sign, exponent and top 6 mantissa
+# bits. For positive values the bit pattern grows with the value.
+_MANTISSA_BITS_DROPPED = 52 - 6
+_shift = _MANTISSA_BITS_DROPPED.__rrshift__  # x -> x >> 46, a C call per sample
+_PACK_Q = struct.Struct("<q")
+_PACK_D = struct.Struct("<d")
+EXACT_SAMPLES = 1024
+_PERCENTILES = (0.50, 0.90, 0.95, 0.99)
+
+
+def _bits_to_float(bits: int) -> float:
+    return _PACK_D.unpack(_PACK_Q.pack(bits))[0]
+
+
+def _bucket_value(key: int) -> float:
+    """The middle of a bucket (a sample is at most 1/128 of itself away)."""
+    low = _bits_to_float(key << _MANTISSA_BITS_DROPPED)
+    high = _bits_to_float((key + 1) << _MANTISSA_BITS_DROPPED)
+    if math.isinf(low) or math.isnan(high) or math.isinf(high):
+        return low
+    return (low + high) / 2
+
+
+def _rank(count: int, p: float) -> int:
+    """The original's rule: the sample at index min(floor(n*p), n-1)."""
+    return min(int(count * p), count - 1)
+
+
+class _Histogram:
+    """Samples are appended to ``_raw`` without a lock (``list.append`` is
+    atomic). While the histogram has seen at most ``EXACT_SAMPLES`` samples it
+    keeps them all and answers exactly; past that, ``_fold`` moves them into
+    bucket counts in a few C-level passes, so recording stays one append and
+    memory stays bounded."""
+
+    __slots__ = ("_buckets", "_count", "_lock", "_max", "_min", "_raw", "_sum", "children")
+
+    def __init__(self) -> None:
+        self._raw: list[float] = []
+        self._lock = threading.Lock()
+        self._buckets: Counter[int] = Counter()
+        self._count = 0  # folded samples
+        self._sum = 0.0
+        self._min = math.inf
+        self._max = -math.inf
+        self.children: tuple[_Histogram, ...] = ()
+
+    def record(self, value: float) -> None:
+        raw = self._raw
+        raw.append(value)
+        if len(raw) > EXACT_SAMPLES:
+            self._fold()
+
+    def _fold(self) -> None:
+        with self._lock:
+            raw = self._raw
+            taken = len(raw)
+            if not taken:
+                return
+            # Slicing then deleting the same prefix keeps samples appended
+            # meanwhile (by threads that hold no lock) for the next fold.
+            samples = array("d", raw[:taken])
+            del raw[:taken]
+            total = sum(samples)
+            if math.isnan(total):
+                samples = array("d", [v for v in samples if not math.isnan(v)])
+                total = sum(samples)
+                if not samples:
+                    return
+            self._count += len(samples)
+            self._sum += total
+            self._min = min(self._min, min(samples))
+            self._max = max(self._max, max(samples))
+            self._buckets.update(map(_shift, memoryview(samples).cast("B").cast("q")))
+
+    def reset(self) -> None:
+        with self._lock:
+            del self._raw[:]
+            self._buckets = Counter()
+            self._count = 0
+            self._sum = 0.0
+            self._min = math.inf
+            self._max = -math.inf
+
+    def members(self) -> list[_Histogram]:
+        return [self, *(m for child in self.children for m in child.members())]
+
+    def count(self) -> int:
+        return sum(h._count + len(h._raw) for h in self.members())
+
+    def stats(self) -> HistogramStats:
+        members = self.members()
+        if all(h._count == 0 for h in members):
+            raw = [v for h in members for v in h._raw[:] if not math.isnan(v)]
+            if len(raw) <= EXACT_SAMPLES * max(1, len(members)):
+                return _exact_stats(raw)
+        for h in members:
+            h._fold()
+        buckets: Counter[int] = Counter()
+        count, total, low, high = 0, 0.0, math.inf, -math.inf
+        for h in members:
+            with h._lock:
+                buckets.update(h._buckets)
+                count += h._count
+                total += h._sum
+                low = min(low, h._min)
+                high = max(high, h._max)
+        return _bucket_stats(buckets, count, total, low, high)
+
+
+def _exact_stats(samples: list[float]) -> HistogramStats:
+    if not samples:
+        return HistogramStats()
+    samples.sort()
+    n = len(samples)
+    total = math.fsum(samples)
+    p50, p90, p95, p99 = (samples[_rank(n, p)] for p in _PERCENTILES)
+    return HistogramStats(n, total, samples[0], samples[-1], total / n, p50, p90, p95, p99)
+
+
+def _bucket_stats(buckets: Counter[int], count: int, total: float,
+                  low: float, high: float) -> HistogramStats:
+    if count == 0:
+        return HistogramStats()
+    ordered = sorted((_bucket_value(key), n) for key, n in buckets.items())
+    found = []
+    targets = iter(_rank(count, p) for p in _PERCENTILES)
+    target = next(targets)
+    seen = 0
+    for value, n in ordered:
+        seen += n
+        while target is not None and target < seen:
+            found.append(min(max(value, low), high))
+            target = next(targets, None)
+        if target is None:
+            break
+    p50, p90, p95, p99 = found
+    return HistogramStats(count, total, low, high, total / count, p50, p90, p95, p99)
+
+
+# ---- LocalMetrics --------------------------------------------------------------
+
+
+class LocalMetrics:
+    """In-memory backend. Thread-safe: recording takes no lock (see
+    ``_Counter``, ``_Histogram``); creating a metric and reading take one.
+
+    ``reset()`` zeroes every metric in place, so names bound by a
+    ``QueueMetrics`` keep working; a metric with nothing recorded since the
+    reset reads as absent (None from the getters, left out of snapshots).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counters: dict[str, _Counter] = {}
+        self._gauges: dict[str, float] = {}
+        self._histograms: dict[str, _Histogram] = {}
+
+    # -- the backend methods
+
+    def increment_counter(self, name: str, value: int = 1) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"counter {name!r}: increment must be a non-negative int, "
+                             f"got {value!r}")
+        self._counter(name).add(value)
+
+    def set_gauge(self, name: str, value: float) -> None:
+        self._gauges[name] = float(value)
+
+    def record_histogram(self, name: str, value: float) -> None:
+        self._histogram(name).record(float(value))
+
+    def get_counter(self, name: str) -> Optional[int]:
+        counter = self._counters.get(name)
+        if counter is None or not counter.visible():
+            return None
+        return counter.value()
+
+    def get_gauge(self, name: str) -> Optional[float]:
+        return self._gauges.get(name)
+
+    def get_histogram_stats(self, name: str) -> Optional[HistogramStats]:
+        histogram = self._histograms.get(name)
+        if histogram is None or histogram.count() == 0:
+            return None
+        return histogram.stats()
+
+    def snapshot(self) -> MetricsSnapshot:
+        with self._lock:
+            counters = list(self._counters.items())
+            histograms = list(self._histograms.items())
+        return MetricsSnapshot(
+            counters={name: c.value() for name, c in counters if c.visible()},
+            gauges=dict(self._gauges),
+            histograms={name: h.stats() for name, h in histograms if h.count()},
+        )
+
+    def reset(self) -> None:
+        with self._lock:
+            counters = list(self._counters.values())
+            histograms = list(self._histograms.values())
+            self._gauges.clear()
+        for counter in counters:
+            counter.reset()
+        for histogram in histograms:
+            histogram.reset()
+
+    # -- binding for QueueMetrics: record the lane once, derive the total
+
+    def bind_counter(self, name: str, lane_id: str) -> Callable[[], Any]:
+        child = self._counter(lane_metric(name, lane_id))
+        parent = self._counter(name)
+        with self._lock:
+            if child not in parent.children:
+                parent.children = (*parent.children, child)
+        return child.inc
+
+    def bind_histogram(self, name: str, lane_id: str) -> Callable[[float], None]:
+        child = self._histogram(lane_metric(name, lane_id))
+        parent = self._histogram(name)
+        with self._lock:
+            if child not in parent.children:
+                parent.children = (*parent.children, child)
+        return child.record
+
+    def bind_gauge(self, name: str, lane_id: str) -> Callable[[float], None]:
+        gauges = self._gauges
+        full = lane_metric(name, lane_id)
+
+        def set_value(value: float) -> None:
+            gauges[full] = float(value)
+
+        return set_value
+
+    def _counter(self, name: str) -> _Counter:
+        counter = self._counters.get(name)
+        if counter is None:
+            with self._lock:
+                counter = self._counters.setdefault(name, _Counter())
+        return counter
+
+    def _histogram(self, name: str) -> _Histogram:
+        histogram = self._histograms.get(name)
+        if histogram is None:
+            with self._lock:
+                histogram = self._histograms.setdefault(name, _Histogram())
+        return histogram
+
+
+# ---- QueueMetrics ----------------------------------------------------------------
+
+
+class _LaneHooks:
+    """What one lane's hooks call, resolved once per lane."""
+
+    __slots__ = ("active", "cancelled", "completed", "dead_lettered", "depth", "failed",
+                 "latency", "retried", "submitted", "timeout", "wait")
+
+    def __init__(self, backend: Any, lane_id: str) -> None:
+        counter = getattr(backend, "bind_counter", None) or _unbound_counter(backend)
+        histogram = getattr(backend, "bind_histogram", None) or _unbound_histogram(backend)
+        gauge = getattr(backend, "bind_gauge", None) or _unbound_gauge(backend)
+        self.submitted = counter(COMMANDS_SUBMITTED, lane_id)
+        self.completed = counter(COMMANDS_COMPLETED, lane_id)
+        self.failed = counter(COMMANDS_FAILED, lane_id)
+        self.timeout = counter(COMMANDS_TIMEOUT, lane_id)
+        self.retried = counter(COMMANDS_RETRIED, lane_id)
+        self.dead_lettered = counter(COMMANDS_DEAD_LETTERED, lane_id)
+        self.cancelled = counter(COMMANDS_CANCELLED, lane_id)
+        self.latency = histogram(COMMAND_LATENCY, lane_id)
+        self.wait = histogram(COMMAND_WAIT_TIME, lane_id)
+        self.depth = gauge(QUEUE_DEPTH, lane_id)
+        self.active = gauge(QUEUE_ACTIVE, lane_id)
+
+
+def _unbound_counter(backend: Any) -> Callable[[str, str], Callable[[], None]]:
+    def bind(name: str, lane_id: str) -> Callable[[], None]:
+        per_lane = lane_metric(name, lane_id)
+        increment = backend.increment_counter
+
+        def add_one() -> None:
+            increment(per_lane, 1)
+            increment(name, 1)
+
+        return add_one
+
+    return bind
+
+
+def _unbound_histogram(backend: Any) -> Callable[[str, str], Callable[[float], None]]:
+    def bind(name: str, lane_id: str) -> Callable[[float], None]:
+        per_lane = lane_metric(name, lane_id)
+        record = backend.record_histogram
+
+        def observe(value: float) -> None:
+            record(per_lane, value)
+            record(name, value)
+
+        return observe
+
+    return bind
+
+
+def _unbound_gauge(backend: Any) -> Callable[[str, str], Callable[[float], None]]:
+    def bind(name: str, lane_id: str) -> Callable[[float], None]:
+        per_lane = lane_metric(name, lane_id)
+        return lambda value: backend.set_gauge(per_lane, value)
+
+    return bind
+
+
+GaugeSource = Callable[[], Iterable[tuple[str, int, int]]]
+
+
+class QueueMetrics:
+    """The queue's metrics: one hook per thing that happens to a command.
+
+    Copies share the backend (as the original's ``Clone``). Durations are
+    given in seconds and recorded in milliseconds.
+    """
+
+    def __init__(self, backend: Optional[MetricsBackend] = None) -> None:
+        self._backend: Any = backend if backend is not None else LocalMetrics()
+        self._lanes: dict[str, _LaneHooks] = {}
+        self._bind_lock = threading.Lock()
+        self._gauge_source: Optional[GaugeSource] = None
+
+    @classmethod
+    def local(cls) -> QueueMetrics:
+        return cls(LocalMetrics())
+
+    def backend(self) -> MetricsBackend:
+        return self._backend
+
+    def _bind(self, lane_id: str) -> _LaneHooks:
+        with self._bind_lock:
+            hooks = self._lanes.get(lane_id)
+            if hooks is None:
+                hooks = _LaneHooks(self._backend, str(lane_id))
+                self._lanes = {**self._lanes, lane_id: hooks}  # readers take no lock
+        return hooks
+
+    # -- hooks, called by the queue
+
+    def record_submit(self, lane_id: str) -> None:
+        (self._lanes.get(lane_id) or self._bind(lane_id)).submitted()
+
+    def record_start(self, lane_id: str, wait_seconds: float) -> None:
+        (self._lanes.get(lane_id) or self._bind(lane_id)).wait(wait_seconds * 1000.0)
+
+    def record_complete(self, lane_id: str, run_seconds: float) -> None:
+        hooks = self._lanes.get(lane_id) or self._bind(lane_id)
+        hooks.completed()
+        hooks.latency(run_seconds * 1000.0)
+
+    def record_failure(self, lane_id: str, run_seconds: Optional[float] = None) -> None:
+        hooks = self._lanes.get(lane_id) or self._bind(lane_id)
+        hooks.failed()
+        if run_seconds is not None:
+            hooks.latency(run_seconds * 1000.0)
+
+    def record_timeout(self, lane_id: str, run_seconds: Optional[float] = None) -> None:
+        hooks = self._lanes.get(lane_id) or self._bind(lane_id)
+        hooks.timeout()
+        if run_seconds is not None:
+            hooks.latency(run_seconds * 1000.0)
+
+    def record_retry(self, lane_id: str) -> None:
+        (self._lanes.get(lane_id) or self._bind(lane_id)).retried()
+
+    def record_dead_letter(self, lane_id: str) -> None:
+        (self._lanes.get(lane_id) or self._bind(lane_id)).dead_lettered()
+
+    def record_cancel(self, lane_id: str) -> None:
+        (self._lanes.get(lane_id) or self._bind(lane_id)).cancelled()
+
+    def set_queue_depth(self, lane_id: str, depth: int) -> None:
+        (self._lanes.get(lane_id) or self._bind(lane_id)).depth(depth)
+
+    def set_active_commands(self, lane_id: str, active: int) -> None:
+        (self._lanes.get(lane_id) or self._bind(lane_id)).active(active)
+
+    # -- reading
+
+    def bind_gauges(self, source: Optional[GaugeSource]) -> None:
+        """``source()`` yields ``(lane_id, pending, active)``; ``snapshot()``
+        sets the depth and active gauges from it first, so gauges cost
+        nothing per command and are never stale when read."""
+        self._gauge_source = source
+
+    def refresh_gauges(self) -> None:
+        source = self._gauge_source
+        if source is None:
+            return
+        for lane_id, pending, active in source():
+            hooks = self._lanes.get(lane_id) or self._bind(lane_id)
+            hooks.depth(pending)
+            hooks.active(active)
+
+    def snapshot(self) -> MetricsSnapshot:
+        self.refresh_gauges()
+        return self._backend.snapshot()
+
+    def reset(self) -> None:
+        self._backend.reset()

@@ -1,0 +1,55 @@
+"""Retry policies: how often a failed command runs again, and after how long.
+
+Delays follow the original: ``delay_for_attempt(k)`` is ``initial *
+multiplier^(k-1)`` capped at ``max_delay``, and 0 for k = 0 or a policy with
+no retries. Unlike the original it keeps sub-millisecond precision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._checks import check_count
+from ._durations import Duration, to_seconds
+from .errors import InvalidConfigError
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int = 0
+    initial_delay: float = 0.0  # seconds
+    max_delay: float = 0.0  # seconds
+    multiplier: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_count("max_retries", self.max_retries, 0)
+        if not isinstance(self.multiplier, (int, float)) or self.multiplier < 1.0:
+            raise InvalidConfigError(f"multiplier must be >= 1.0, got {self.multiplier!r}")
+        if self.max_delay < self.initial_delay:
+            raise InvalidConfigError(
+                f"max_delay ({self.max_delay}s) is below initial_delay ({self.initial_delay}s)"
+            )
+
+    @classmethod
+    def exponential(cls, max_retries: int) -> RetryPolicy:
+        """100 ms, then x2 each retry, capped at 30 s."""
+        return cls(max_retries, 0.1, 30.0, 2.0)
+
+    @classmethod
+    def fixed(cls, max_retries: int, delay: Duration) -> RetryPolicy:
+        seconds = to_seconds(delay, "retry delay")
+        return cls(max_retries, seconds, seconds, 1.0)
+
+    @classmethod
+    def none(cls) -> RetryPolicy:
+        return cls()
+
+    def should_retry(self, attempts_failed: int) -> bool:
+        """`attempts_failed` is the 0-based number of the attempt that failed."""
+        return attempts_failed < self.max_retries
+
+    def delay_for_attempt(self, attempt: int) -> float:
+        """Seconds to wait before retry number `attempt` (1-based)."""
+        if attempt <= 0 or self.max_retries == 0:
+            return 0.0
+        return min(self.initial_delay * self.multiplier ** (attempt - 1), self.max_delay)
