@@ -21,6 +21,14 @@
  * Delayed tickets (retry back-off) wait in `delayed`, a heap by due time,
  * and move to the back of their lane when due: on any dispatch attempt, and
  * by a sleeping worker whose wait is cut short to the earliest due time.
+ *
+ * Time-dependent rules (lane_rules.c) stay out of the heaps' order:
+ *  - a rate-limited lane found without a token when picked is throttled:
+ *    taken out of the heaps until its next token, kept in `limited`;
+ *  - boosted lanes sit in the heaps by base priority and are listed in
+ *    `boosted`; a pick compares the heap's top with each boosted lane's
+ *    effective priority now. No non-boosted lane below the top can win, so
+ *    the pick stays O(log lanes + boosted lanes).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -34,6 +42,7 @@
 #include "delay_heap.h"
 #include "lane.h"
 #include "lane_heap.h"
+#include "lane_rules.h"
 
 struct lc_engine {
     pthread_mutex_t lock;
@@ -46,6 +55,10 @@ struct lc_engine {
     lane_heap ready;
     lane_heap reserved;
     delay_heap delayed;
+    lane **limited; /* lanes with a rate limit */
+    uint32_t limited_count;
+    lane **boosted; /* lanes with a deadline boost */
+    uint32_t boosted_count;
 
     uint32_t workers; /* 0 = unbounded */
     uint64_t reserved_sum;
@@ -94,6 +107,8 @@ void lc_engine_free(lc_engine *engine) {
         free(engine->lanes[i]);
     }
     free(engine->lanes);
+    free(engine->limited);
+    free(engine->boosted);
     heap_free(&engine->ready);
     heap_free(&engine->reserved);
     delay_heap_free(&engine->delayed);
@@ -122,18 +137,90 @@ static void heap_place(lane_heap *heap, lane *l, int belongs) {
 /* Puts the lane in exactly the heaps its state calls for, re-keyed. Called
  * after every change to a lane's pending ring, active count or pause flag. */
 static void lane_sync(lc_engine *engine, lane *l) {
-    int runnable = l->pending.count > 0 && !l->paused && l->active < l->max_concurrency;
+    int runnable = l->pending.count > 0 && !l->paused && l->active < l->max_concurrency &&
+                   l->throttled_until == 0;
     heap_place(&engine->ready, l, runnable);
     heap_place(&engine->reserved, l, runnable && l->active < l->min_concurrency);
 }
 
-/* The lane the next dispatch would come from, or NULL. */
-static lane *pick_lane(lc_engine *engine) {
-    if (engine->workers == 0) return heap_top(&engine->ready);
+static int32_t priority_now(const lane *l, uint64_t now_ns) {
+    if (l->boost_deadline_ns == 0) return l->priority;
+    return effective_priority(l, ring_front(&l->pending)->enqueued_ns, now_ns);
+}
+
+/* The most urgent lane of `heap` now: its top, unless a boosted member has
+ * risen above it. Ties go to the older front ticket, as in the heap. */
+static lane *best_of(lc_engine *engine, const lane_heap *heap, uint64_t now_ns) {
+    lane *best = heap_top(heap);
+    if (!best || engine->boosted_count == 0) return best;
+    int32_t best_priority = priority_now(best, now_ns);
+    for (uint32_t i = 0; i < engine->boosted_count; i++) {
+        lane *l = engine->boosted[i];
+        if (l == best || !heap_contains(heap, l)) continue;
+        int32_t p = priority_now(l, now_ns);
+        if (p < best_priority || (p == best_priority && ring_front(&l->pending)->seq <
+                                                            ring_front(&best->pending)->seq)) {
+            best = l;
+            best_priority = p;
+        }
+    }
+    return best;
+}
+
+/* The heap the next dispatch may come from under the worker budget, or NULL
+ * when no worker is free. */
+static const lane_heap *eligible_heap(const lc_engine *engine) {
+    if (engine->workers == 0) return &engine->ready;
     if (engine->total_active >= engine->workers) return NULL;
     uint64_t free_workers = engine->workers - engine->total_active;
-    if (free_workers > engine->unfilled) return heap_top(&engine->ready);
-    return heap_top(&engine->reserved);
+    return free_workers > engine->unfilled ? &engine->ready : &engine->reserved;
+}
+
+/* The lane the next dispatch would come from, or NULL. */
+static lane *pick_lane(lc_engine *engine, uint64_t now_ns) {
+    const lane_heap *heap = eligible_heap(engine);
+    return heap ? best_of(engine, heap, now_ns) : NULL;
+}
+
+/* Out of the heaps until the lane's next token. */
+static void throttle(lc_engine *engine, lane *l, uint64_t now_ns) {
+    l->throttled_until = bucket_next_token_ns(l, now_ns);
+    lane_sync(engine, l);
+}
+
+static void release_throttled(lc_engine *engine, uint64_t now_ns) {
+    for (uint32_t i = 0; i < engine->limited_count; i++) {
+        lane *l = engine->limited[i];
+        if (l->throttled_until && l->throttled_until <= now_ns) {
+            l->throttled_until = 0;
+            lane_sync(engine, l);
+        }
+    }
+}
+
+/* Whether any rule needs the clock. */
+static int needs_clock(const lc_engine *engine) {
+    return engine->delayed.len || engine->limited_count || engine->boosted_count;
+}
+
+/* The earliest time something waiting on time (a delayed ticket, a
+ * throttled lane) may become ready, or 0 if nothing waits on time. */
+static uint64_t next_wake_locked(const lc_engine *engine) {
+    const delayed_entry *next = delay_heap_peek(&engine->delayed);
+    uint64_t wake = next ? next->due_ns : 0;
+    for (uint32_t i = 0; i < engine->limited_count; i++) {
+        uint64_t at = engine->limited[i]->throttled_until;
+        if (at && (wake == 0 || at < wake)) wake = at;
+    }
+    return wake;
+}
+
+static void promote_due(lc_engine *engine, uint64_t now_ns);
+
+/* Brings time-dependent state up to `now_ns`. */
+static void advance_clock(lc_engine *engine, uint64_t now_ns) {
+    if (engine->delayed.len) promote_due(engine, now_ns);
+    if (engine->limited_count) release_throttled(engine, now_ns);
 }
 
 static void mark_started(lc_engine *engine, lane *l) {
@@ -172,8 +259,15 @@ static void promote_due(lc_engine *engine, uint64_t now_ns) {
 }
 
 static int take_next(lc_engine *engine, uint64_t now_ns, lc_dispatch *out) {
-    if (engine->delayed.len) promote_due(engine, now_ns ? now_ns : lc_now_ns());
-    lane *l = pick_lane(engine);
+    if (needs_clock(engine)) {
+        if (!now_ns) now_ns = lc_now_ns();
+        advance_clock(engine, now_ns);
+    }
+    lane *l;
+    /* A rate limit is checked at dispatch, and only for the lane that would
+     * run: an idle or full lane never spends a token (the original's R1). */
+    while ((l = pick_lane(engine, now_ns)) && l->rate_per_ns > 0 && !bucket_take(l, now_ns))
+        throttle(engine, l, now_ns);
     if (!l) return LC_NONE;
     ring_entry entry = ring_pop_front(&l->pending);
     engine->total_pending--;
@@ -243,11 +337,12 @@ static int wait_next_locked(lc_engine *engine, int64_t timeout_ns, lc_dispatch *
         if (take_next(engine, 0, out) == LC_DISPATCHED) return LC_DISPATCHED;
         if (timeout_ns == 0) return LC_NONE;
         if (deadline && lc_now_ns() >= deadline) return LC_NONE;
-        /* Wake for the caller's deadline or the next delayed ticket, whichever
-         * comes first; no other timer exists, so nothing ever polls. */
+        /* Wake for the caller's deadline, the next delayed ticket or the next
+         * token of a throttled lane, whichever comes first; no other timer
+         * exists, so nothing ever polls. */
         uint64_t wake = deadline;
-        const delayed_entry *next = delay_heap_peek(&engine->delayed);
-        if (next && (wake == 0 || next->due_ns < wake)) wake = next->due_ns;
+        uint64_t ready = next_wake_locked(engine);
+        if (ready && (wake == 0 || ready < wake)) wake = ready;
         engine->work_waiters++;
         sleep_until(engine, &engine->work_cond, wake);
         engine->work_waiters--;
@@ -314,6 +409,63 @@ uint32_t lc_lane_count(lc_engine *engine) {
     return count;
 }
 
+/* Adds `l` to a rule list once; 0 or LC_ERR_NOMEM. */
+static int list_add(lane ***list, uint32_t *count, lane *l) {
+    for (uint32_t i = 0; i < *count; i++)
+        if ((*list)[i] == l) return LC_OK;
+    lane **grown = realloc(*list, (size_t)(*count + 1) * sizeof *grown);
+    if (!grown) return LC_ERR_NOMEM;
+    grown[(*count)++] = l;
+    *list = grown;
+    return LC_OK;
+}
+
+static void list_remove(lane **list, uint32_t *count, lane *l) {
+    for (uint32_t i = 0; i < *count; i++) {
+        if (list[i] == l) {
+            list[i] = list[--*count];
+            return;
+        }
+    }
+}
+
+int lc_lane_set_rate_limit(lc_engine *engine, uint32_t index, uint64_t max_commands,
+                           uint64_t window_ns) {
+    pthread_mutex_lock(&engine->lock);
+    lane *l = lane_at(engine, index);
+    int rc = l ? LC_OK : LC_ERR_NO_LANE;
+    if (l && max_commands && window_ns) {
+        rc = list_add(&engine->limited, &engine->limited_count, l);
+        if (rc == LC_OK) bucket_configure(l, max_commands, window_ns, lc_now_ns());
+    } else if (l) {
+        bucket_configure(l, 0, 0, 0);
+        list_remove(engine->limited, &engine->limited_count, l);
+        lane_sync(engine, l);
+        if (engine->work_waiters) pthread_cond_broadcast(&engine->work_cond);
+    }
+    pthread_mutex_unlock(&engine->lock);
+    return rc;
+}
+
+int lc_lane_set_boost(lc_engine *engine, uint32_t index, uint64_t deadline_ns,
+                      const uint64_t *before_ns, const int32_t *amounts, uint32_t count) {
+    if (count > LANE_MAX_BOOSTS) return LC_ERR_INVALID;
+    for (uint32_t i = 0; i < count; i++)
+        if (amounts[i] < 0) return LC_ERR_INVALID;
+    pthread_mutex_lock(&engine->lock);
+    lane *l = lane_at(engine, index);
+    int rc = l ? LC_OK : LC_ERR_NO_LANE;
+    if (l && deadline_ns) {
+        rc = list_add(&engine->boosted, &engine->boosted_count, l);
+        if (rc == LC_OK) boost_configure(l, deadline_ns, before_ns, amounts, count);
+    } else if (l) {
+        boost_configure(l, 0, NULL, NULL, 0);
+        list_remove(engine->boosted, &engine->boosted_count, l);
+    }
+    pthread_mutex_unlock(&engine->lock);
+    return rc;
+}
+
 /* ---- submit and dispatch -------------------------------------------------- */
 
 static int enqueue_locked(lc_engine *engine, lane *l, uint64_t ticket, uint64_t now_ns) {
@@ -371,10 +523,9 @@ int lc_retry_at(lc_engine *engine, uint32_t index, uint64_t ticket, uint64_t due
 
 uint64_t lc_next_wake_ns(lc_engine *engine) {
     pthread_mutex_lock(&engine->lock);
-    const delayed_entry *next = delay_heap_peek(&engine->delayed);
-    uint64_t due = next ? next->due_ns : 0;
+    uint64_t wake = next_wake_locked(engine);
     pthread_mutex_unlock(&engine->lock);
-    return due;
+    return wake;
 }
 
 int lc_submit(lc_engine *engine, uint32_t index, uint64_t ticket, uint64_t now_ns) {
@@ -385,38 +536,46 @@ int lc_submit(lc_engine *engine, uint32_t index, uint64_t ticket, uint64_t now_n
     return rc;
 }
 
-/* True when a ticket submitted to `l` now would be the very next dispatch. */
-static int would_run_at_once(lc_engine *engine, lane *l) {
+/* True when a ticket submitted to `l` now would be the very next dispatch.
+ * An empty lane has no front ticket, so no boost: its base priority counts. */
+static int would_run_at_once(lc_engine *engine, lane *l, uint64_t now_ns) {
     if (l->paused || l->pending.count || l->active >= l->max_concurrency) return 0;
+    if (l->throttled_until) return 0;
     /* The rivals are the lanes pick_lane would choose from: when the budget
      * is down to reservations, only lanes filling their own. */
-    const lane_heap *rivals = &engine->ready;
-    if (engine->workers) {
-        if (engine->total_active >= engine->workers) return 0;
-        uint64_t free_workers = engine->workers - engine->total_active;
-        if (free_workers <= engine->unfilled) {
-            if (l->active >= l->min_concurrency) return 0;
-            rivals = &engine->reserved;
-        }
-    }
+    const lane_heap *rivals = eligible_heap(engine);
+    if (!rivals) return 0;
+    if (rivals == &engine->reserved && l->active >= l->min_concurrency) return 0;
     /* Any rival of equal or better priority holds an older ticket. */
-    lane *top = heap_top(rivals);
-    return top == NULL || top->priority > l->priority;
+    lane *top = best_of(engine, rivals, now_ns);
+    if (top && priority_now(top, now_ns) <= l->priority) return 0;
+    return l->rate_per_ns == 0 || bucket_take(l, now_ns);
+}
+
+/* Marks a claimed ticket as submitted and running. */
+static void claim(lc_engine *engine, lane *l) {
+    engine->next_seq++;
+    l->submitted++;
+    mark_started(engine, l);
+    lane_sync(engine, l);
+}
+
+/* The clock for a claim decision (0 when no rule needs it). */
+static uint64_t claim_clock(lc_engine *engine) {
+    if (!needs_clock(engine)) return 0;
+    uint64_t now = lc_now_ns();
+    advance_clock(engine, now); /* due retries count as already waiting */
+    return now;
 }
 
 int lc_submit_or_claim(lc_engine *engine, uint32_t index, uint64_t ticket, uint64_t now_ns) {
     pthread_mutex_lock(&engine->lock);
     lane *l = lane_at(engine, index);
     int rc;
-    /* Due retries count as already waiting: an inline claim must not jump them. */
-    if (engine->delayed.len) promote_due(engine, lc_now_ns());
     if (!l) {
         rc = LC_ERR_NO_LANE;
-    } else if (would_run_at_once(engine, l)) {
-        engine->next_seq++;
-        l->submitted++;
-        mark_started(engine, l);
-        lane_sync(engine, l);
+    } else if (would_run_at_once(engine, l, claim_clock(engine))) {
+        claim(engine, l);
         rc = LC_RUN_INLINE;
     } else {
         rc = enqueue_locked(engine, l, ticket, now_ns);
@@ -430,13 +589,9 @@ int lc_try_claim(lc_engine *engine, uint32_t index) {
     lane *l = lane_at(engine, index);
     int rc = LC_ERR_NO_LANE;
     if (l) {
-        if (engine->delayed.len) promote_due(engine, lc_now_ns());
         rc = LC_NONE;
-        if (would_run_at_once(engine, l)) {
-            engine->next_seq++;
-            l->submitted++;
-            mark_started(engine, l);
-            lane_sync(engine, l);
+        if (would_run_at_once(engine, l, claim_clock(engine))) {
+            claim(engine, l);
             rc = LC_RUN_INLINE;
         }
     }
@@ -581,9 +736,18 @@ int lc_read_lane_stats(lc_engine *engine, uint32_t index, lc_lane_stats *out) {
         out->cancelled = l->cancelled;
         out->delayed = l->delayed;
         out->retried = l->retried;
+        out->throttled = l->throttled_until != 0;
     }
     pthread_mutex_unlock(&engine->lock);
     return l ? LC_OK : LC_ERR_NO_LANE;
+}
+
+uint64_t lc_lane_pending(lc_engine *engine, uint32_t index) {
+    pthread_mutex_lock(&engine->lock);
+    lane *l = lane_at(engine, index);
+    uint64_t pending = l ? l->pending.count : 0;
+    pthread_mutex_unlock(&engine->lock);
+    return pending;
 }
 
 void lc_totals(lc_engine *engine, uint64_t *pending, uint64_t *active) {

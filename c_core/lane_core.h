@@ -74,6 +74,7 @@ typedef struct lc_lane_stats {
     uint64_t cancelled;
     uint64_t delayed; /* waiting for their due time (retry back-off) */
     uint64_t retried; /* retries scheduled with lc_retry_at */
+    uint32_t throttled; /* out of rate-limit tokens right now */
 } lc_lane_stats;
 
 /* workers: the global worker budget; 0 means unbounded (only lane maxima). */
@@ -85,6 +86,22 @@ void lc_engine_free(lc_engine *engine);
 int lc_lane_add(lc_engine *engine, int32_t priority, uint32_t min_concurrency,
                 uint32_t max_concurrency);
 uint32_t lc_lane_count(lc_engine *engine);
+
+/* A token bucket, checked when the lane would dispatch (never at submit):
+ * at most max_commands per window_ns, bursts up to max_commands, the bucket
+ * starting full. A lane out of tokens steps aside for other lanes until its
+ * next token, which also bounds how long waiting workers sleep.
+ * max_commands or window_ns 0 removes the limit. */
+int lc_lane_set_rate_limit(lc_engine *engine, uint32_t lane, uint64_t max_commands,
+                           uint64_t window_ns);
+
+/* Deadline boost: with the lane's front ticket queued for `age`, once
+ * deadline_ns - age <= before_ns[i] the lane's priority number drops by
+ * amounts[i] (of the windows reached, the narrowest wins; floor 0); past the deadline the
+ * lane goes above every other (-1). At most 8 windows. deadline_ns 0
+ * removes the boost. */
+int lc_lane_set_boost(lc_engine *engine, uint32_t lane, uint64_t deadline_ns,
+                      const uint64_t *before_ns, const int32_t *amounts, uint32_t count);
 
 /* Appends a ticket to the back of a lane; wakes one waiting worker.
  * now_ns 0 means "read the clock" (lc_now_ns). */
@@ -99,8 +116,9 @@ int lc_submit(lc_engine *engine, uint32_t lane, uint64_t ticket, uint64_t now_ns
 int lc_submit_at(lc_engine *engine, uint32_t lane, uint64_t ticket, uint64_t due_ns);
 int lc_retry_at(lc_engine *engine, uint32_t lane, uint64_t ticket, uint64_t due_ns);
 
-/* The earliest due time of a delayed ticket, or 0 if none: when an event
- * loop (Node) should call lc_try_next again. */
+/* The earliest time a delayed ticket falls due or a throttled lane gets a
+ * token, or 0 if nothing waits on time: when an event loop (Node) should
+ * call lc_try_next again. */
 uint64_t lc_next_wake_ns(lc_engine *engine);
 
 /* Like lc_submit, but when the ticket would be dispatched at once anyway (its
@@ -155,6 +173,9 @@ int lc_resume(lc_engine *engine, uint32_t lane);
 
 int lc_read_lane_stats(lc_engine *engine, uint32_t lane, lc_lane_stats *out);
 void lc_totals(lc_engine *engine, uint64_t *pending, uint64_t *active);
+/* Tickets waiting in the lane's FIFO (0 for an unknown lane): cheap enough
+ * for a check after every submit. */
+uint64_t lc_lane_pending(lc_engine *engine, uint32_t lane);
 
 /* Blocks until no ticket is pending, active or settling (returns 1) or the timeout
  * passes (returns 0). timeout_ns < 0 waits forever. */

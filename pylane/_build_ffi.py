@@ -67,6 +67,7 @@ typedef struct lc_lane_stats {
     uint64_t cancelled;
     uint64_t delayed;
     uint64_t retried;
+    uint32_t throttled;
 } lc_lane_stats;
 
 lc_engine *lc_engine_new(uint32_t workers);
@@ -74,6 +75,11 @@ void lc_engine_free(lc_engine *engine);
 int lc_lane_add(lc_engine *engine, int32_t priority, uint32_t min_concurrency,
                 uint32_t max_concurrency);
 uint32_t lc_lane_count(lc_engine *engine);
+int lc_lane_set_rate_limit(lc_engine *engine, uint32_t lane, uint64_t max_commands,
+                           uint64_t window_ns);
+int lc_lane_set_boost(lc_engine *engine, uint32_t lane, uint64_t deadline_ns,
+                      const uint64_t *before_ns, const int32_t *amounts, uint32_t count);
+uint64_t lc_lane_pending(lc_engine *engine, uint32_t lane);
 int lc_submit(lc_engine *engine, uint32_t lane, uint64_t ticket, uint64_t now_ns);
 int lc_submit_at(lc_engine *engine, uint32_t lane, uint64_t ticket, uint64_t due_ns);
 int lc_retry_at(lc_engine *engine, uint32_t lane, uint64_t ticket, uint64_t due_ns);

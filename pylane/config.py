@@ -14,7 +14,9 @@ from typing import Any, Optional
 
 from ._checks import check_count, check_lane_id, check_priority
 from ._durations import Duration, to_seconds
+from .boost import PriorityBoostConfig
 from .errors import InvalidConfigError
+from .ratelimit import RateLimitConfig
 from .retry import RetryPolicy
 
 # The SDK's keyword form defaulted max_concurrency to 10; LaneConfig.default()
@@ -32,7 +34,8 @@ class LaneConfig:
     """
 
     __slots__ = (
-        "lane_id", "max_concurrency", "min_concurrency", "priority", "retry_policy", "timeout",
+        "lane_id", "max_concurrency", "min_concurrency", "pressure_threshold", "priority",
+        "priority_boost", "rate_limit", "retry_policy", "timeout",
     )
 
     def __init__(
@@ -43,8 +46,11 @@ class LaneConfig:
         max_concurrency: int = SDK_DEFAULT_MAX_CONCURRENCY,
         timeout_secs: Optional[Duration] = None,
         retry_policy: Optional[RetryPolicy] = None,
+        pressure_threshold: Optional[int] = None,
         *,
         timeout: Optional[Duration] = None,
+        rate_limit: Optional[RateLimitConfig] = None,
+        priority_boost: Optional[PriorityBoostConfig] = None,
     ) -> None:
         if timeout is not None and timeout_secs is not None:
             raise InvalidConfigError("give timeout or timeout_secs, not both")
@@ -59,6 +65,20 @@ class LaneConfig:
                 f"retry_policy must be a RetryPolicy, got {type(retry_policy).__name__}"
             )
         self.retry_policy = retry_policy
+        self.pressure_threshold = (
+            None if pressure_threshold is None
+            else check_count("pressure_threshold", pressure_threshold, 1)
+        )
+        if rate_limit is not None and not isinstance(rate_limit, RateLimitConfig):
+            raise InvalidConfigError(
+                f"rate_limit must be a RateLimitConfig, got {type(rate_limit).__name__}"
+            )
+        self.rate_limit = rate_limit
+        if priority_boost is not None and not isinstance(priority_boost, PriorityBoostConfig):
+            raise InvalidConfigError(
+                f"priority_boost must be a PriorityBoostConfig, got {type(priority_boost).__name__}"
+            )
+        self.priority_boost = priority_boost
         self.lane_id = None if lane_id is None else check_lane_id(lane_id)
         self.priority = check_priority(priority, lane_id)
         self.min_concurrency = check_count("min_concurrency", min_concurrency, 0)
@@ -106,6 +126,17 @@ class LaneConfig:
 
     def with_retry_policy(self, policy: RetryPolicy) -> LaneConfig:
         return self._with(retry_policy=policy)
+
+    def with_pressure_threshold(self, threshold: int) -> LaneConfig:
+        """Emit ``queue.lane.pressure`` when pending first reaches `threshold`,
+        and ``queue.lane.idle`` when it is back to 0 after that."""
+        return self._with(pressure_threshold=threshold)
+
+    def with_rate_limit(self, rate_limit: RateLimitConfig) -> LaneConfig:
+        return self._with(rate_limit=rate_limit)
+
+    def with_priority_boost(self, boost: PriorityBoostConfig) -> LaneConfig:
+        return self._with(priority_boost=boost)
 
     def copy(self) -> LaneConfig:
         return copy.copy(self)

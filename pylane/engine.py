@@ -44,6 +44,7 @@ class EngineLaneStats:
     cancelled: int
     delayed: int
     retried: int
+    throttled: bool
 
 
 class Engine:
@@ -69,13 +70,24 @@ class Engine:
             )
         return check(rc, "add lane")
 
+    def set_rate_limit(self, index: int, max_commands: int, window_s: float) -> None:
+        check(lib.lc_lane_set_rate_limit(self.ptr, index, max_commands, int(window_s * 1e9)),
+              "set rate limit")
+
+    def set_boost(self, index: int, deadline_s: float,
+                  windows: tuple[tuple[float, int], ...]) -> None:
+        before = ffi.new("uint64_t[]", [int(w[0] * 1e9) for w in windows] or [0])
+        amounts = ffi.new("int32_t[]", [w[1] for w in windows] or [0])
+        check(lib.lc_lane_set_boost(self.ptr, index, int(deadline_s * 1e9), before, amounts,
+                                    len(windows)), "set priority boost")
+
     def lane_stats(self, index: int) -> EngineLaneStats:
         out = ffi.new("lc_lane_stats *")
         check(lib.lc_read_lane_stats(self.ptr, index, out), "lane stats")
         return EngineLaneStats(
             out.priority, out.min_concurrency, out.max_concurrency, bool(out.paused),
             out.pending, out.active, out.submitted, out.dispatched, out.completed,
-            out.failed, out.cancelled, out.delayed, out.retried,
+            out.failed, out.cancelled, out.delayed, out.retried, bool(out.throttled),
         )
 
     def totals(self) -> tuple[int, int]:

@@ -91,6 +91,8 @@ class Execution:
             self._end_cancelled(job)
             return True
         job.state = RUNNING
+        if lane.pressure_threshold is not None:
+            self._check_pressure(lane)  # a dispatch may have emptied the lane
         attempt = job.attempt
         emitter = self.emitter
         metrics = self._metrics

@@ -24,7 +24,10 @@ QUEUED, RUNNING, DONE, TIMED_OUT = range(4)
 class Lane:
     """A registered lane: its engine index and what its commands need."""
 
-    __slots__ = ("config", "counters", "index", "lane_id", "priority", "retry", "timeout")
+    __slots__ = (
+        "config", "counters", "index", "lane_id", "pressure_threshold", "pressured", "priority",
+        "retry", "timeout",
+    )
 
     def __init__(self, lane_id: str, index: int, config: LaneConfig, priority: int) -> None:
         self.lane_id = lane_id
@@ -34,6 +37,8 @@ class Lane:
         self.timeout: Optional[float] = config.timeout
         policy = config.retry_policy
         self.retry = policy if policy is not None and policy.max_retries else None
+        self.pressure_threshold: Optional[int] = config.pressure_threshold
+        self.pressured = False
         # Outcomes the engine does not count (it sees a timeout as a failure).
         self.counters = {"timed_out": 0, "dead_lettered": 0}
 

@@ -217,24 +217,43 @@ class _Counter:
             self.touched = False
 
 
-# 64 buckets per power of two: a double's sign, exponent and top 6 mantissa
-# bits. For positive values the bit pattern grows with the value.
-_MANTISSA_BITS_DROPPED = 52 - 6
-_shift = _MANTISSA_BITS_DROPPED.__rrshift__  # x -> x >> 46, a C call per sample
-_PACK_Q = struct.Struct("<q")
+# 64 buckets per power of two. A bucket's key is a double's top 18 bits
+# (sign, exponent, 6 mantissa bits) with the 6 bits below them zeroed, read as
+# a 32-bit integer: the top 3 bytes of each double, the lowest of them masked.
+# Built with byte slicing so no Python code runs per sample; for positive
+# values the key grows with the value.
+_KEY_SHIFT = 40  # bits below the key's low byte
+_KEEP_TOP_2_BITS = bytes(b & 0xC0 for b in range(256))
+_PACK_Q = struct.Struct("<Q")
 _PACK_D = struct.Struct("<d")
 EXACT_SAMPLES = 1024
 _PERCENTILES = (0.50, 0.90, 0.95, 0.99)
 
 
+# Where the key's low, middle and high bytes go in a native 32-bit integer.
+_LOW, _MID, _HIGH = (0, 1, 2) if sys.byteorder == "little" else (3, 2, 1)
+
+
+def _bucket_keys(samples: list[float]) -> memoryview:
+    doubles = array("d", samples)
+    if sys.byteorder == "big":
+        doubles.byteswap()  # the slicing below reads little-endian doubles
+    raw = doubles.tobytes()
+    keys = bytearray(4 * len(samples))
+    keys[_LOW::4] = raw[5::8].translate(_KEEP_TOP_2_BITS)
+    keys[_MID::4] = raw[6::8]
+    keys[_HIGH::4] = raw[7::8]
+    return memoryview(keys).cast("I")
+
+
 def _bits_to_float(bits: int) -> float:
-    return _PACK_D.unpack(_PACK_Q.pack(bits))[0]
+    return _PACK_D.unpack(_PACK_Q.pack(bits & 0xFFFF_FFFF_FFFF_FFFF))[0]
 
 
 def _bucket_value(key: int) -> float:
     """The middle of a bucket (a sample is at most 1/128 of itself away)."""
-    low = _bits_to_float(key << _MANTISSA_BITS_DROPPED)
-    high = _bits_to_float((key + 1) << _MANTISSA_BITS_DROPPED)
+    low = _bits_to_float(key << _KEY_SHIFT)
+    high = _bits_to_float((key + 64) << _KEY_SHIFT)
     if math.isinf(low) or math.isnan(high) or math.isinf(high):
         return low
     return (low + high) / 2
@@ -278,11 +297,11 @@ class _Histogram:
                 return
             # Slicing then deleting the same prefix keeps samples appended
             # meanwhile (by threads that hold no lock) for the next fold.
-            samples = array("d", raw[:taken])
+            samples = raw[:taken]
             del raw[:taken]
             total = sum(samples)
             if math.isnan(total):
-                samples = array("d", [v for v in samples if not math.isnan(v)])
+                samples = [v for v in samples if not math.isnan(v)]
                 total = sum(samples)
                 if not samples:
                     return
@@ -290,7 +309,7 @@ class _Histogram:
             self._sum += total
             self._min = min(self._min, min(samples))
             self._max = max(self._max, max(samples))
-            self._buckets.update(map(_shift, memoryview(samples).cast("B").cast("q")))
+            self._buckets.update(_bucket_keys(samples))
 
     def reset(self) -> None:
         with self._lock:
@@ -435,12 +454,15 @@ class LocalMetrics:
         return child.inc
 
     def bind_histogram(self, name: str, lane_id: str) -> Callable[[float], None]:
+        return self.bind_histogram_object(name, lane_id).record
+
+    def bind_histogram_object(self, name: str, lane_id: str) -> _Histogram:
         child = self._histogram(lane_metric(name, lane_id))
         parent = self._histogram(name)
         with self._lock:
             if child not in parent.children:
                 parent.children = (*parent.children, child)
-        return child.record
+        return child
 
     def bind_gauge(self, name: str, lane_id: str) -> Callable[[float], None]:
         gauges = self._gauges
@@ -490,6 +512,20 @@ class _LaneHooks:
         self.wait = histogram(COMMAND_WAIT_TIME, lane_id)
         self.depth = gauge(QUEUE_DEPTH, lane_id)
         self.active = gauge(QUEUE_ACTIVE, lane_id)
+
+
+class _LocalLaneHooks(_LaneHooks):
+    """For ``LocalMetrics``: the histograms' sample lists themselves, so a
+    hook appends without a Python call (``_Histogram.record`` inlined)."""
+
+    __slots__ = ("latency_fold", "latency_raw", "wait_fold", "wait_raw")
+
+    def __init__(self, backend: LocalMetrics, lane_id: str) -> None:
+        super().__init__(backend, lane_id)
+        latency = backend.bind_histogram_object(COMMAND_LATENCY, lane_id)
+        wait = backend.bind_histogram_object(COMMAND_WAIT_TIME, lane_id)
+        self.latency_raw, self.latency_fold = latency._raw, latency._fold
+        self.wait_raw, self.wait_fold = wait._raw, wait._fold
 
 
 def _unbound_counter(backend: Any) -> Callable[[str, str], Callable[[], None]]:
@@ -543,6 +579,14 @@ class QueueMetrics:
         self._lanes: dict[str, _LaneHooks] = {}
         self._bind_lock = threading.Lock()
         self._gauge_source: Optional[GaugeSource] = None
+        if isinstance(self._backend, LocalMetrics):
+            self._hooks_class: type[_LaneHooks] = _LocalLaneHooks
+            self.record_start = self._local_record_start  # type: ignore[method-assign]
+            self.record_complete = self._local_record_complete  # type: ignore[method-assign]
+            self.record_failure = self._local_record_failure  # type: ignore[method-assign]
+            self.record_timeout = self._local_record_timeout  # type: ignore[method-assign]
+        else:
+            self._hooks_class = _LaneHooks
 
     @classmethod
     def local(cls) -> QueueMetrics:
@@ -555,7 +599,7 @@ class QueueMetrics:
         with self._bind_lock:
             hooks = self._lanes.get(lane_id)
             if hooks is None:
-                hooks = _LaneHooks(self._backend, str(lane_id))
+                hooks = self._hooks_class(self._backend, str(lane_id))
                 self._lanes = {**self._lanes, lane_id: hooks}  # readers take no lock
         return hooks
 
@@ -598,6 +642,36 @@ class QueueMetrics:
 
     def set_active_commands(self, lane_id: str, active: int) -> None:
         (self._lanes.get(lane_id) or self._bind(lane_id)).active(active)
+
+    # The same hooks for LocalMetrics, with the histogram append inlined:
+    # ``QueueMetrics.__init__`` puts them in place of the ones above.
+
+    def _local_record_start(self, lane_id: str, wait_seconds: float) -> None:
+        hooks: Any = self._lanes.get(lane_id) or self._bind(lane_id)
+        raw = hooks.wait_raw
+        raw.append(wait_seconds * 1000.0)
+        if len(raw) > EXACT_SAMPLES:
+            hooks.wait_fold()
+
+    def _local_record_complete(self, lane_id: str, run_seconds: float) -> None:
+        hooks: Any = self._lanes.get(lane_id) or self._bind(lane_id)
+        hooks.completed()
+        raw = hooks.latency_raw
+        raw.append(run_seconds * 1000.0)
+        if len(raw) > EXACT_SAMPLES:
+            hooks.latency_fold()
+
+    def _local_record_failure(self, lane_id: str, run_seconds: Optional[float] = None) -> None:
+        hooks: Any = self._lanes.get(lane_id) or self._bind(lane_id)
+        hooks.failed()
+        if run_seconds is not None:
+            hooks.latency(run_seconds * 1000.0)
+
+    def _local_record_timeout(self, lane_id: str, run_seconds: Optional[float] = None) -> None:
+        hooks: Any = self._lanes.get(lane_id) or self._bind(lane_id)
+        hooks.timeout()
+        if run_seconds is not None:
+            hooks.latency(run_seconds * 1000.0)
 
     # -- reading
 

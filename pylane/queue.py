@@ -38,6 +38,8 @@ from .errors import (
 )
 from .events import (
     COMMAND_SUBMITTED,
+    LANE_IDLE,
+    LANE_PRESSURE,
     SHUTDOWN_COMPLETE,
     SHUTDOWN_STARTED,
     CallbackSubscription,
@@ -147,6 +149,12 @@ class CommandQueue(Execution):
             if lane_id in self._lanes:
                 raise InvalidConfigError(f"duplicate lane id {lane_id!r}")
             index = self._engine.add_lane(priority, config.min_concurrency, config.max_concurrency)
+            rate = config.rate_limit
+            if rate is not None and not rate.is_unlimited:
+                self._engine.set_rate_limit(index, rate.max_commands, rate.window)
+            boost = config.priority_boost
+            if boost is not None and boost.enabled:
+                self._engine.set_boost(index, boost.deadline, boost.boost_intervals)
             lane = Lane(lane_id, index, config, priority)
             self._lanes_by_index.append(lane)
             # Copy-on-write: submit reads the dict without a lock.
@@ -347,7 +355,28 @@ class CommandQueue(Execution):
             raise
         if self._metrics is not None:
             self._metrics.record_submit(job.lane.lane_id)
+        if job.lane.pressure_threshold is not None:
+            self._check_pressure(job.lane)
         return rc
+
+    def _check_pressure(self, lane: Lane) -> None:
+        """``queue.lane.pressure`` on the first crossing of pending >=
+        threshold, ``queue.lane.idle`` when pending is back to 0 after it;
+        nothing in between. Checked on every change of the lane's pending
+        count (submit, dispatch, cancel), not on a timer as the original did,
+        so no crossing is missed."""
+        pending = lib.lc_lane_pending(self._ptr, lane.index)
+        with self._state_lock:
+            if not lane.pressured and pending >= lane.pressure_threshold:
+                lane.pressured = True
+                key = LANE_PRESSURE
+            elif lane.pressured and pending == 0:
+                lane.pressured = False
+                key = LANE_IDLE
+            else:
+                return
+            # Under the lock, so that pressure and idle reach subscribers in order.
+            self.emitter.emit_new(key, {"lane_id": lane.lane_id})
 
     def _save(self, job: Job, last_attempt: bool = False) -> None:
         """Writes the job to storage (insert, or update its retry count)."""
@@ -395,6 +424,8 @@ class CommandQueue(Execution):
         if lib.lc_cancel(self._ptr, lane.index, ticket) != 1:
             return False
         self._jobs.pop(ticket, None)
+        if lane.pressure_threshold is not None:
+            self._check_pressure(lane)
         if job.stored:
             self._storage.remove_command(self._command_id_of(ticket))
         return True
@@ -432,7 +463,7 @@ class CommandQueue(Execution):
                 active=s.active, min_concurrency=s.min_concurrency,
                 max_concurrency=s.max_concurrency, paused=s.paused, submitted=s.submitted,
                 completed=s.completed, failed=s.failed, cancelled=s.cancelled,
-                delayed=s.delayed, retried=s.retried,
+                delayed=s.delayed, retried=s.retried, throttled=s.throttled,
                 timed_out=lane.counters["timed_out"],
                 dead_lettered=lane.counters["dead_lettered"],
             ))

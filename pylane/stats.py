@@ -28,6 +28,7 @@ class LaneStatus:
     retried: int = 0
     timed_out: int = 0
     dead_lettered: int = 0
+    throttled: bool = False  # out of rate-limit tokens right now
 
     # The Rust names.
     @property
