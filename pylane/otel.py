@@ -7,15 +7,13 @@ raises ImportError saying what to install; importing ``pylane`` never needs it.
 
 How the metric names map (when recorded through ``QueueMetrics``):
 
-=====================================  =====================  ============  ==========
-QueueMetrics name                      OTel instrument        kind          unit
-=====================================  =====================  ============  ==========
-``lane.commands.<what>[.<lane>]``      ``lane.commands.<what>``  Counter    ``{command}``
-``lane.queue.depth.<lane>``            ``lane.queue.depth``    Gauge         ``{command}``
-``lane.queue.active.<lane>``           ``lane.queue.active``   Gauge         ``{command}``
-``lane.command.latency_ms[.<lane>]``   ``lane.command.latency_ms``  Histogram  ``ms``
-``lane.command.wait_time_ms[.<lane>]`` ``lane.command.wait_time_ms``  Histogram  ``ms``
-=====================================  =====================  ============  ==========
+- counters ``lane.commands.<what>[.<lane>]`` -> Counter ``lane.commands.<what>``,
+  unit ``{command}``;
+- gauges ``lane.queue.depth.<lane>`` / ``lane.queue.active.<lane>`` -> Gauge
+  ``lane.queue.depth`` / ``lane.queue.active``, unit ``{command}``;
+- histograms ``lane.command.latency_ms[.<lane>]`` and
+  ``lane.command.wait_time_ms[.<lane>]`` -> Histogram of the base name, unit
+  ``ms``, with bucket boundaries from 0.1 ms to 60 s.
 
 The lane is the attribute ``lane=<lane id>`` on each data point, not a name
 suffix: OTel aggregates over attributes, so the overall value is the sum over
@@ -176,7 +174,8 @@ class OtelMetricsBackend:
             name, callbacks=[observe], unit=unit, description=description
         )
 
-    def _gauge_setter(self, name: str, attributes: Optional[dict[str, str]]) -> Callable[[float], None]:
+    def _gauge_setter(self, name: str,
+                      attributes: Optional[dict[str, str]]) -> Callable[[float], None]:
         gauge = self._instrument("gauge", name)
         if self._sync_gauges:
             record = gauge.set
