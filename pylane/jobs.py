@@ -43,6 +43,10 @@ class Lane:
         self.counters = {"timed_out": 0, "dead_lettered": 0}
 
 
+# Guards the lazy creation of futures' conditions (rare: once per future).
+_CONDITION_CREATION = threading.Lock()
+
+
 class CommandFuture(Future):
     """A ``concurrent.futures.Future`` that knows its command.
 
@@ -50,13 +54,58 @@ class CommandFuture(Future):
     retry delay) removes it and returns True. On a running command it sets
     the command's cancel token (see ``pylane.cancel_token``) and returns
     False, as ``Future.cancel`` does: the command decides whether to stop.
+
+    Memory: a million queued commands must fit in a few hundred MB, and a
+    plain Future costs about 1.5 KB, mostly its Condition (an RLock and a
+    deque). So this future keeps its fields in slots (no per-instance dict)
+    and makes its Condition and lists on first use — for most commands, at
+    dispatch. ``Future``'s own methods only ever read these three attributes,
+    which the properties below provide.
     """
 
+    __slots__ = (
+        "_callbacks", "_cond", "_exception", "_lane", "_queue", "_result", "_state", "_ticket",
+        "_waiter_list",
+    )
+
     def __init__(self, queue: CommandQueue, lane: Lane, ticket: int) -> None:
-        super().__init__()
+        # Future.__init__ is not called: it would build the Condition now.
+        self._state = PENDING
+        self._result = None
+        self._exception = None
+        self._cond: Optional[threading.Condition] = None
+        self._waiter_list: Optional[list[Any]] = None
+        self._callbacks: Optional[list[Any]] = None
         self._queue = queue
         self._lane = lane
         self._ticket = ticket
+
+    @property
+    def _condition(self) -> threading.Condition:
+        condition = self._cond
+        if condition is None:
+            with _CONDITION_CREATION:
+                condition = self._cond
+                if condition is None:
+                    condition = self._cond = threading.Condition()
+        return condition
+
+    @property
+    def _waiters(self) -> list[Any]:
+        # Future only touches it with the condition held.
+        waiters = self._waiter_list
+        if waiters is None:
+            waiters = self._waiter_list = []
+        return waiters
+
+    @property
+    def _done_callbacks(self) -> list[Any]:
+        # Future touches it with the condition held, or after the state is
+        # final (when no one appends any more).
+        callbacks = self._callbacks
+        if callbacks is None:
+            callbacks = self._callbacks = []
+        return callbacks
 
     @property
     def command_id(self) -> str:

@@ -215,8 +215,10 @@ class CommandQueue(Execution):
             thread = threading.Thread(
                 target=self._work, name=f"pylane-worker-{len(self._workers)}", daemon=True
             )
+            # Started under the lock, so that _stop_workers never finds a
+            # listed thread it cannot join yet.
+            thread.start()
             self._workers.append(thread)
-        thread.start()
 
     def shutdown(self) -> None:
         """Stops intake; commands already submitted still run. Emits
