@@ -440,6 +440,10 @@ int lc_lane_set_rate_limit(lc_engine *engine, uint32_t index, uint64_t max_comma
     } else if (l) {
         bucket_configure(l, 0, 0, 0);
         list_remove(engine->limited, &engine->limited_count, l);
+    }
+    if (rc == LC_OK) {
+        /* A new limit starts with a full bucket: the lane is free to go. */
+        l->throttled_until = 0;
         lane_sync(engine, l);
         if (engine->work_waiters) pthread_cond_broadcast(&engine->work_cond);
     }

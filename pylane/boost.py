@@ -17,6 +17,7 @@ from ._durations import Duration, to_seconds
 from .errors import InvalidConfigError
 
 MAX_WINDOWS = 8
+MAX_SECONDS = 2**63 / 1e9  # what the engine's 64-bit nanoseconds hold
 
 
 @dataclass(frozen=True)
@@ -27,13 +28,19 @@ class PriorityBoostConfig:
     boost_intervals: tuple[tuple[float, int], ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        if self.enabled and self.deadline <= 0:
-            raise InvalidConfigError(f"boost deadline must be > 0, got {self.deadline}")
+        if self.enabled and not 0 < self.deadline < MAX_SECONDS:
+            raise InvalidConfigError(
+                f"boost deadline must be > 0 and finite (under {MAX_SECONDS:.0f} s), "
+                f"got {self.deadline}"
+            )
         if len(self.boost_intervals) > MAX_WINDOWS:
             raise InvalidConfigError(f"at most {MAX_WINDOWS} boost windows")
         for before, boost in self.boost_intervals:
-            if before < 0 or not isinstance(boost, int) or boost < 0:
-                raise InvalidConfigError(f"invalid boost window ({before}, {boost})")
+            if not 0 <= before < MAX_SECONDS:
+                raise InvalidConfigError(f"boost window time must be finite and >= 0, got {before}")
+            if not isinstance(boost, int) or not 0 <= boost < 2**31:
+                raise InvalidConfigError(f"boost amount must be an integer in [0, 2**31), got "
+                                         f"{boost!r}")
 
     @classmethod
     def new(cls, deadline: Duration) -> PriorityBoostConfig:

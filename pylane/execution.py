@@ -104,7 +104,8 @@ class Execution:
             self._deadlines.watch(time.monotonic() + timeout, (job, attempt))
         current.job = job
         # The clock only when someone records run times: it is on the hot path.
-        started = time.perf_counter() if metrics is not None else 0.0
+        timed = self._timed
+        started = time.perf_counter() if timed else 0.0
         try:
             if emitter._streams:
                 emitter.emit_new(COMMAND_STARTED, {
@@ -119,7 +120,9 @@ class Execution:
             failure = None
         finally:
             current.job = None
-        run_seconds = time.perf_counter() - started if metrics is not None else 0.0
+        run_seconds = time.perf_counter() - started if timed else 0.0
+        if self._alerts is not None:
+            self._alerts.check_latency(lane.lane_id, run_seconds * 1000.0)
         if timeout is not None:
             with self._state_lock:
                 if job.state != RUNNING or job.attempt != attempt:
@@ -140,7 +143,7 @@ class Execution:
         lane = job.lane
         self._jobs.pop(job.ticket, None)
         if job.stored:
-            self._storage.remove_command(self._command_id_of(job.ticket))
+            self._forget_stored(job)
         if self.emitter._streams:
             self.emitter.emit_new(COMMAND_COMPLETED, {
                 "lane_id": lane.lane_id,
@@ -157,7 +160,11 @@ class Execution:
         """Retries the job if its lane's policy allows, else fails it for good."""
         lane = job.lane
         policy = lane.retry
-        if policy is not None and policy.should_retry(job.attempt):
+        token = job.token
+        if not timed_out and token is not None and token.cancelled:
+            # It stopped because someone cancelled it: that is final.
+            self._end_cancelled_while_running(job, error)
+        elif policy is not None and policy.should_retry(job.attempt):
             self._retry(job, policy.delay_for_attempt(job.attempt + 1))
         else:
             self._fail_for_good(job, error, run_seconds, timed_out)
@@ -165,9 +172,14 @@ class Execution:
     def _retry(self: CommandQueue, job: Job, delay: float) -> None:
         lane = job.lane
         job.attempt += 1
+        job.token = None  # each attempt starts uncancelled
         command_id = self._command_id_of(job.ticket)
         if job.stored:
-            self._save(job, last_attempt=True)
+            try:
+                self._save(job, last_attempt=True)
+            except Exception:
+                logger.exception("could not store the retry count of %s; retrying anyway",
+                                 command_id)
         self.emitter.emit_new(COMMAND_RETRY, {
             "lane_id": lane.lane_id, "command_id": command_id, "attempt": job.attempt,
         })
@@ -191,7 +203,7 @@ class Execution:
         text = describe_error(error)
         self._jobs.pop(job.ticket, None)
         if job.stored:
-            self._storage.remove_command(command_id)
+            self._forget_stored(job)
         self._dead_letter(job, command_id, text)
         key = COMMAND_TIMEOUT if timed_out else COMMAND_FAILED
         self.emitter.emit_new(key, {"lane_id": lane.lane_id, "command_id": command_id,
@@ -217,10 +229,13 @@ class Execution:
         if self._dlq is not None:
             self._dlq.push(letter)
         if self._storage is not None:
-            self._storage.save_dead_letter(StoredDeadLetter(
-                letter.command_id, letter.command_type, letter.lane_id, letter.error,
-                letter.attempts, letter.failed_at,
-            ))
+            try:
+                self._storage.save_dead_letter(StoredDeadLetter(
+                    letter.command_id, letter.command_type, letter.lane_id, letter.error,
+                    letter.attempts, letter.failed_at,
+                ))
+            except Exception:
+                logger.exception("could not store the dead letter of %s", letter.command_id)
         lane = self._lanes.get(letter.lane_id)
         if lane is not None:
             lane.counters["dead_lettered"] += 1
@@ -235,10 +250,31 @@ class Execution:
         """A job whose future was cancelled after the engine dispatched it."""
         self._jobs.pop(job.ticket, None)
         if job.stored:
-            self._storage.remove_command(self._command_id_of(job.ticket))
+            self._forget_stored(job)
         job.state = DONE
-        lib.lc_finish(self._ptr, job.lane.index, _CANCELLED)
         self._emit_cancelled_ticket(job.lane, job.ticket)
+        lib.lc_finish(self._ptr, job.lane.index, _CANCELLED)
+
+    def _end_cancelled_while_running(self: CommandQueue, job: Job, error: BaseException) -> None:
+        """A running command that stopped after its token was cancelled: no
+        retry, no dead letter; its future carries what it raised."""
+        self._jobs.pop(job.ticket, None)
+        if job.stored:
+            self._forget_stored(job)
+        self._emit_cancelled_ticket(job.lane, job.ticket)
+        lib.lc_finish(self._ptr, job.lane.index, _CANCELLED)
+        job.future.set_exception(error)
+
+    def _forget_stored(self: CommandQueue, job: Job) -> None:
+        """Removes an ended command from storage. A storage error must not
+        cost the result or the slot: the command has run; at worst it runs
+        again after a restart (at-least-once), which the log says."""
+        command_id = self._command_id_of(job.ticket)
+        try:
+            self._storage.remove_command(command_id)
+        except Exception:
+            logger.exception("could not remove ended command %s from storage; it may run "
+                             "again after a restart", command_id)
 
     def _emit_cancelled_ticket(self: CommandQueue, lane: Lane, ticket: int) -> None:
         if self._metrics is not None:

@@ -14,11 +14,13 @@ from typing import Any, Callable, Optional, Union
 
 from ._checks import check_lane_id, check_priority
 from ._durations import Duration
+from .alerts import AlertManager
 from .command import Command
 from .config import DEFAULT_LANES, LaneConfig
 from .dlq import DeadLetterQueue
 from .errors import InvalidConfigError
 from .events import CallbackSubscription, EventEmitter, EventStream, LaneEvent
+from .metrics import QueueMetrics
 from .queue import CommandFuture, CommandQueue
 from .stats import QueueStats
 from .storage import Storage
@@ -84,11 +86,15 @@ class QueueManagerBuilder:
         self._dlq = dlq if isinstance(dlq, DeadLetterQueue) else DeadLetterQueue(dlq)
         return self
 
-    def with_metrics(self, metrics: Any) -> QueueManagerBuilder:
+    def with_metrics(self, metrics: QueueMetrics) -> QueueManagerBuilder:
+        """Records counters and queue-wait / run-time histograms per lane
+        (``QueueMetrics.local()`` or ``QueueMetrics(backend)``)."""
         self._metrics = metrics
         return self
 
-    def with_alerts(self, alerts: Any) -> QueueManagerBuilder:
+    def with_alerts(self, alerts: AlertManager) -> QueueManagerBuilder:
+        """Checks queue depth at every submit and run time at every end of a
+        command against the manager's thresholds."""
         self._alerts = alerts
         return self
 
@@ -103,7 +109,12 @@ class QueueManagerBuilder:
         if not self._lanes:
             raise InvalidConfigError("no lanes: call with_default_lanes() or with_lane()")
         queue = CommandQueue(self._emitter, self._max_workers, storage=self._storage,
-                             dlq=self._dlq, metrics=self._metrics)
+                             dlq=self._dlq, metrics=self._metrics, alerts=self._alerts)
+        if self._metrics is not None and hasattr(self._metrics, "bind_gauges"):
+            # Depth and active gauges are read from the engine when a snapshot
+            # is taken, instead of being pushed on every submit.
+            self._metrics.bind_gauges(
+                lambda: [(s.lane_id, s.pending, s.active) for s in queue.stats().lanes])
         for lane_id, (config, priority) in self._lanes.items():
             queue.register_lane(lane_id, config, priority)
         for command_type, factory in self._factories.items():

@@ -9,22 +9,22 @@ Metric names (the original's, plus ``cancelled``). ``<lane>`` is the lane id;
 every per-lane counter and histogram also has the overall name without the
 suffix. Latencies are in milliseconds.
 
-=====================================  =========  ==========================================
-name                                   kind       recorded by
-=====================================  =========  ==========================================
-``lane.commands.submitted[.<lane>]``   counter    ``record_submit``
-``lane.commands.completed[.<lane>]``   counter    ``record_complete``
-``lane.commands.failed[.<lane>]``      counter    ``record_failure``
-``lane.commands.timeout[.<lane>]``     counter    ``record_timeout``
-``lane.commands.retried[.<lane>]``     counter    ``record_retry``
-``lane.commands.dead_lettered[.<l>]``  counter    ``record_dead_letter``
-``lane.commands.cancelled[.<lane>]``   counter    ``record_cancel``
-``lane.queue.depth.<lane>``            gauge      ``set_queue_depth`` / ``bind_gauges``
-``lane.queue.active.<lane>``           gauge      ``set_active_commands`` / ``bind_gauges``
-``lane.command.wait_time_ms[.<lane>]`` histogram  ``record_start`` (submit to start)
-``lane.command.latency_ms[.<lane>]``   histogram  ``record_complete``, ``record_failure``,
-                                                  ``record_timeout`` (run time of an attempt)
-=====================================  =========  ==========================================
+=========================================  =========  =====================================
+name                                       kind       recorded by
+=========================================  =========  =====================================
+``lane.commands.submitted[.<lane>]``       counter    ``record_submit``
+``lane.commands.completed[.<lane>]``       counter    ``record_complete``
+``lane.commands.failed[.<lane>]``          counter    ``record_failure``
+``lane.commands.timeout[.<lane>]``         counter    ``record_timeout``
+``lane.commands.retried[.<lane>]``         counter    ``record_retry``
+``lane.commands.dead_lettered[.<lane>]``   counter    ``record_dead_letter``
+``lane.commands.cancelled[.<lane>]``       counter    ``record_cancel``
+``lane.queue.depth.<lane>``                gauge      ``set_queue_depth``, ``bind_gauges``
+``lane.queue.active.<lane>``               gauge      ``set_active_commands``, ``bind_gauges``
+``lane.command.wait_time_ms[.<lane>]``     histogram  ``record_start``: submit to start
+``lane.command.latency_ms[.<lane>]``       histogram  ``record_complete``/``_failure``/
+                                                      ``_timeout``: run time of an attempt
+=========================================  =========  =====================================
 
 Why it is cheap: the queue calls a hook two or three times per command, so
 the hooks do no string formatting (names are built once per lane), take no
@@ -328,10 +328,8 @@ class _Histogram:
 
     def stats(self) -> HistogramStats:
         members = self.members()
-        if all(h._count == 0 for h in members):
-            raw = [v for h in members for v in h._raw[:] if not math.isnan(v)]
-            if len(raw) <= EXACT_SAMPLES * max(1, len(members)):
-                return _exact_stats(raw)
+        if all(h._count == 0 for h in members):  # nothing folded yet: exact
+            return _exact_stats([v for h in members for v in h._raw[:] if not math.isnan(v)])
         for h in members:
             h._fold()
         buckets: Counter[int] = Counter()
@@ -678,8 +676,13 @@ class QueueMetrics:
     def bind_gauges(self, source: Optional[GaugeSource]) -> None:
         """``source()`` yields ``(lane_id, pending, active)``; ``snapshot()``
         sets the depth and active gauges from it first, so gauges cost
-        nothing per command and are never stale when read."""
+        nothing per command and are never stale when read. A backend with
+        ``set_gauge_refresher`` (OpenTelemetry) refreshes them itself each
+        time it is collected."""
         self._gauge_source = source
+        set_refresher = getattr(self._backend, "set_gauge_refresher", None)
+        if set_refresher is not None:
+            set_refresher(None if source is None else self.refresh_gauges)
 
     def refresh_gauges(self) -> None:
         source = self._gauge_source

@@ -7,10 +7,11 @@ raises ImportError saying what to install; importing ``pylane`` never needs it.
 
 How the metric names map (when recorded through ``QueueMetrics``):
 
-- counters ``lane.commands.<what>[.<lane>]`` -> Counter ``lane.commands.<what>``,
-  unit ``{command}``;
-- gauges ``lane.queue.depth.<lane>`` / ``lane.queue.active.<lane>`` -> Gauge
-  ``lane.queue.depth`` / ``lane.queue.active``, unit ``{command}``;
+- counters ``lane.commands.<what>[.<lane>]`` -> ObservableCounter
+  ``lane.commands.<what>``, unit ``{command}``;
+- gauges ``lane.queue.depth.<lane>`` / ``lane.queue.active.<lane>`` ->
+  ObservableGauge ``lane.queue.depth`` / ``lane.queue.active``, unit
+  ``{command}``;
 - histograms ``lane.command.latency_ms[.<lane>]`` and
   ``lane.command.wait_time_ms[.<lane>]`` -> Histogram of the base name, unit
   ``ms``, with bucket boundaries from 0.1 ms to 60 s.
@@ -21,18 +22,23 @@ lanes and is not recorded twice. Names passed straight to
 ``increment_counter`` / ``set_gauge`` / ``record_histogram`` are used as
 they are, without attributes.
 
-Gauges are set, never added: the synchronous ``Gauge`` when the installed API
-has one, else an observable gauge reporting the last value set (the original
-added every value to an up-down counter, so gauges grew without bound).
+Why counters and gauges are observable: the Python SDK spends about 5 us on
+each synchronous measurement, more than the queue spends on a command. So a
+count is kept here (one C-level increment) and reported as a cumulative
+total when the reader collects; a gauge reports the last value set (the
+original added every value to an up-down counter, so gauges grew without
+bound). OTel has no observable histogram, so each latency sample is
+recorded synchronously.
 
 OTel instruments cannot be read back, so by default the backend also keeps a
 ``LocalMetrics`` copy: ``snapshot()`` and the getters answer from it and
-``reset()`` clears it (exported OTel counters stay cumulative, as OTel
-requires). ``keep_local=False`` drops the copy; the getters then return None.
+``reset()`` clears it (exported counters stay cumulative, as OTel requires).
+``keep_local=False`` drops the copy; the getters then return None.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any, Callable, Optional
 
@@ -46,12 +52,18 @@ from .metrics import (
     COMMANDS_RETRIED,
     COMMANDS_SUBMITTED,
     COMMANDS_TIMEOUT,
+    COUNTER_NAMES,
+    GAUGE_NAMES,
+    HISTOGRAM_NAMES,
     QUEUE_ACTIVE,
     QUEUE_DEPTH,
     HistogramStats,
     LocalMetrics,
     MetricsSnapshot,
+    _Counter,
 )
+
+logger = logging.getLogger("pylane.otel")
 
 METER_NAME = "a3s-lane"
 LANE_ATTRIBUTE = "lane"
@@ -107,6 +119,19 @@ def _package_version() -> Optional[str]:
         return None
 
 
+Attributes = Optional[dict[str, str]]
+
+
+class _Gauge:
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def set(self, value: float) -> None:
+        self.value = float(value)
+
+
 class OtelMetricsBackend:
     """A ``MetricsBackend`` that records into OpenTelemetry instruments.
 
@@ -116,77 +141,112 @@ class OtelMetricsBackend:
 
     def __init__(self, meter: Any = None, *, keep_local: bool = True) -> None:
         api = _metrics_api()
-        self._api = api
+        self._observation = api.Observation
         self._meter = meter if meter is not None else api.get_meter(
             METER_NAME, _package_version()
         )
         self._local: Optional[LocalMetrics] = LocalMetrics() if keep_local else None
+        # Lock order: _create_lock, then the SDK's; the SDK holds its lock
+        # while it runs our callbacks, which take only _lock (never held
+        # while calling the SDK), so the two paths cannot deadlock.
+        self._create_lock = threading.Lock()
         self._lock = threading.Lock()
-        self._instruments: dict[tuple[str, str], Any] = {}
-        # Last value per (gauge, attributes), for the observable gauge used
-        # when the API has no synchronous Gauge.
-        self._gauge_values: dict[str, dict[tuple[tuple[str, Any], ...], float]] = {}
-        self._sync_gauges = hasattr(self._meter, "create_gauge")
+        self._histograms: dict[str, Any] = {}
+        # Observable instrument (kind, name) -> its data points: attribute
+        # key -> (attributes, the _Counter or _Gauge holding the value).
+        self._series: dict[tuple[str, str], dict[tuple[Any, ...], tuple[Attributes, Any]]] = {}
+        self._refresh_gauges: Optional[Callable[[], None]] = None
+        # The queue's instruments exist up front: creating one inside a
+        # collection (a gauge refresh meeting a new lane) would deadlock.
+        for name in COUNTER_NAMES:
+            self._series_for("counter", name)
+        for name in GAUGE_NAMES:
+            self._series_for("gauge", name)
+        for name in HISTOGRAM_NAMES:
+            self._histogram(name)
 
     @property
     def meter(self) -> Any:
         return self._meter
 
+    def set_gauge_refresher(self, refresh: Optional[Callable[[], None]]) -> None:
+        """Called by ``QueueMetrics.bind_gauges``: the gauges are read from
+        the queue each time the SDK collects them."""
+        self._refresh_gauges = refresh
+
     # -- instruments
 
-    def _instrument(self, kind: str, name: str) -> Any:
-        key = (kind, name)
-        instrument = self._instruments.get(key)
-        if instrument is not None:
-            return instrument
-        with self._lock:
-            instrument = self._instruments.get(key)
-            if instrument is None:
-                instrument = self._create(kind, name)
-                self._instruments[key] = instrument
-        return instrument
+    def _series_for(self, kind: str, name: str) -> dict[tuple[Any, ...], tuple[Attributes, Any]]:
+        series = self._series.get((kind, name))
+        if series is None:
+            with self._create_lock:
+                series = self._series.get((kind, name))
+                if series is None:
+                    series = {}
+                    self._observe(kind, name, series)
+                    self._series[(kind, name)] = series
+        return series
 
-    def _create(self, kind: str, name: str) -> Any:
-        meter = self._meter
+    def _point(self, kind: str, name: str, attributes: Attributes) -> Any:
+        """The value holder of one data point, made on first use."""
+        series = self._series_for(kind, name)
+        key = tuple(sorted(attributes.items())) if attributes else ()
+        point = series.get(key)
+        if point is None:
+            with self._lock:
+                point = series.get(key)
+                if point is None:
+                    point = (attributes, _Counter() if kind == "counter" else _Gauge())
+                    series[key] = point
+        return point[1]
+
+    def _observe(self, kind: str, name: str,
+                 series: dict[tuple[Any, ...], tuple[Attributes, Any]]) -> None:
+        observation = self._observation
+
+        def observe_counter(_options: Any) -> list[Any]:
+            return [observation(holder.value(), attributes)
+                    for attributes, holder in list(series.values())]
+
+        def observe_gauge(_options: Any) -> list[Any]:
+            refresh = self._refresh_gauges
+            if refresh is not None:
+                try:
+                    refresh()
+                except Exception:
+                    logger.exception("reading the queue's gauges failed; reporting the last values")
+            return [observation(holder.value, attributes)
+                    for attributes, holder in list(series.values())]
+
+        if kind == "counter":
+            create, callback = self._meter.create_observable_counter, observe_counter
+        else:
+            create, callback = self._meter.create_observable_gauge, observe_gauge
+        create(name, callbacks=[callback], unit=unit_for(name),
+               description=DESCRIPTIONS.get(name, ""))
+
+    def _histogram(self, name: str) -> Any:
+        histogram = self._histograms.get(name)
+        if histogram is None:
+            with self._create_lock:
+                histogram = self._histograms.get(name)
+                if histogram is None:
+                    histogram = self._create_histogram(name)
+                    self._histograms[name] = histogram
+        return histogram
+
+    def _create_histogram(self, name: str) -> Any:
         unit = unit_for(name)
         description = DESCRIPTIONS.get(name, "")
-        if kind == "counter":
-            return meter.create_counter(name, unit=unit, description=description)
-        if kind == "histogram":
-            if unit == "ms":
-                try:
-                    return meter.create_histogram(
-                        name, unit=unit, description=description,
-                        explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_MS,
-                    )
-                except TypeError:  # an API older than the bucket advice
-                    pass
-            return meter.create_histogram(name, unit=unit, description=description)
-        if self._sync_gauges:
-            return meter.create_gauge(name, unit=unit, description=description)
-        values = self._gauge_values.setdefault(name, {})
-        observation = self._api.Observation
-
-        def observe(_options: Any) -> list[Any]:
-            return [observation(value, dict(attrs)) for attrs, value in list(values.items())]
-
-        return meter.create_observable_gauge(
-            name, callbacks=[observe], unit=unit, description=description
-        )
-
-    def _gauge_setter(self, name: str,
-                      attributes: Optional[dict[str, str]]) -> Callable[[float], None]:
-        gauge = self._instrument("gauge", name)
-        if self._sync_gauges:
-            record = gauge.set
-            return lambda value: record(value, attributes)
-        values = self._gauge_values[name]
-        key = tuple(sorted((attributes or {}).items()))
-
-        def set_value(value: float) -> None:
-            values[key] = value
-
-        return set_value
+        if unit == "ms":
+            try:
+                return self._meter.create_histogram(
+                    name, unit=unit, description=description,
+                    explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_MS,
+                )
+            except TypeError:  # an API older than the bucket advice
+                pass
+        return self._meter.create_histogram(name, unit=unit, description=description)
 
     # -- MetricsBackend
 
@@ -194,17 +254,17 @@ class OtelMetricsBackend:
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ValueError(f"counter {name!r}: increment must be a non-negative int, "
                              f"got {value!r}")
-        self._instrument("counter", name).add(value)
+        self._point("counter", name, None).add(value)
         if self._local is not None:
             self._local.increment_counter(name, value)
 
     def set_gauge(self, name: str, value: float) -> None:
-        self._gauge_setter(name, None)(float(value))
+        self._point("gauge", name, None).set(value)
         if self._local is not None:
             self._local.set_gauge(name, value)
 
     def record_histogram(self, name: str, value: float) -> None:
-        self._instrument("histogram", name).record(float(value))
+        self._histogram(name).record(float(value))
         if self._local is not None:
             self._local.record_histogram(name, value)
 
@@ -226,37 +286,39 @@ class OtelMetricsBackend:
 
     # -- per-lane binding for QueueMetrics: one instrument, a ``lane`` attribute
 
-    def bind_counter(self, name: str, lane_id: str) -> Callable[[], None]:
-        add = self._instrument("counter", name).add
-        attributes = {LANE_ATTRIBUTE: lane_id}
-        local = None if self._local is None else self._local.bind_counter(name, lane_id)
+    def bind_counter(self, name: str, lane_id: str) -> Callable[[], Any]:
+        exported = self._point("counter", name, {LANE_ATTRIBUTE: lane_id}).inc
+        if self._local is None:
+            return exported
+        local = self._local.bind_counter(name, lane_id)
 
         def add_one() -> None:
-            add(1, attributes)
-            if local is not None:
-                local()
+            exported()
+            local()
 
         return add_one
 
     def bind_histogram(self, name: str, lane_id: str) -> Callable[[float], None]:
-        record = self._instrument("histogram", name).record
+        record = self._histogram(name).record
         attributes = {LANE_ATTRIBUTE: lane_id}
-        local = None if self._local is None else self._local.bind_histogram(name, lane_id)
+        if self._local is None:
+            return lambda value: record(value, attributes)
+        local = self._local.bind_histogram(name, lane_id)
 
         def observe(value: float) -> None:
             record(value, attributes)
-            if local is not None:
-                local(value)
+            local(value)
 
         return observe
 
     def bind_gauge(self, name: str, lane_id: str) -> Callable[[float], None]:
-        setter = self._gauge_setter(name, {LANE_ATTRIBUTE: lane_id})
-        local = None if self._local is None else self._local.bind_gauge(name, lane_id)
+        exported = self._point("gauge", name, {LANE_ATTRIBUTE: lane_id}).set
+        if self._local is None:
+            return exported
+        local = self._local.bind_gauge(name, lane_id)
 
         def set_value(value: float) -> None:
-            setter(float(value))
-            if local is not None:
-                local(value)
+            exported(value)
+            local(value)
 
         return set_value

@@ -70,7 +70,8 @@ class CommandQueue(Execution):
                  max_workers: Optional[int] = None, *,
                  storage: Optional[Storage] = None,
                  dlq: Optional[DeadLetterQueue] = None,
-                 metrics: Any = None) -> None:
+                 metrics: Any = None,
+                 alerts: Any = None) -> None:
         if max_workers is not None and (
             not isinstance(max_workers, int) or isinstance(max_workers, bool) or max_workers < 1
         ):
@@ -88,6 +89,9 @@ class CommandQueue(Execution):
         self._storage = storage
         self._dlq = dlq
         self._metrics = metrics
+        self._alerts = alerts
+        # Run times are measured only when someone consumes them.
+        self._timed = metrics is not None or alerts is not None
         self.registry = CommandRegistry()
         # SDK handlers by command type, for JsonCommands rebuilt from storage.
         self.json_handlers: dict[str, Callable[[Any], Any]] = {}
@@ -357,6 +361,9 @@ class CommandQueue(Execution):
             raise
         if self._metrics is not None:
             self._metrics.record_submit(job.lane.lane_id)
+        if self._alerts is not None:
+            self._alerts.check_queue_depth(
+                job.lane.lane_id, lib.lc_lane_pending(self._ptr, job.lane.index))
         if job.lane.pressure_threshold is not None:
             self._check_pressure(job.lane)
         return rc
@@ -429,7 +436,7 @@ class CommandQueue(Execution):
         if lane.pressure_threshold is not None:
             self._check_pressure(lane)
         if job.stored:
-            self._storage.remove_command(self._command_id_of(ticket))
+            self._forget_stored(job)
         return True
 
     def cancel(self, command_id: str) -> bool:

@@ -14,6 +14,8 @@ from ._checks import check_count
 from ._durations import Duration, to_seconds
 from .errors import InvalidConfigError
 
+MAX_SECONDS = 2**63 / 1e9  # what 64-bit nanoseconds hold: about 292 years
+
 
 @dataclass(frozen=True)
 class RateLimitConfig:
@@ -22,8 +24,14 @@ class RateLimitConfig:
 
     def __post_init__(self) -> None:
         check_count("max_commands", self.max_commands, 0)
-        if self.window <= 0 and self.max_commands:
-            raise InvalidConfigError(f"rate limit window must be > 0, got {self.window}")
+        if self.max_commands >= 2**63:
+            raise InvalidConfigError(f"max_commands must be below 2**63, got {self.max_commands}")
+        # The engine counts the window in 64-bit nanoseconds.
+        if not 0 < self.window < MAX_SECONDS and self.max_commands:
+            raise InvalidConfigError(
+                f"rate limit window must be > 0 and finite (under {MAX_SECONDS:.0f} s), "
+                f"got {self.window}"
+            )
 
     @classmethod
     def new(cls, max_commands: int, window: Duration) -> RateLimitConfig:

@@ -71,6 +71,8 @@ def recover(queue: CommandQueue) -> None:
         queue.emitter.emit_new(STORAGE_CORRUPT, {"command_id": row_id, "error": reason})
     recovered = unrecoverable = 0
     for stored in records:
+        if stored.id.startswith(queue._id_prefix):
+            continue  # submitted to this queue before start: already queued
         lane = queue._lanes.get(stored.lane_id)
         try:
             if lane is None:

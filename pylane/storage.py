@@ -138,6 +138,10 @@ class LocalStorage:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={sync.upper()}")
             self._db.executescript(_SCHEMA)
+            # Takes the write lock once, so that a database another process
+            # holds locked fails here, naming the path, not at the first submit.
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("COMMIT")
             row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM commands").fetchone()
             self._seq = int(row[0])
         except (sqlite3.Error, OSError) as error:
