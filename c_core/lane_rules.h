@@ -20,7 +20,7 @@ uint64_t bucket_next_token_ns(const lane *l, uint64_t now_ns);
 void boost_configure(lane *l, uint64_t deadline_ns, const uint64_t *before_ns,
                      const int32_t *amounts, uint32_t count);
 /* The lane's priority now, given when its front ticket was queued: the
- * base priority minus the largest boost whose window has been reached, and
+ * base priority minus the boost of the narrowest window reached, and
  * -1 (above every lane) once the deadline has passed. */
 int32_t effective_priority(const lane *l, uint64_t front_enqueued_ns, uint64_t now_ns);
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future
-from concurrent.futures._base import PENDING
+
+# Future's own state names (strings); ours for jobs are the ints below.
+from concurrent.futures._base import FINISHED as F_FINISHED
+from concurrent.futures._base import PENDING as F_PENDING
+from concurrent.futures._base import RUNNING as F_RUNNING
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .cancel import CancelToken
@@ -43,8 +47,10 @@ class Lane:
         self.counters = {"timed_out": 0, "dead_lettered": 0}
 
 
-# Guards the lazy creation of futures' conditions (rare: once per future).
+# Guards the lazy creation of futures' conditions, and the state changes
+# made while a future has none (see CommandFuture's fast paths).
 _CONDITION_CREATION = threading.Lock()
+_SETTABLE = (F_PENDING, F_RUNNING)
 
 
 class CommandFuture(Future):
@@ -70,7 +76,7 @@ class CommandFuture(Future):
 
     def __init__(self, queue: CommandQueue, lane: Lane, ticket: int) -> None:
         # Future.__init__ is not called: it would build the Condition now.
-        self._state = PENDING
+        self._state = F_PENDING
         self._result = None
         self._exception = None
         self._cond: Optional[threading.Condition] = None
@@ -107,6 +113,38 @@ class CommandFuture(Future):
             callbacks = self._callbacks = []
         return callbacks
 
+    # Fast paths for the worker. While nobody has touched the Condition (no
+    # result() or wait() in progress, no done-callback), nobody can be
+    # waiting, so the state can change under the creation lock alone; anyone
+    # who looks later makes the Condition under that same lock and then sees
+    # the new state. Otherwise Future's own locked path runs.
+
+    def set_running_or_notify_cancel(self) -> bool:
+        if self._cond is None:
+            with _CONDITION_CREATION:
+                if self._cond is None and self._state == F_PENDING:
+                    self._state = F_RUNNING
+                    return True
+        return super().set_running_or_notify_cancel()
+
+    def set_result(self, result: Any) -> None:
+        if self._cond is None:
+            with _CONDITION_CREATION:
+                if self._cond is None and self._state in _SETTABLE:
+                    self._result = result
+                    self._state = F_FINISHED
+                    return
+        super().set_result(result)
+
+    def set_exception(self, exception: Optional[BaseException]) -> None:
+        if self._cond is None:
+            with _CONDITION_CREATION:
+                if self._cond is None and self._state in _SETTABLE:
+                    self._exception = exception
+                    self._state = F_FINISHED
+                    return
+        super().set_exception(exception)
+
     @property
     def command_id(self) -> str:
         return self._queue._command_id_of(self._ticket)
@@ -126,7 +164,7 @@ class CommandFuture(Future):
         """A retry puts the future back to pending, so that it can be
         cancelled while it waits and started again when dispatched."""
         with self._condition:
-            self._state = PENDING
+            self._state = F_PENDING
 
 
 class Job:

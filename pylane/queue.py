@@ -374,8 +374,10 @@ class CommandQueue(Execution):
         nothing in between. Checked on every change of the lane's pending
         count (submit, dispatch, cancel), not on a timer as the original did,
         so no crossing is missed."""
-        pending = lib.lc_lane_pending(self._ptr, lane.index)
         with self._state_lock:
+            # Read under the lock: a count read before it could be stale by
+            # the time it is compared, and mark a lane pressured at 0.
+            pending = lib.lc_lane_pending(self._ptr, lane.index)
             if not lane.pressured and pending >= lane.pressure_threshold:
                 lane.pressured = True
                 key = LANE_PRESSURE

@@ -27,9 +27,10 @@ class RateLimitConfig:
         if self.max_commands >= 2**63:
             raise InvalidConfigError(f"max_commands must be below 2**63, got {self.max_commands}")
         # The engine counts the window in 64-bit nanoseconds.
-        if not 0 < self.window < MAX_SECONDS and self.max_commands:
+        if not 1e-9 <= self.window < MAX_SECONDS and self.max_commands:
             raise InvalidConfigError(
-                f"rate limit window must be > 0 and finite (under {MAX_SECONDS:.0f} s), "
+                f"rate limit window must be > 0 (at least 1 ns) and finite (under "
+                f"{MAX_SECONDS:.0f} s), "
                 f"got {self.window}"
             )
 
