@@ -70,7 +70,7 @@ static int parse_u64(replay *r, const char *text, uint64_t *out)
 
 static int parse_u32(replay *r, const char *text, uint32_t *out)
 {
-    uint64_t v;
+    uint64_t v = 0;
     if (parse_u64(r, text, &v) != 0)
         return -1;
     if (v > UINT32_MAX)
@@ -166,7 +166,7 @@ static int cmd_lane(replay *r, char **args, int n)
 
 static int cmd_submit(replay *r, char **args, int n)
 {
-    uint32_t lane;
+    uint32_t lane = 0;
     if (n < 2)
         return fail(r, "usage: submit <lane> <ticket> [<ticket> ...]");
     if (find_lane(r, args[0], &lane))
@@ -271,7 +271,7 @@ static int cmd_cancel(replay *r, char **args, int n)
 
 static int cmd_pause_resume(replay *r, char **args, int n, int pause)
 {
-    uint32_t lane;
+    uint32_t lane = 0;
     if (n != 1)
         return fail(r, "usage: pause|resume <lane>");
     if (find_lane(r, args[0], &lane))
@@ -310,7 +310,7 @@ static int stat_field(const lc_lane_stats *s, const char *key, uint64_t *out)
 
 static int cmd_stats(replay *r, char **args, int n)
 {
-    uint32_t lane;
+    uint32_t lane = 0;
     if (n < 2)
         return fail(r, "usage: stats <lane> <key>=<n> ...");
     if (find_lane(r, args[0], &lane))
@@ -324,7 +324,7 @@ static int cmd_stats(replay *r, char **args, int n)
         if (eq == NULL)
             return fail(r, "expected key=value, got '%s'", args[i]);
         *eq = '\0';
-        uint64_t want, got;
+        uint64_t want = 0, got = 0;
         if (parse_u64(r, eq + 1, &want))
             return -1;
         if (stat_field(&s, args[i], &got) != 0)
