@@ -490,24 +490,10 @@ static int delay_locked(lc_engine *engine, lane *l, uint64_t ticket, uint64_t du
     return LC_OK;
 }
 
-int lc_submit_at(lc_engine *engine, uint32_t index, uint64_t ticket, uint64_t due_ns) {
-    pthread_mutex_lock(&engine->lock);
-    lane *l = lane_at(engine, index);
-    int rc = LC_ERR_NO_LANE;
-    if (l) {
-        uint64_t now = lc_now_ns();
-        if (due_ns <= now) {
-            rc = enqueue_locked(engine, l, ticket, now);
-        } else {
-            rc = delay_locked(engine, l, ticket, due_ns);
-            if (rc == LC_OK) l->submitted++;
-        }
-    }
-    pthread_mutex_unlock(&engine->lock);
-    return rc;
-}
-
-int lc_retry_at(lc_engine *engine, uint32_t index, uint64_t ticket, uint64_t due_ns) {
+/* Queues a ticket now or parks it until due_ns; a retry counts as a retry,
+ * anything else as a submit. */
+static int schedule_at(lc_engine *engine, uint32_t index, uint64_t ticket, uint64_t due_ns,
+                       int is_retry) {
     pthread_mutex_lock(&engine->lock);
     lane *l = lane_at(engine, index);
     int rc = LC_ERR_NO_LANE;
@@ -519,10 +505,23 @@ int lc_retry_at(lc_engine *engine, uint32_t index, uint64_t ticket, uint64_t due
         } else {
             rc = delay_locked(engine, l, ticket, due_ns);
         }
-        if (rc == LC_OK) l->retried++;
+        if (rc == LC_OK) {
+            if (is_retry)
+                l->retried++;
+            else
+                l->submitted++;
+        }
     }
     pthread_mutex_unlock(&engine->lock);
     return rc;
+}
+
+int lc_submit_at(lc_engine *engine, uint32_t index, uint64_t ticket, uint64_t due_ns) {
+    return schedule_at(engine, index, ticket, due_ns, 0);
+}
+
+int lc_retry_at(lc_engine *engine, uint32_t index, uint64_t ticket, uint64_t due_ns) {
+    return schedule_at(engine, index, ticket, due_ns, 1);
 }
 
 uint64_t lc_next_wake_ns(lc_engine *engine) {
