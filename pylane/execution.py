@@ -78,6 +78,9 @@ class Execution:
                 lib.lc_finish(ptr, out.lane, _CANCELLED)
             elif not self._execute(job, out.enqueued_ns):
                 return  # abandoned after a timeout; a replacement has taken over
+            # Drop it before sleeping: an idle worker must not keep the last
+            # command (its arguments, its result) alive.
+            job = None
             rc = lib.pylane_settle_and_wait(ptr, _WAIT_FOREVER, out)
 
     def _execute(self: CommandQueue, job: Job, enqueued_ns: int = 0) -> bool:
