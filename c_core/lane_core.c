@@ -637,12 +637,11 @@ int lc_complete_and_wait(lc_engine *engine, uint32_t index, int outcome, int64_t
 int lc_finish(lc_engine *engine, uint32_t index, int outcome) {
     pthread_mutex_lock(&engine->lock);
     int rc = complete_locked(engine, index, outcome);
-    if (rc == LC_OK) {
-        engine->settling++;
-        /* Work held back by the limit this frees can start on an idle worker
-         * now, instead of after the caller has published its result. */
-        if (engine->total_pending) wake_one_worker(engine);
-    }
+    /* No wake-up here: a worker settles with lc_settle_and_wait and takes
+     * the slot itself a moment later; waking another worker for it made two
+     * threads race for one ticket (one of them back to sleep), a thread
+     * switch per command. lc_settle, whose caller takes no work, wakes one. */
+    if (rc == LC_OK) engine->settling++;
     pthread_mutex_unlock(&engine->lock);
     return rc;
 }
@@ -655,6 +654,7 @@ static void settle_locked(lc_engine *engine) {
 void lc_settle(lc_engine *engine) {
     pthread_mutex_lock(&engine->lock);
     settle_locked(engine);
+    if (engine->total_pending) wake_one_worker(engine);
     pthread_mutex_unlock(&engine->lock);
 }
 

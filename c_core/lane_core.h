@@ -155,7 +155,9 @@ int lc_complete_and_wait(lc_engine *engine, uint32_t lane, int outcome, int64_t 
  * but before a drain may return (so drain never returns with a result still
  * unset): lc_finish frees the slot and counts the ticket as settling;
  * lc_settle (or lc_settle_and_wait, a worker's loop) ends the settling.
- * lc_wait_idle waits for settling tickets too. */
+ * lc_finish wakes nobody: the slot it frees is taken by the same worker's
+ * lc_settle_and_wait, or lc_settle wakes a worker for it when the caller
+ * takes no work itself. lc_wait_idle waits for settling tickets too. */
 int lc_finish(lc_engine *engine, uint32_t lane, int outcome);
 void lc_settle(lc_engine *engine);
 int lc_settle_and_wait(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out);

@@ -40,22 +40,30 @@ static void test_finish_errors_leave_nothing_settling(void)
     lc_engine_free(e);
 }
 
-/* The slot is free at lc_finish: the next ticket may start before settle. */
-static void test_finish_wakes_a_worker(void)
+/* The slot is free at lc_finish: the next ticket may start before settle.
+ * lc_finish wakes nobody (the finishing worker takes the slot in
+ * lc_settle_and_wait); lc_settle, whose caller takes no work, wakes a
+ * sleeping worker for the pending ticket. */
+static void test_finish_frees_the_slot_and_settle_wakes_a_worker(void)
 {
     lc_engine *e = lc_engine_new(0);
     CHECK_EQ(lc_lane_add(e, 0, 0, 1), 0);
     CHECK_EQ(lc_submit(e, 0, 1, 1), LC_OK);
     CHECK_EQ(lc_submit(e, 0, 2, 2), LC_OK);
+    CHECK_EQ(lc_submit(e, 0, 3, 3), LC_OK);
     EXPECT_NEXT(e, 0, 1);
+    CHECK_EQ(lc_finish(e, 0, LC_OUTCOME_FAILED), LC_OK);
+    EXPECT_NEXT(e, 0, 2); /* before settling ticket 1 */
+    CHECK_EQ(stats_of(e, 0).failed, 1);
+    CHECK_EQ(lc_wait_idle(e, 0), 0); /* 1 settling, 2 active, 3 pending */
     waiter w;
     waiter_start(&w, e, LONG_WAIT);
     sleep_ms(50);
-    CHECK_EQ(lc_finish(e, 0, LC_OUTCOME_FAILED), LC_OK);
+    CHECK_EQ(lc_finish(e, 0, LC_OUTCOME_COMPLETED), LC_OK); /* ticket 2 */
+    lc_settle(e);                                           /* wakes the waiter */
     waiter_join(&w);
     CHECK_EQ(w.rc, LC_DISPATCHED);
-    CHECK_EQ(w.got.ticket, 2);
-    CHECK_EQ(stats_of(e, 0).failed, 1);
+    CHECK_EQ(w.got.ticket, 3);
     lc_settle(e);
     CHECK_EQ(lc_complete(e, 0, LC_OUTCOME_COMPLETED), LC_OK);
     CHECK_EQ(lc_wait_idle(e, 0), 1);
@@ -216,7 +224,7 @@ int main(void)
 {
     test_finish_frees_slot_but_not_idle_until_settled();
     test_finish_errors_leave_nothing_settling();
-    test_finish_wakes_a_worker();
+    test_finish_frees_the_slot_and_settle_wakes_a_worker();
     test_settle_and_wait();
     test_wait_idle_woken_by_settle();
     test_outcome_cancelled();
