@@ -47,9 +47,15 @@ class Lane:
         self.counters = {"timed_out": 0, "dead_lettered": 0}
 
 
-# Guards the lazy creation of futures' conditions, and the state changes
-# made while a future has none (see CommandFuture's fast paths).
-_CONDITION_CREATION = threading.Lock()
+# Guard the lazy creation of futures' conditions, and the state changes made
+# while a future has none (see CommandFuture's fast paths). Striped: one
+# shared lock made 16 blocking callers and 6 workers queue up behind it
+# (a lock convoy with the GIL: 20k instead of 45k commands/s).
+_STRIPES = tuple(threading.Lock() for _ in range(64))
+
+
+def _creation_lock(future: object) -> threading.Lock:
+    return _STRIPES[(id(future) >> 4) & 63]
 _SETTABLE = (F_PENDING, F_RUNNING)
 
 
@@ -90,7 +96,7 @@ class CommandFuture(Future):
     def _condition(self) -> threading.Condition:
         condition = self._cond
         if condition is None:
-            with _CONDITION_CREATION:
+            with _creation_lock(self):
                 condition = self._cond
                 if condition is None:
                     condition = self._cond = threading.Condition()
@@ -121,7 +127,7 @@ class CommandFuture(Future):
 
     def set_running_or_notify_cancel(self) -> bool:
         if self._cond is None:
-            with _CONDITION_CREATION:
+            with _creation_lock(self):
                 if self._cond is None and self._state == F_PENDING:
                     self._state = F_RUNNING
                     return True
@@ -129,7 +135,7 @@ class CommandFuture(Future):
 
     def set_result(self, result: Any) -> None:
         if self._cond is None:
-            with _CONDITION_CREATION:
+            with _creation_lock(self):
                 if self._cond is None and self._state in _SETTABLE:
                     self._result = result
                     self._state = F_FINISHED
@@ -138,7 +144,7 @@ class CommandFuture(Future):
 
     def set_exception(self, exception: Optional[BaseException]) -> None:
         if self._cond is None:
-            with _CONDITION_CREATION:
+            with _creation_lock(self):
                 if self._cond is None and self._state in _SETTABLE:
                     self._exception = exception
                     self._state = F_FINISHED
