@@ -131,17 +131,3 @@ def command_type_of(command: Command) -> str:
     if callable(label):
         label = label()
     return str(label)
-
-
-def as_command(
-    command: Any, args: tuple[Any, ...] = (), kwargs: Optional[dict[str, Any]] = None
-) -> Command:
-    if isinstance(command, Command):
-        if args or kwargs:
-            raise TypeError("arguments can only be passed with a plain callable, not a Command")
-        return command
-    if callable(command):
-        return FunctionCommand(command, args, kwargs)
-    raise TypeError(
-        f"submit() needs a Command or a callable, got {type(command).__name__}"
-    )
