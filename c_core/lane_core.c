@@ -43,6 +43,7 @@
 #include "lane.h"
 #include "lane_heap.h"
 #include "lane_rules.h"
+#include "timing_log.h"
 
 struct lc_engine {
     pthread_mutex_t lock;
@@ -71,6 +72,9 @@ struct lc_engine {
     uint32_t work_waiters;
     uint32_t idle_waiters;
     int stopped;
+
+    timing_log timing;      /* samples for the wrapper's metrics (off: cap 0) */
+    uint64_t last_take_ns;  /* when the wrapper last took them */
 };
 
 uint64_t lc_now_ns(void) {
@@ -96,6 +100,7 @@ lc_engine *lc_engine_new(uint32_t workers) {
     heap_init(&engine->ready, HEAP_READY);
     heap_init(&engine->reserved, HEAP_RESERVED);
     delay_heap_init(&engine->delayed);
+    timing_log_init(&engine->timing);
     engine->workers = workers;
     return engine;
 }
@@ -112,6 +117,7 @@ void lc_engine_free(lc_engine *engine) {
     heap_free(&engine->ready);
     heap_free(&engine->reserved);
     delay_heap_free(&engine->delayed);
+    timing_log_free(&engine->timing);
     pthread_cond_destroy(&engine->work_cond);
     pthread_cond_destroy(&engine->idle_cond);
     pthread_mutex_destroy(&engine->lock);
@@ -258,6 +264,10 @@ static void promote_due(lc_engine *engine, uint64_t now_ns) {
     }
 }
 
+static uint32_t sample_key(uint32_t lane_index, uint32_t kind) {
+    return lane_index * 2 + kind;
+}
+
 static int take_next(lc_engine *engine, uint64_t now_ns, lc_dispatch *out) {
     if (needs_clock(engine)) {
         if (!now_ns) now_ns = lc_now_ns();
@@ -276,6 +286,12 @@ static int take_next(lc_engine *engine, uint64_t now_ns, lc_dispatch *out) {
     out->lane = l->index;
     out->ticket = entry.ticket;
     out->enqueued_ns = entry.enqueued_ns;
+    if (engine->timing.max) {
+        if (!now_ns) now_ns = lc_now_ns();
+        /* A clock injected by a test may lag a submit's own reading. */
+        uint64_t waited = now_ns > entry.enqueued_ns ? now_ns - entry.enqueued_ns : 0;
+        timing_log_add(&engine->timing, sample_key(l->index, LC_SAMPLE_WAIT), waited);
+    }
     return LC_DISPATCHED;
 }
 
@@ -561,6 +577,9 @@ static void claim(lc_engine *engine, lane *l) {
     l->submitted++;
     mark_started(engine, l);
     lane_sync(engine, l);
+    /* It starts as it is submitted: a wait of zero, which the wait
+     * histogram must count like any other start. */
+    if (engine->timing.max) timing_log_add(&engine->timing, sample_key(l->index, LC_SAMPLE_WAIT), 0);
 }
 
 /* The clock for a claim decision (0 when no rule needs it). */
@@ -642,6 +661,82 @@ int lc_finish(lc_engine *engine, uint32_t index, int outcome) {
      * threads race for one ticket (one of them back to sleep), a thread
      * switch per command. lc_settle, whose caller takes no work, wakes one. */
     if (rc == LC_OK) engine->settling++;
+    pthread_mutex_unlock(&engine->lock);
+    return rc;
+}
+
+/* Samples are due for collection after a batch of them (cheap to hand over
+ * in one go, and far below the log's maximum) or when the oldest may be a
+ * second old, so a push-style metrics backend lags by a second at most
+ * while commands run. */
+#define SAMPLES_DUE_COUNT 4096u
+#define SAMPLES_DUE_AFTER_NS 1000000000ull
+
+static int samples_due(const lc_engine *engine, uint64_t now_ns) {
+    const timing_log *log = &engine->timing;
+    if (log->len == 0) return 0;
+    return log->len >= SAMPLES_DUE_COUNT || now_ns - engine->last_take_ns >= SAMPLES_DUE_AFTER_NS;
+}
+
+int lc_finish_timed(lc_engine *engine, uint32_t index, int outcome, int64_t run_ns) {
+    pthread_mutex_lock(&engine->lock);
+    int rc = complete_locked(engine, index, outcome);
+    if (rc == LC_OK) {
+        engine->settling++; /* as lc_finish, which wakes nobody either */
+        if (engine->timing.max) {
+            if (run_ns >= 0)
+                timing_log_add(&engine->timing, sample_key(index, LC_SAMPLE_RUN), (uint64_t)run_ns);
+            if (samples_due(engine, lc_now_ns())) rc = LC_SAMPLES_DUE;
+        }
+    }
+    pthread_mutex_unlock(&engine->lock);
+    return rc;
+}
+
+void lc_set_timing(lc_engine *engine, uint32_t max_samples) {
+    pthread_mutex_lock(&engine->lock);
+    timing_log_set_max(&engine->timing, max_samples);
+    engine->last_take_ns = lc_now_ns();
+    pthread_mutex_unlock(&engine->lock);
+}
+
+uint32_t lc_samples_buffered(lc_engine *engine) {
+    pthread_mutex_lock(&engine->lock);
+    uint32_t len = engine->timing.len;
+    pthread_mutex_unlock(&engine->lock);
+    return len;
+}
+
+int lc_take_samples(lc_engine *engine, double *out_ms, uint32_t out_cap, lc_sample_run *runs,
+                    uint32_t runs_cap, uint64_t *dropped) {
+    pthread_mutex_lock(&engine->lock);
+    timing_log *log = &engine->timing;
+    uint32_t key_count = engine->lane_count * 2;
+    int rc;
+    if (runs_cap < key_count) {
+        rc = LC_ERR_INVALID;
+    } else {
+        uint32_t *run_keys = malloc(((size_t)key_count + 1) * 2 * sizeof *run_keys);
+        if (!run_keys) {
+            rc = LC_ERR_NOMEM;
+        } else {
+            uint32_t *run_counts = run_keys + key_count + 1;
+            uint64_t lost = log->dropped;
+            rc = timing_log_take(log, key_count, out_ms, out_cap, run_keys, run_counts);
+            if (rc < 0) {
+                rc = LC_ERR_NOMEM;
+            } else {
+                if (dropped) *dropped = lost;
+                for (int i = 0; i < rc; i++) {
+                    runs[i].lane = run_keys[i] / 2;
+                    runs[i].kind = run_keys[i] % 2;
+                    runs[i].count = run_counts[i];
+                }
+                engine->last_take_ns = lc_now_ns();
+            }
+            free(run_keys);
+        }
+    }
     pthread_mutex_unlock(&engine->lock);
     return rc;
 }

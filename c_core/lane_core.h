@@ -37,6 +37,7 @@ enum {
     LC_NONE = 0,          /* try/wait: nothing dispatched (timeout or nothing ready) */
     LC_DISPATCHED = 1,    /* try/wait: *out holds a ticket to run */
     LC_RUN_INLINE = 2,    /* lc_submit_or_claim: run it yourself, it is active */
+    LC_SAMPLES_DUE = 3,   /* lc_finish_timed: done; take the timing samples soon */
     LC_ERR_NOMEM = -1,    /* allocation failed; nothing changed */
     LC_ERR_NO_LANE = -2,  /* lane index out of range */
     LC_ERR_INVALID = -3,  /* invalid argument (max 0, min > max, ...) */
@@ -59,6 +60,15 @@ typedef struct lc_dispatch {
     uint64_t enqueued_ns; /* when it was queued (lc_submit's now_ns, or the time
                              of the lc_submit_at / lc_retry_at call) */
 } lc_dispatch;
+
+/* Timing samples (see lc_set_timing). */
+enum { LC_SAMPLE_WAIT = 0, LC_SAMPLE_RUN = 1 };
+
+typedef struct lc_sample_run {
+    uint32_t lane;
+    uint32_t kind;  /* LC_SAMPLE_WAIT or LC_SAMPLE_RUN */
+    uint32_t count; /* consecutive values in lc_take_samples' out_ms */
+} lc_sample_run;
 
 typedef struct lc_lane_stats {
     int32_t priority;
@@ -161,6 +171,42 @@ int lc_complete_and_wait(lc_engine *engine, uint32_t lane, int outcome, int64_t 
 int lc_finish(lc_engine *engine, uint32_t lane, int outcome);
 void lc_settle(lc_engine *engine);
 int lc_settle_and_wait(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out);
+
+/* Timing for metrics, off by default. With max_samples > 0 the engine
+ * records each start's queue wait (dispatch time minus enqueued_ns; 0 for a
+ * claimed ticket) and each run time that lc_finish_timed is given, in a log
+ * that grows as needed up to max_samples; past that, samples are dropped and
+ * counted. The wrapper takes them in batches with lc_take_samples:
+ * recording costs no call into the wrapper per command. Calling it again
+ * (or with 0, which turns timing off) drops what is buffered. */
+void lc_set_timing(lc_engine *engine, uint32_t max_samples);
+
+/* lc_finish, and with timing on and run_ns >= 0 a run time sample of
+ * run_ns (the caller times the command itself, so the sample covers its
+ * code and none of the wrapper's bookkeeping). Returns LC_SAMPLES_DUE
+ * instead of LC_OK when the samples should be taken: 4,096 are buffered,
+ * or a second has passed since the last take. */
+int lc_finish_timed(lc_engine *engine, uint32_t lane, int outcome, int64_t run_ns);
+
+/* Samples buffered now. */
+uint32_t lc_samples_buffered(lc_engine *engine);
+
+/* Moves the oldest min(buffered, out_cap) samples into out_ms
+ * (milliseconds), grouped by lane and kind, described by runs in order;
+ * returns the number of runs (call again while samples are left).
+ * runs_cap must be at least twice the lane count (else LC_ERR_INVALID,
+ * nothing taken). *dropped (if not NULL) receives the samples lost to a full
+ * log since the last take. */
+int lc_take_samples(lc_engine *engine, double *out_ms, uint32_t out_cap, lc_sample_run *runs,
+                    uint32_t runs_cap, uint64_t *dropped);
+
+/* Buckets n samples (milliseconds, finite, >= 0) for a histogram: 64
+ * log-linear buckets per power of two (sample_buckets.h). Writes each
+ * distinct bucket key once to keys with its count in counts (both must hold
+ * n), and sum, min and max to summary[0..2]. Returns the number of distinct
+ * keys, or LC_ERR_NOMEM. Not tied to an engine; thread-safe. */
+int lc_bucket_ms(const double *values, uint32_t n, uint32_t *keys, uint32_t *counts,
+                 double *summary);
 
 /* Changes the worker budget (0 = unbounded); LC_ERR_BUDGET if the lanes'
  * reservations would not fit. */

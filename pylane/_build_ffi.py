@@ -33,6 +33,7 @@ enum {
     LC_NONE = 0,
     LC_DISPATCHED = 1,
     LC_RUN_INLINE = 2,
+    LC_SAMPLES_DUE = 3,
     LC_ERR_NOMEM = -1,
     LC_ERR_NO_LANE = -2,
     LC_ERR_INVALID = -3,
@@ -52,6 +53,14 @@ typedef struct lc_dispatch {
     uint64_t ticket;
     uint64_t enqueued_ns;
 } lc_dispatch;
+
+enum { LC_SAMPLE_WAIT = 0, LC_SAMPLE_RUN = 1 };
+
+typedef struct lc_sample_run {
+    uint32_t lane;
+    uint32_t kind;
+    uint32_t count;
+} lc_sample_run;
 
 typedef struct lc_lane_stats {
     int32_t priority;
@@ -88,6 +97,13 @@ int lc_submit_or_claim(lc_engine *engine, uint32_t lane, uint64_t ticket, uint64
 int lc_try_next(lc_engine *engine, uint64_t now_ns, lc_dispatch *out);
 int lc_complete(lc_engine *engine, uint32_t lane, int outcome);
 int lc_finish(lc_engine *engine, uint32_t lane, int outcome);
+int lc_finish_timed(lc_engine *engine, uint32_t lane, int outcome, int64_t run_ns);
+void lc_set_timing(lc_engine *engine, uint32_t max_samples);
+uint32_t lc_samples_buffered(lc_engine *engine);
+int lc_take_samples(lc_engine *engine, double *out_ms, uint32_t out_cap, lc_sample_run *runs,
+                    uint32_t runs_cap, uint64_t *dropped);
+int lc_bucket_ms(const double *values, uint32_t n, uint32_t *keys, uint32_t *counts,
+                 double *summary);
 void lc_settle(lc_engine *engine);
 int lc_set_workers(lc_engine *engine, uint32_t workers);
 int lc_cancel(lc_engine *engine, uint32_t lane, uint64_t ticket);

@@ -48,6 +48,8 @@ _COMPLETED = lib.LC_OUTCOME_COMPLETED
 _FAILED = lib.LC_OUTCOME_FAILED
 _CANCELLED = lib.LC_OUTCOME_CANCELLED
 _RETRIED = lib.LC_OUTCOME_RETRIED
+_SAMPLES_DUE = lib.LC_SAMPLES_DUE
+_NOT_TIMED = -1  # lc_finish_timed: no run-time sample
 _WAIT_FOREVER = -1
 
 
@@ -76,14 +78,14 @@ class Execution:
             if job is None:  # cannot happen: a dispatched ticket's job is kept
                 logger.error("dispatched ticket %d has no job", out.ticket)
                 lib.lc_finish(ptr, out.lane, _CANCELLED)
-            elif not self._execute(job, out.enqueued_ns):
+            elif not self._execute(job):
                 return  # abandoned after a timeout; a replacement has taken over
             # Drop it before sleeping: an idle worker must not keep the last
             # command (its arguments, its result) alive.
             job = None
             rc = lib.pylane_settle_and_wait(ptr, _WAIT_FOREVER, out)
 
-    def _execute(self: CommandQueue, job: Job, enqueued_ns: int = 0) -> bool:
+    def _execute(self: CommandQueue, job: Job) -> bool:
         """Runs one attempt of a dispatched job and ends it. The caller then
         settles it in the engine. Returns False when the attempt timed out
         while running: its end was handled by the deadline, and this thread
@@ -98,17 +100,15 @@ class Execution:
             self._check_pressure(lane)  # a dispatch may have emptied the lane
         attempt = job.attempt
         emitter = self.emitter
-        metrics = self._metrics
-        if metrics is not None and enqueued_ns:
-            metrics.record_start(lane.lane_id, (lib.lc_now_ns() - enqueued_ns) / 1e9)
         timeout = lane.timeout
         if timeout is not None:
             job.thread = threading.current_thread()
             self._deadlines.watch(time.monotonic() + timeout, (job, attempt))
         current.job = job
-        # The clock only when someone records run times: it is on the hot path.
+        # The clock only when someone records run times: it is on the hot
+        # path. (The queue wait is timed by the engine at dispatch.)
         timed = self._timed
-        started = time.perf_counter() if timed else 0.0
+        started = time.perf_counter_ns() if timed else 0
         try:
             if emitter._streams:
                 emitter.emit_new(COMMAND_STARTED, {
@@ -123,9 +123,9 @@ class Execution:
             failure = None
         finally:
             current.job = None
-        run_seconds = time.perf_counter() - started if timed else 0.0
+        run_ns = time.perf_counter_ns() - started if timed else _NOT_TIMED
         if self._alerts is not None:
-            self._alerts.check_latency(lane.lane_id, run_seconds * 1000.0)
+            self._alerts.check_latency(lane.lane_id, run_ns / 1e6)
         if timeout is not None:
             with self._state_lock:
                 if job.state != RUNNING or job.attempt != attempt:
@@ -133,16 +133,27 @@ class Execution:
                     return False
                 job.state = DONE
         if failure is None:
-            self._succeed(job, result, run_seconds)
+            self._succeed(job, result, run_ns)
         else:
             if not isinstance(failure, Exception):  # SystemExit, KeyboardInterrupt
                 logger.warning("command %s raised %r", self._command_id_of(job.ticket), failure)
-            self._fail_attempt(job, failure, run_seconds, timed_out=False)
+            self._fail_attempt(job, failure, max(run_ns, 0) / 1e9, timed_out=False)
         return True
 
     # ---- how an attempt ends --------------------------------------------------
 
-    def _succeed(self: CommandQueue, job: Job, result: Any, run_seconds: float) -> None:
+    def _finish(self: CommandQueue, lane: Lane, outcome: int, run_ns: int = _NOT_TIMED) -> bool:
+        """Ends the attempt in the engine (which records its run time when
+        metrics are on); True when the engine's samples are due to be
+        handed to the metrics, which the caller does once the command's
+        future is resolved, so no caller waits for the hand-over."""
+        return lib.lc_finish_timed(self._ptr, lane.index, outcome, run_ns) == _SAMPLES_DUE
+
+    def _hand_over_metrics(self: CommandQueue) -> None:
+        if self._feed is not None:
+            self._feed.collect(wait=False)
+
+    def _succeed(self: CommandQueue, job: Job, result: Any, run_ns: int) -> None:
         lane = job.lane
         self._jobs.pop(job.ticket, None)
         if job.stored:
@@ -152,11 +163,11 @@ class Execution:
                 "lane_id": lane.lane_id,
                 "command_id": self._command_id_of(job.ticket),
             })
-        if self._metrics is not None:
-            self._metrics.record_complete(lane.lane_id, run_seconds)
         job.state = DONE
-        lib.lc_finish(self._ptr, lane.index, _COMPLETED)
+        due = self._finish(lane, _COMPLETED, run_ns)
         job.future.set_result(result)
+        if due:
+            self._hand_over_metrics()
 
     def _fail_attempt(self: CommandQueue, job: Job, error: BaseException, run_seconds: float,
                       timed_out: bool) -> None:
@@ -191,13 +202,15 @@ class Execution:
         job.state = QUEUED
         job.future._back_to_pending()
         self._jobs[job.ticket] = job
-        lib.lc_finish(self._ptr, lane.index, _RETRIED)
+        due = self._finish(lane, _RETRIED)
         # The engine holds the back-off as a delayed entry: no thread sleeps.
-        due = lib.lc_now_ns() + int(delay * 1e9)
-        if lib.lc_retry_at(self._ptr, lane.index, job.ticket, due) < 0:
+        due_ns = lib.lc_now_ns() + int(delay * 1e9)
+        if lib.lc_retry_at(self._ptr, lane.index, job.ticket, due_ns) < 0:
             self._jobs.pop(job.ticket, None)
             job.future.set_running_or_notify_cancel()
             job.future.set_exception(MemoryError("engine could not queue the retry"))
+        if due:
+            self._hand_over_metrics()
 
     def _fail_for_good(self: CommandQueue, job: Job, error: BaseException, run_seconds: float,
                        timed_out: bool) -> None:
@@ -218,8 +231,10 @@ class Execution:
                 self._metrics.record_failure(lane.lane_id, run_seconds)
         if timed_out:
             lane.counters["timed_out"] += 1
-        lib.lc_finish(self._ptr, lane.index, _FAILED)
+        due = self._finish(lane, _FAILED)
         job.future.set_exception(error)
+        if due:
+            self._hand_over_metrics()
 
     def _dead_letter(self: CommandQueue, job: Job, command_id: str, error: str) -> None:
         if self._dlq is None and not job.stored:
@@ -256,7 +271,8 @@ class Execution:
             self._forget_stored(job)
         job.state = DONE
         self._emit_cancelled_ticket(job.lane, job.ticket)
-        lib.lc_finish(self._ptr, job.lane.index, _CANCELLED)
+        if self._finish(job.lane, _CANCELLED):
+            self._hand_over_metrics()
 
     def _end_cancelled_while_running(self: CommandQueue, job: Job, error: BaseException) -> None:
         """A running command that stopped after its token was cancelled: no
@@ -265,8 +281,10 @@ class Execution:
         if job.stored:
             self._forget_stored(job)
         self._emit_cancelled_ticket(job.lane, job.ticket)
-        lib.lc_finish(self._ptr, job.lane.index, _CANCELLED)
+        due = self._finish(job.lane, _CANCELLED)
         job.future.set_exception(error)
+        if due:
+            self._hand_over_metrics()
 
     def _forget_stored(self: CommandQueue, job: Job) -> None:
         """Removes an ended command from storage. A storage error must not

@@ -21,7 +21,7 @@ from .dlq import DeadLetterQueue
 from .errors import InvalidConfigError
 from .events import CallbackSubscription, EventEmitter, EventStream, LaneEvent
 from .metrics import QueueMetrics
-from .queue import CommandFuture, CommandQueue
+from .queue import CommandFuture, CommandQueue, as_queue_metrics
 from .stats import QueueStats
 from .storage import Storage
 
@@ -89,7 +89,7 @@ class QueueManagerBuilder:
     def with_metrics(self, metrics: QueueMetrics) -> QueueManagerBuilder:
         """Records counters and queue-wait / run-time histograms per lane
         (``QueueMetrics.local()`` or ``QueueMetrics(backend)``)."""
-        self._metrics = metrics
+        self._metrics = as_queue_metrics(metrics)
         return self
 
     def with_alerts(self, alerts: AlertManager) -> QueueManagerBuilder:
@@ -110,16 +110,11 @@ class QueueManagerBuilder:
             raise InvalidConfigError("no lanes: call with_default_lanes() or with_lane()")
         queue = CommandQueue(self._emitter, self._max_workers, storage=self._storage,
                              dlq=self._dlq, metrics=self._metrics, alerts=self._alerts)
-        if self._metrics is not None and hasattr(self._metrics, "bind_gauges"):
-            # Depth and active gauges are read from the engine when a snapshot
-            # is taken, instead of being pushed on every submit.
-            self._metrics.bind_gauges(
-                lambda: [(s.lane_id, s.pending, s.active) for s in queue.stats().lanes])
         for lane_id, (config, priority) in self._lanes.items():
             queue.register_lane(lane_id, config, priority)
         for command_type, factory in self._factories.items():
             queue.register_command(command_type, factory)
-        return QueueManager(queue, metrics=self._metrics, alerts=self._alerts)
+        return QueueManager(queue, metrics=queue.metrics, alerts=self._alerts)
 
 
 class QueueManager:

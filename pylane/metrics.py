@@ -10,27 +10,35 @@ every per-lane counter and histogram also has the overall name without the
 suffix. Latencies are in milliseconds.
 
 =========================================  =========  =====================================
-name                                       kind       recorded by
+name                                       kind       from a queue: / by hand:
 =========================================  =========  =====================================
-``lane.commands.submitted[.<lane>]``       counter    ``record_submit``
-``lane.commands.completed[.<lane>]``       counter    ``record_complete``
+``lane.commands.submitted[.<lane>]``       counter    engine count / ``record_submit``
+``lane.commands.completed[.<lane>]``       counter    engine count / ``record_complete``
 ``lane.commands.failed[.<lane>]``          counter    ``record_failure``
 ``lane.commands.timeout[.<lane>]``         counter    ``record_timeout``
 ``lane.commands.retried[.<lane>]``         counter    ``record_retry``
 ``lane.commands.dead_lettered[.<lane>]``   counter    ``record_dead_letter``
 ``lane.commands.cancelled[.<lane>]``       counter    ``record_cancel``
-``lane.queue.depth.<lane>``                gauge      ``set_queue_depth``, ``bind_gauges``
-``lane.queue.active.<lane>``               gauge      ``set_active_commands``, ``bind_gauges``
-``lane.command.wait_time_ms[.<lane>]``     histogram  ``record_start``: submit to start
-``lane.command.latency_ms[.<lane>]``       histogram  ``record_complete``/``_failure``/
-                                                      ``_timeout``: run time of an attempt
+``lane.queue.depth.<lane>``                gauge      engine / ``set_queue_depth``
+``lane.queue.active.<lane>``               gauge      engine / ``set_active_commands``
+``lane.command.wait_time_ms[.<lane>]``     histogram  engine at dispatch / ``record_start``:
+                                                      submit to start
+``lane.command.latency_ms[.<lane>]``       histogram  engine at finish, ``record_failure``,
+                                                      ``record_timeout`` / ``record_complete``:
+                                                      run time of an attempt
 =========================================  =========  =====================================
 
-Why it is cheap: the queue calls a hook two or three times per command, so
-the hooks do no string formatting (names are built once per lane), take no
-lock for ``LocalMetrics`` (see ``_Counter`` and ``_Histogram``) and record a
-per-lane value once: ``LocalMetrics`` derives the overall counter and
-histogram from the lanes' when it is read.
+Why it is cheap: per command, a queue calls no hook at all on the way of a
+command that completes. Its engine counts submits and completions per lane
+and, with metrics on, logs each start's queue wait and each run time (the
+worker times the call and passes the duration to ``lc_finish_timed``);
+``metrics_feed.EngineMetricsFeed`` hands those over in batches, bucketed in
+C for ``LocalMetrics``, when the engine says a batch is due and before every
+read (``refresh``). The rarer outcomes call their hook where they happen.
+The hooks themselves do no string formatting (names are built once per
+lane), take no lock for ``LocalMetrics`` (see ``_Counter`` and
+``_Histogram``) and record a per-lane value once: ``LocalMetrics`` derives
+the overall counter and histogram from the lanes' when it is read.
 
 Why histograms are bounded (the original kept every sample and re-sorted them
 all on each record): up to ``EXACT_SAMPLES`` samples are kept as they are and
@@ -42,6 +50,7 @@ range of values, not their number, and a percentile is off by at most 0.8%.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import struct
 import sys
@@ -51,6 +60,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol, runtime_checkable
+
+logger = logging.getLogger(__name__)
 
 # ---- names ---------------------------------------------------------------------
 
@@ -289,6 +300,27 @@ class _Histogram:
         if len(raw) > EXACT_SAMPLES:
             self._fold()
 
+    def record_many(self, values: list[float]) -> None:
+        raw = self._raw
+        raw.extend(values)  # atomic too: one C call
+        if len(raw) > EXACT_SAMPLES:
+            self._fold()
+
+    def exact_room(self) -> int:
+        """Samples it can still take while it answers exactly."""
+        return 0 if self._count else max(0, EXACT_SAMPLES - len(self._raw))
+
+    def merge_buckets(self, keys: list[int], counts: list[int], total: float,
+                      low: float, high: float) -> None:
+        """Adds samples already bucketed with this histogram's keys (by
+        ``lc_bucket_ms``, from the engine's timing log)."""
+        with self._lock:
+            self._buckets.update(dict(zip(keys, counts)))
+            self._count += sum(counts)
+            self._sum += total
+            self._min = min(self._min, low)
+            self._max = max(self._max, high)
+
     def _fold(self) -> None:
         with self._lock:
             raw = self._raw
@@ -451,8 +483,15 @@ class LocalMetrics:
                 parent.children = (*parent.children, child)
         return child.inc
 
+    def bind_counter_adder(self, name: str, lane_id: str) -> Callable[[int], None]:
+        self.bind_counter(name, lane_id)
+        return self._counter(lane_metric(name, lane_id)).add
+
     def bind_histogram(self, name: str, lane_id: str) -> Callable[[float], None]:
         return self.bind_histogram_object(name, lane_id).record
+
+    def bind_histogram_many(self, name: str, lane_id: str) -> Callable[[list[float]], None]:
+        return self.bind_histogram_object(name, lane_id).record_many
 
     def bind_histogram_object(self, name: str, lane_id: str) -> _Histogram:
         child = self._histogram(lane_metric(name, lane_id))
@@ -492,15 +531,22 @@ class LocalMetrics:
 class _LaneHooks:
     """What one lane's hooks call, resolved once per lane."""
 
-    __slots__ = ("active", "cancelled", "completed", "dead_lettered", "depth", "failed",
-                 "latency", "retried", "submitted", "timeout", "wait")
+    __slots__ = ("active", "add_completed", "add_submitted", "cancelled", "completed",
+                 "dead_lettered", "depth", "failed", "latency", "latency_many", "retried",
+                 "submitted", "timeout", "wait", "wait_many")
 
     def __init__(self, backend: Any, lane_id: str) -> None:
         counter = getattr(backend, "bind_counter", None) or _unbound_counter(backend)
+        adder = getattr(backend, "bind_counter_adder", None) or _counter_adder(backend, counter)
         histogram = getattr(backend, "bind_histogram", None) or _unbound_histogram(backend)
+        many = getattr(backend, "bind_histogram_many", None) or _histogram_many(histogram)
         gauge = getattr(backend, "bind_gauge", None) or _unbound_gauge(backend)
         self.submitted = counter(COMMANDS_SUBMITTED, lane_id)
         self.completed = counter(COMMANDS_COMPLETED, lane_id)
+        self.add_submitted = adder(COMMANDS_SUBMITTED, lane_id)
+        self.add_completed = adder(COMMANDS_COMPLETED, lane_id)
+        self.wait_many = many(COMMAND_WAIT_TIME, lane_id)
+        self.latency_many = many(COMMAND_LATENCY, lane_id)
         self.failed = counter(COMMANDS_FAILED, lane_id)
         self.timeout = counter(COMMANDS_TIMEOUT, lane_id)
         self.retried = counter(COMMANDS_RETRIED, lane_id)
@@ -516,7 +562,8 @@ class _LocalLaneHooks(_LaneHooks):
     """For ``LocalMetrics``: the histograms' sample lists themselves, so a
     hook appends without a Python call (``_Histogram.record`` inlined)."""
 
-    __slots__ = ("latency_fold", "latency_raw", "wait_fold", "wait_raw")
+    __slots__ = ("latency_fold", "latency_histogram", "latency_raw", "wait_fold",
+                 "wait_histogram", "wait_raw")
 
     def __init__(self, backend: LocalMetrics, lane_id: str) -> None:
         super().__init__(backend, lane_id)
@@ -524,6 +571,7 @@ class _LocalLaneHooks(_LaneHooks):
         wait = backend.bind_histogram_object(COMMAND_WAIT_TIME, lane_id)
         self.latency_raw, self.latency_fold = latency._raw, latency._fold
         self.wait_raw, self.wait_fold = wait._raw, wait._fold
+        self.latency_histogram, self.wait_histogram = latency, wait
 
 
 def _unbound_counter(backend: Any) -> Callable[[str, str], Callable[[], None]]:
@@ -538,6 +586,49 @@ def _unbound_counter(backend: Any) -> Callable[[str, str], Callable[[], None]]:
         return add_one
 
     return bind
+
+
+def _counter_adder(backend: Any, bind: Callable[[str, str], Callable[[], Any]]
+                   ) -> Callable[[str, str], Callable[[int], None]]:
+    """Adding n through whatever the backend offers: ``increment_counter``
+    with n when it records names itself, else its bound +1, n times."""
+    if getattr(backend, "bind_counter", None) is None:
+        def bind_unbound(name: str, lane_id: str) -> Callable[[int], None]:
+            per_lane = lane_metric(name, lane_id)
+            increment = backend.increment_counter
+
+            def add(n: int) -> None:
+                increment(per_lane, n)
+                increment(name, n)
+
+            return add
+
+        return bind_unbound
+
+    def bind_repeated(name: str, lane_id: str) -> Callable[[int], None]:
+        add_one = bind(name, lane_id)
+
+        def add(n: int) -> None:
+            for _ in range(n):
+                add_one()
+
+        return add
+
+    return bind_repeated
+
+
+def _histogram_many(bind: Callable[[str, str], Callable[[float], None]]
+                    ) -> Callable[[str, str], Callable[[list[float]], None]]:
+    def bind_many(name: str, lane_id: str) -> Callable[[list[float]], None]:
+        observe = bind(name, lane_id)
+
+        def record_all(values: list[float]) -> None:
+            for value in values:
+                observe(value)
+
+        return record_all
+
+    return bind_many
 
 
 def _unbound_histogram(backend: Any) -> Callable[[str, str], Callable[[float], None]]:
@@ -577,6 +668,12 @@ class QueueMetrics:
         self._lanes: dict[str, _LaneHooks] = {}
         self._bind_lock = threading.Lock()
         self._gauge_source: Optional[GaugeSource] = None
+        self._refreshers: tuple[Callable[[], None], ...] = ()
+        # A backend that is read on its own schedule (OpenTelemetry: when a
+        # reader collects) asks for a refresh first.
+        set_refresher = getattr(self._backend, "set_refresher", None)
+        if set_refresher is not None:
+            set_refresher(self.refresh)
         if isinstance(self._backend, LocalMetrics):
             self._hooks_class: type[_LaneHooks] = _LocalLaneHooks
             self.record_start = self._local_record_start  # type: ignore[method-assign]
@@ -671,30 +768,74 @@ class QueueMetrics:
         if run_seconds is not None:
             hooks.latency(run_seconds * 1000.0)
 
+    # -- batches, from a queue's engine (see pylane/metrics_feed.py)
+
+    def add_counts(self, lane_id: str, submitted: int, completed: int) -> None:
+        """Adds to the submitted and completed counters: the queue counts
+        those in its engine and hands over the increase in batches."""
+        hooks = self._lanes.get(lane_id) or self._bind(lane_id)
+        if submitted:
+            hooks.add_submitted(submitted)
+        if completed:
+            hooks.add_completed(completed)
+
+    def local_histograms(self, lane_id: str) -> Optional[tuple[_Histogram, _Histogram]]:
+        """The lane's (wait, latency) histograms when the backend is a
+        ``LocalMetrics``, which can take samples bucketed in C; else None."""
+        hooks = self._lanes.get(lane_id) or self._bind(lane_id)
+        if isinstance(hooks, _LocalLaneHooks):
+            return hooks.wait_histogram, hooks.latency_histogram
+        return None
+
+    def record_wait_times(self, lane_id: str, wait_ms: list[float]) -> None:
+        """A batch of ``record_start``, in milliseconds."""
+        (self._lanes.get(lane_id) or self._bind(lane_id)).wait_many(wait_ms)
+
+    def record_run_times(self, lane_id: str, run_ms: list[float]) -> None:
+        """A batch of completed runs' latencies, in milliseconds (the
+        counter moves through ``add_counts``)."""
+        (self._lanes.get(lane_id) or self._bind(lane_id)).latency_many(run_ms)
+
     # -- reading
+
+    def add_refresher(self, refresh: Callable[[], None]) -> None:
+        """``refresh()`` runs before every ``snapshot()`` (and each time an
+        OpenTelemetry reader collects): a queue hands over what its engine
+        has counted and timed since the last call, and its gauges."""
+        with self._bind_lock:
+            self._refreshers = (*self._refreshers, refresh)
+
+    def remove_refresher(self, refresh: Callable[[], None]) -> None:
+        with self._bind_lock:
+            self._refreshers = tuple(r for r in self._refreshers if r != refresh)
 
     def bind_gauges(self, source: Optional[GaugeSource]) -> None:
         """``source()`` yields ``(lane_id, pending, active)``; ``snapshot()``
         sets the depth and active gauges from it first, so gauges cost
-        nothing per command and are never stale when read. A backend with
-        ``set_gauge_refresher`` (OpenTelemetry) refreshes them itself each
-        time it is collected."""
+        nothing per command and are never stale when read. (A queue given
+        these metrics does this itself, through ``add_refresher``.)"""
         self._gauge_source = source
-        set_refresher = getattr(self._backend, "set_gauge_refresher", None)
-        if set_refresher is not None:
-            set_refresher(None if source is None else self.refresh_gauges)
 
-    def refresh_gauges(self) -> None:
+    def refresh(self) -> None:
+        """Brings what is pulled rather than pushed up to date: the bound
+        gauge source and every refresher. A refresher that raises is logged
+        and skipped, so one broken source cannot hide the others."""
         source = self._gauge_source
-        if source is None:
-            return
-        for lane_id, pending, active in source():
-            hooks = self._lanes.get(lane_id) or self._bind(lane_id)
-            hooks.depth(pending)
-            hooks.active(active)
+        if source is not None:
+            for lane_id, pending, active in source():
+                hooks = self._lanes.get(lane_id) or self._bind(lane_id)
+                hooks.depth(pending)
+                hooks.active(active)
+        for refresh in self._refreshers:
+            try:
+                refresh()
+            except Exception:
+                logger.exception("a metrics refresher failed; its values may be stale")
+
+    refresh_gauges = refresh  # the earlier name
 
     def snapshot(self) -> MetricsSnapshot:
-        self.refresh_gauges()
+        self.refresh()
         return self._backend.snapshot()
 
     def reset(self) -> None:

@@ -155,7 +155,7 @@ class OtelMetricsBackend:
         # Observable instrument (kind, name) -> its data points: attribute
         # key -> (attributes, the _Counter or _Gauge holding the value).
         self._series: dict[tuple[str, str], dict[tuple[Any, ...], tuple[Attributes, Any]]] = {}
-        self._refresh_gauges: Optional[Callable[[], None]] = None
+        self._refresh: Optional[Callable[[], None]] = None
         # The queue's instruments exist up front: creating one inside a
         # collection (a gauge refresh meeting a new lane) would deadlock.
         for name in COUNTER_NAMES:
@@ -169,10 +169,19 @@ class OtelMetricsBackend:
     def meter(self) -> Any:
         return self._meter
 
-    def set_gauge_refresher(self, refresh: Optional[Callable[[], None]]) -> None:
-        """Called by ``QueueMetrics.bind_gauges``: the gauges are read from
-        the queue each time the SDK collects them."""
-        self._refresh_gauges = refresh
+    def set_refresher(self, refresh: Optional[Callable[[], None]]) -> None:
+        """Called by ``QueueMetrics``: ``refresh()`` hands over what the
+        queues counted, timed and hold since the last call; it runs at the
+        start of each collection."""
+        self._refresh = refresh
+
+    def _refresh_now(self) -> None:
+        refresh = self._refresh
+        if refresh is not None:
+            try:
+                refresh()
+            except Exception:
+                logger.exception("refreshing the queue's metrics failed; reporting the last values")
 
     # -- instruments
 
@@ -204,17 +213,15 @@ class OtelMetricsBackend:
                  series: dict[tuple[Any, ...], tuple[Attributes, Any]]) -> None:
         observation = self._observation
 
+        # Each callback refreshes first: the SDK runs them in creation order,
+        # and a refresh is cheap when nothing happened since the last one.
         def observe_counter(_options: Any) -> list[Any]:
+            self._refresh_now()
             return [observation(holder.value(), attributes)
                     for attributes, holder in list(series.values())]
 
         def observe_gauge(_options: Any) -> list[Any]:
-            refresh = self._refresh_gauges
-            if refresh is not None:
-                try:
-                    refresh()
-                except Exception:
-                    logger.exception("reading the queue's gauges failed; reporting the last values")
+            self._refresh_now()
             return [observation(holder.value, attributes)
                     for attributes, holder in list(series.values())]
 
@@ -297,6 +304,31 @@ class OtelMetricsBackend:
             local()
 
         return add_one
+
+    def bind_counter_adder(self, name: str, lane_id: str) -> Callable[[int], None]:
+        exported = self._point("counter", name, {LANE_ATTRIBUTE: lane_id}).add
+        if self._local is None:
+            return exported
+        local = self._local.bind_counter_adder(name, lane_id)
+
+        def add(n: int) -> None:
+            exported(n)
+            local(n)
+
+        return add
+
+    def bind_histogram_many(self, name: str, lane_id: str) -> Callable[[list[float]], None]:
+        record = self._histogram(name).record
+        attributes = {LANE_ATTRIBUTE: lane_id}
+        local = None if self._local is None else self._local.bind_histogram_many(name, lane_id)
+
+        def record_all(values: list[float]) -> None:
+            for value in values:
+                record(value, attributes)
+            if local is not None:
+                local(values)
+
+        return record_all
 
     def bind_histogram(self, name: str, lane_id: str) -> Callable[[float], None]:
         record = self._histogram(name).record

@@ -49,6 +49,8 @@ from .events import (
 )
 from .execution import Execution
 from .jobs import RUNNING, CommandFuture, Job, Lane
+from .metrics import MetricsBackend, QueueMetrics
+from .metrics_feed import EngineMetricsFeed
 from .recovery import recover
 from .registry import CommandRegistry
 from .stats import LaneStatus, QueueStats
@@ -70,7 +72,7 @@ class CommandQueue(Execution):
                  max_workers: Optional[int] = None, *,
                  storage: Optional[Storage] = None,
                  dlq: Optional[DeadLetterQueue] = None,
-                 metrics: Any = None,
+                 metrics: Optional[QueueMetrics] = None,
                  alerts: Any = None) -> None:
         if max_workers is not None and (
             not isinstance(max_workers, int) or isinstance(max_workers, bool) or max_workers < 1
@@ -82,6 +84,7 @@ class CommandQueue(Execution):
             )
         if dlq is not None and not isinstance(dlq, DeadLetterQueue):
             raise InvalidConfigError(f"dlq must be a DeadLetterQueue, got {type(dlq).__name__}")
+        metrics = as_queue_metrics(metrics)
         self.emitter = emitter if emitter is not None else EventEmitter()
         self._max_workers = max_workers
         self._engine = Engine(max_workers or 0)
@@ -92,11 +95,17 @@ class CommandQueue(Execution):
         self._alerts = alerts
         # Run times are measured only when someone consumes them.
         self._timed = metrics is not None or alerts is not None
+        self._lanes_by_index: list[Lane] = []
+        # With metrics the engine counts and times commands itself; the feed
+        # hands its numbers to `metrics` in batches and before every read.
+        self._feed: Optional[EngineMetricsFeed] = None
+        if metrics is not None:
+            self._feed = EngineMetricsFeed(self._ptr, self._lanes_by_index, metrics)
+            metrics.add_refresher(self._feed.collect)
         self.registry = CommandRegistry()
         # SDK handlers by command type, for JsonCommands rebuilt from storage.
         self.json_handlers: dict[str, Callable[[Any], Any]] = {}
         self._lanes: dict[str, Lane] = {}
-        self._lanes_by_index: list[Lane] = []
         self._jobs: dict[int, Job] = {}
         self._tickets = itertools.count(1)
         # A random, UUID-shaped prefix per queue plus the ticket gives ids
@@ -123,6 +132,10 @@ class CommandQueue(Execution):
                  **options: Any) -> CommandQueue:
         """The original's ``CommandQueue::with_dlq(emitter, dlq)``."""
         return cls(emitter, dlq=dlq, **options)
+
+    @property
+    def metrics(self) -> Optional[QueueMetrics]:
+        return self._metrics
 
     @property
     def storage(self) -> Optional[Storage]:
@@ -359,8 +372,6 @@ class CommandQueue(Execution):
             if job.stored:
                 self._storage.remove_command(self._command_id_of(ticket))
             raise
-        if self._metrics is not None:
-            self._metrics.record_submit(job.lane.lane_id)
         if self._alerts is not None:
             self._alerts.check_queue_depth(
                 job.lane.lane_id, lib.lc_lane_pending(self._ptr, job.lane.index))
@@ -503,3 +514,15 @@ class CommandQueue(Execution):
 
     def subscribe_filtered(self, predicate: Callable[[LaneEvent], bool]) -> EventStream:
         return self.emitter.subscribe_filtered(predicate)
+
+
+def as_queue_metrics(metrics: Any) -> Optional[QueueMetrics]:
+    """What the queue records into: a ``QueueMetrics``, or a bare backend,
+    which is wrapped (a common slip: ``with_metrics(LocalMetrics())``)."""
+    if metrics is None or isinstance(metrics, QueueMetrics):
+        return metrics
+    if isinstance(metrics, MetricsBackend):
+        return QueueMetrics(metrics)
+    raise InvalidConfigError(
+        f"metrics must be a QueueMetrics or a MetricsBackend, got {type(metrics).__name__}"
+    )

@@ -13,6 +13,7 @@ from conftest import WAIT
 from pylane.metrics import (
     COMMAND_LATENCY,
     COMMAND_WAIT_TIME,
+    COMMANDS_COMPLETED,
     COMMANDS_SUBMITTED,
     QUEUE_DEPTH,
     MetricsBackend,
@@ -202,3 +203,30 @@ def test_bound_gauges_are_read_from_the_queue_at_collection(otel: Any) -> None:
     assert by_lane(found["lane.queue.active"][1])["fresh"].value == 1
     state["fresh"] = (0, 0)
     assert by_lane(collect(reader)[QUEUE_DEPTH][1])["fresh"].value == 0
+
+
+def test_a_queue_is_collected_without_any_snapshot(otel: Any, managers: Any) -> None:
+    """What the engine counted and timed reaches the reader at collection:
+    counters, both histograms and the gauges, per lane."""
+    from pylane import LaneConfig, QueueManagerBuilder
+
+    reader, meter = otel
+    metrics = QueueMetrics(backend_for(meter, keep_local=False))
+    builder = QueueManagerBuilder().with_max_workers(2).with_metrics(metrics)
+    builder.with_lane("query", LaneConfig.new(0, 2), 1)
+    manager = managers.build(builder)
+    for n in range(25):
+        manager.submit("query", abs, -n).result(WAIT)
+    with pytest.raises(ValueError):
+        manager.submit("query", int, "not a number").result(WAIT)
+    manager.drain(WAIT)
+    found = collect(reader)
+    assert by_lane(found[COMMANDS_SUBMITTED][1])["query"].value == 26
+    assert by_lane(found[COMMANDS_COMPLETED][1])["query"].value == 25
+    assert by_lane(found["lane.commands.failed"][1])["query"].value == 1
+    assert by_lane(found[COMMAND_WAIT_TIME][1])["query"].count == 26
+    unit, points = found[COMMAND_LATENCY]
+    assert unit == "ms" and by_lane(points)["query"].count == 26
+    assert by_lane(found[QUEUE_DEPTH][1])["query"].value == 0
+    # Nothing new: the next collection reports the same cumulative totals.
+    assert by_lane(collect(reader)[COMMANDS_COMPLETED][1])["query"].value == 25
