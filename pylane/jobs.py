@@ -7,6 +7,8 @@ import threading
 from concurrent.futures import Future
 
 # Future's own state names (strings); ours for jobs are the ints below.
+from concurrent.futures._base import CANCELLED as F_CANCELLED
+from concurrent.futures._base import CANCELLED_AND_NOTIFIED as F_CANCELLED_AND_NOTIFIED
 from concurrent.futures._base import FINISHED as F_FINISHED
 from concurrent.futures._base import PENDING as F_PENDING
 from concurrent.futures._base import RUNNING as F_RUNNING
@@ -57,6 +59,7 @@ _STRIPES = tuple(threading.Lock() for _ in range(64))
 def _creation_lock(future: object) -> threading.Lock:
     return _STRIPES[(id(future) >> 4) & 63]
 _SETTABLE = (F_PENDING, F_RUNNING)
+_DONE_STATES = (F_CANCELLED, F_CANCELLED_AND_NOTIFIED, F_FINISHED)
 
 
 class CommandFuture(Future):
@@ -150,6 +153,31 @@ class CommandFuture(Future):
                     self._state = F_FINISHED
                     return
         super().set_exception(exception)
+
+    # Reads of a finished future. FINISHED is final (a retry goes back to
+    # pending only from RUNNING) and the value is stored before the state,
+    # so a caller that sees FINISHED needs no lock, and no Condition is
+    # built just to read a result that is already there (``run()`` does
+    # this for every command). Anything else takes Future's locked path.
+
+    def done(self) -> bool:
+        return self._state in _DONE_STATES
+
+    def result(self, timeout: Optional[float] = None) -> Any:
+        if self._state == F_FINISHED:
+            error = self._exception
+            if error is None:
+                return self._result
+            try:
+                raise error
+            finally:
+                error = None  # no frame -> error -> traceback -> frame cycle
+        return super().result(timeout)
+
+    def exception(self, timeout: Optional[float] = None) -> Optional[BaseException]:
+        if self._state == F_FINISHED:
+            return self._exception
+        return super().exception(timeout)
 
     @property
     def command_id(self) -> str:
