@@ -60,6 +60,49 @@ def _creation_lock(future: object) -> threading.Lock:
     return _STRIPES[(id(future) >> 4) & 63]
 _SETTABLE = (F_PENDING, F_RUNNING)
 _DONE_STATES = (F_CANCELLED, F_CANCELLED_AND_NOTIFIED, F_FINISHED)
+# States no transition leaves (a retry goes back to pending from RUNNING;
+# CANCELLED still becomes CANCELLED_AND_NOTIFIED).
+_FINAL_STATES = (F_CANCELLED_AND_NOTIFIED, F_FINISHED)
+
+
+class _SettledCondition:
+    """The Condition of a future that reached a final state while it had
+    none. ``concurrent.futures.wait`` and ``as_completed`` lock every future
+    they are given; building a real Condition for each finished one cost
+    about 1.5 us a future, 44% of a 100,000-command flood's time under the
+    GIL. Nothing changes a settled future any more, so there is nothing to
+    lock and nobody to wake: every method returns at once. Its waiter list
+    is the future's own (``_waiters``), appended and removed under the GIL.
+    Shared by all such futures; it holds no state."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> bool:
+        return True
+
+    def __exit__(self, *_exc: object) -> None:
+        return None
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return True
+
+    def release(self) -> None:
+        return None
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        return True
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: Optional[float] = None) -> Any:
+        return predicate()
+
+    def notify(self, n: int = 1) -> None:
+        return None
+
+    def notify_all(self) -> None:
+        return None
+
+
+_SETTLED = _SettledCondition()
 
 
 class CommandFuture(Future):
@@ -96,12 +139,17 @@ class CommandFuture(Future):
         self._ticket = ticket
 
     @property
-    def _condition(self) -> threading.Condition:
+    def _condition(self) -> Any:
         condition = self._cond
         if condition is None:
+            if self._state in _FINAL_STATES:
+                # Settled with nobody ever waiting: nothing left to guard.
+                return _SETTLED
             with _creation_lock(self):
                 condition = self._cond
                 if condition is None:
+                    if self._state in _FINAL_STATES:
+                        return _SETTLED
                     condition = self._cond = threading.Condition()
         return condition
 
