@@ -637,6 +637,51 @@ def malloc_trim() -> bool:
     return True
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def _pymalloc_live_bytes() -> Optional[int]:
+    """Bytes in pymalloc's allocated blocks (sys._debugmallocstats, which
+    writes to the C-level stderr)."""
+    import re
+    import tempfile
+
+    with tempfile.TemporaryFile() as capture:
+        saved = os.dup(2)
+        try:
+            os.dup2(capture.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        capture.seek(0)
+        text = capture.read().decode(errors="replace")
+    found = re.search(r"# bytes in allocated blocks\s*=\s*([\d,]+)", text)
+    return int(found.group(1).replace(",", "")) if found else None
+
+
+def live_bytes() -> Optional[int]:
+    """Memory in use by live allocations, whatever the allocators keep
+    around: glibc's in-use heap and mmapped chunks (mallinfo2) plus
+    pymalloc's allocated blocks. None where either is not available."""
+    name = ctypes.util.find_library("c")
+    if not name or not sys.platform.startswith("linux"):
+        return None
+    try:
+        mallinfo2 = ctypes.CDLL(name).mallinfo2
+    except (OSError, AttributeError):
+        return None
+    mallinfo2.restype = _MallInfo2
+    info = mallinfo2()
+    pymalloc = _pymalloc_live_bytes()
+    if pymalloc is None:
+        return None
+    return info.uordblks + info.hblkhd + pymalloc
+
+
 def child_run_through(total: int, batch: int, trim_each: int = 0) -> dict[str, Any]:
     """Runs `total` no-op commands in batches (submit `batch`, then wait)
     and samples RSS after each; with `trim_each`, after malloc_trim(0)."""
@@ -646,6 +691,7 @@ def child_run_through(total: int, batch: int, trim_each: int = 0) -> dict[str, A
     lanes = [lane_id for lane_id, _, _ in DEFAULT_LANES]
     width = len(lanes)
     samples: list[int] = []
+    live: list[Optional[int]] = []
     began = time.perf_counter()
     for _ in range(max(1, total // batch)):
         wait([submit(lanes[i % width], noop) for i in range(batch)])
@@ -653,11 +699,13 @@ def child_run_through(total: int, batch: int, trim_each: int = 0) -> dict[str, A
         if trim_each and not malloc_trim():
             return {"unavailable": "malloc_trim (glibc) is not available here"}
         samples.append(rss_bytes())
+        live.append(live_bytes())
     seconds = time.perf_counter() - began
     trimmed = rss_bytes() if malloc_trim() else None
     lane.shutdown()
     lane.drain()
     return {"total": batch * len(samples), "batch": batch, "samples": samples,
+            "live": None if None in live else live,
             "seconds": seconds, "rss_after_trim": trimmed, "trim_each": bool(trim_each)}
 
 
@@ -696,6 +744,14 @@ def flat_row(flat: dict[str, Any], what: str, target: bool) -> list[str]:
                f"{flat['total'] / flat['seconds']:,.0f} commands/s")
     if flat["rss_after_trim"] is not None and not flat["trim_each"]:
         figures += f"; {mb(flat['rss_after_trim'])} MB after malloc_trim(0) at the end"
+    live = flat.get("live")
+    if live:
+        live_base = statistics.median(live[warm:warm + window])
+        live_drift = (statistics.median(live[-window:]) - live_base) / live_base
+        flat.update(live_drift=live_drift)
+        figures += (f"; live allocations {mb(live_base)} -> {mb(statistics.median(live[-window:]))}"
+                    f" MB = {live_drift:+.1%} (range {mb(min(live[warm:]))}-"
+                    f"{mb(max(live[warm:]))})")
     ok = abs(drift) <= FLAT_LIMIT
     return [f"{flat['total']:,} no-op commands run through, {len(samples)} batches of "
             f"submit then wait{what}", figures, f"+-{FLAT_LIMIT:.0%}",
@@ -733,7 +789,10 @@ def memory_target(sizes: Sizes) -> tuple[dict[str, Any], Table]:
         f"the {FLAT_RUNS} runs together",
         f"drift per run {', '.join(f'{d:+.1%}' for d in drifts)}: median "
         f"**{median_drift:+.1%}**; every sample after warm-up within "
-        f"{mb(min(after_warm_up))}-{mb(max(after_warm_up))} MB",
+        f"{mb(min(after_warm_up))}-{mb(max(after_warm_up))} MB" + (
+            "; live allocations per run "
+            + ", ".join(f"{run['live_drift']:+.1%}" for run in runs)
+            if all("live_drift" in run for run in runs) else ""),
         f"+-{FLAT_LIMIT:.0%}", verdict(abs(median_drift) <= FLAT_LIMIT)])
     if "unavailable" in trimmed:
         table.notes.append(f"(diagnostic row skipped: {trimmed['unavailable']})")
@@ -745,7 +804,10 @@ def memory_target(sizes: Sizes) -> tuple[dict[str, Any], Table]:
         "workers when started), `manager.submit(lane, noop)` round-robin over them, futures "
         "kept in a list. RSS is the whole process's (`VmRSS`), read after `gc.collect()`. "
         "`malloc_trim(0)` returns glibc's free heap pages to the OS: what it gives back was "
-        "free memory the allocator kept, not live objects.")
+        "free memory the allocator kept, not live objects. Live allocations: glibc's in-use "
+        "heap and mmapped chunks (`mallinfo2`) plus pymalloc's allocated blocks "
+        "(`sys._debugmallocstats`): what the process holds, whatever the allocators keep "
+        "around it.")
     return {"pending": pending, "run_through": runs, "run_through_trimmed": trimmed}, table
 
 
