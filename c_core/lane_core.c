@@ -5,6 +5,9 @@
  * releases it before returning; internal helpers (named *_locked or static
  * helpers called from a public function) expect it held and never take it.
  * The engine never calls out to user code, so no callback runs under it.
+ * One exception to "guarded by the lock": `timing_on` is also read without
+ * it (atomically), so that a call can read the clock before taking the lock
+ * (see clock_if_timing).
  * Both condition variables are only waited on with engine->lock held:
  *   work_cond — a ticket may have become dispatchable, or lc_stop was called;
  *   idle_cond — pending and active both reached zero.
@@ -73,7 +76,8 @@ struct lc_engine {
     uint32_t idle_waiters;
     int stopped;
 
-    timing_log timing;      /* samples for the wrapper's metrics (off: cap 0) */
+    timing_log timing;      /* samples for the wrapper's metrics (off: max 0) */
+    int timing_on;          /* timing.max > 0; atomic, see clock_if_timing */
     uint64_t last_take_ns;  /* when the wrapper last took them */
 };
 
@@ -346,11 +350,23 @@ static uint64_t deadline_ns(int64_t timeout_ns) {
     return timeout_ns > 0 ? lc_now_ns() + (uint64_t)timeout_ns : 0;
 }
 
-static int wait_next_locked(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out) {
+/* With timing on, a call that will dispatch reads the clock before it takes
+ * the lock: a clock read inside the critical section lengthens it for every
+ * thread queued on the lock (in Python, a thread blocked there holds the
+ * GIL, so everyone waits). Off, it is 0 and nothing is read. */
+static uint64_t clock_if_timing(lc_engine *engine) {
+    return __atomic_load_n(&engine->timing_on, __ATOMIC_RELAXED) ? lc_now_ns() : 0;
+}
+
+/* `now_ns` (0 = read when needed) is used for the first attempt only: a
+ * worker that slept reads the clock again when it wakes. */
+static int wait_next_locked(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out,
+                            uint64_t now_ns) {
     uint64_t deadline = deadline_ns(timeout_ns);
     for (;;) {
         if (engine->stopped) return LC_ERR_STOPPED;
-        if (take_next(engine, 0, out) == LC_DISPATCHED) return LC_DISPATCHED;
+        if (take_next(engine, now_ns, out) == LC_DISPATCHED) return LC_DISPATCHED;
+        now_ns = 0;
         if (timeout_ns == 0) return LC_NONE;
         if (deadline && lc_now_ns() >= deadline) return LC_NONE;
         /* Wake for the caller's deadline, the next delayed ticket or the next
@@ -629,8 +645,9 @@ int lc_try_next(lc_engine *engine, uint64_t now_ns, lc_dispatch *out) {
 }
 
 int lc_wait_next(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out) {
+    uint64_t now = clock_if_timing(engine);
     pthread_mutex_lock(&engine->lock);
-    int rc = wait_next_locked(engine, timeout_ns, out);
+    int rc = wait_next_locked(engine, timeout_ns, out, now);
     pthread_mutex_unlock(&engine->lock);
     return rc;
 }
@@ -645,10 +662,11 @@ int lc_complete(lc_engine *engine, uint32_t index, int outcome) {
 
 int lc_complete_and_wait(lc_engine *engine, uint32_t index, int outcome, int64_t timeout_ns,
                          lc_dispatch *out) {
+    uint64_t now = clock_if_timing(engine);
     pthread_mutex_lock(&engine->lock);
     /* No wake-up here: the slot this frees is taken by the caller itself. */
     int rc = complete_locked(engine, index, outcome);
-    if (rc == LC_OK) rc = wait_next_locked(engine, timeout_ns, out);
+    if (rc == LC_OK) rc = wait_next_locked(engine, timeout_ns, out, now);
     pthread_mutex_unlock(&engine->lock);
     return rc;
 }
@@ -669,16 +687,20 @@ int lc_finish(lc_engine *engine, uint32_t index, int outcome) {
  * in one go, and far below the log's maximum) or when the oldest may be a
  * second old, so a push-style metrics backend lags by a second at most
  * while commands run. */
-#define SAMPLES_DUE_COUNT 4096u
+#define SAMPLES_DUE_COUNT 16384u
 #define SAMPLES_DUE_AFTER_NS 1000000000ull
 
 static int samples_due(const lc_engine *engine, uint64_t now_ns) {
     const timing_log *log = &engine->timing;
     if (log->len == 0) return 0;
-    return log->len >= SAMPLES_DUE_COUNT || now_ns - engine->last_take_ns >= SAMPLES_DUE_AFTER_NS;
+    /* now_ns may be 0 (timing was just turned on) or a little older than
+     * last_take_ns (read before the lock): neither counts as a second. */
+    return log->len >= SAMPLES_DUE_COUNT ||
+           (now_ns > engine->last_take_ns && now_ns - engine->last_take_ns >= SAMPLES_DUE_AFTER_NS);
 }
 
 int lc_finish_timed(lc_engine *engine, uint32_t index, int outcome, int64_t run_ns) {
+    uint64_t now = clock_if_timing(engine); /* for the age rule; outside the lock */
     pthread_mutex_lock(&engine->lock);
     int rc = complete_locked(engine, index, outcome);
     if (rc == LC_OK) {
@@ -686,7 +708,7 @@ int lc_finish_timed(lc_engine *engine, uint32_t index, int outcome, int64_t run_
         if (engine->timing.max) {
             if (run_ns >= 0)
                 timing_log_add(&engine->timing, sample_key(index, LC_SAMPLE_RUN), (uint64_t)run_ns);
-            if (samples_due(engine, lc_now_ns())) rc = LC_SAMPLES_DUE;
+            if (samples_due(engine, now)) rc = LC_SAMPLES_DUE;
         }
     }
     pthread_mutex_unlock(&engine->lock);
@@ -696,6 +718,7 @@ int lc_finish_timed(lc_engine *engine, uint32_t index, int outcome, int64_t run_
 void lc_set_timing(lc_engine *engine, uint32_t max_samples) {
     pthread_mutex_lock(&engine->lock);
     timing_log_set_max(&engine->timing, max_samples);
+    __atomic_store_n(&engine->timing_on, max_samples > 0, __ATOMIC_RELAXED);
     engine->last_take_ns = lc_now_ns();
     pthread_mutex_unlock(&engine->lock);
 }
@@ -754,9 +777,10 @@ void lc_settle(lc_engine *engine) {
 }
 
 int lc_settle_and_wait(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out) {
+    uint64_t now = clock_if_timing(engine);
     pthread_mutex_lock(&engine->lock);
     settle_locked(engine);
-    int rc = wait_next_locked(engine, timeout_ns, out);
+    int rc = wait_next_locked(engine, timeout_ns, out, now);
     pthread_mutex_unlock(&engine->lock);
     return rc;
 }

@@ -184,7 +184,7 @@ void lc_set_timing(lc_engine *engine, uint32_t max_samples);
 /* lc_finish, and with timing on and run_ns >= 0 a run time sample of
  * run_ns (the caller times the command itself, so the sample covers its
  * code and none of the wrapper's bookkeeping). Returns LC_SAMPLES_DUE
- * instead of LC_OK when the samples should be taken: 4,096 are buffered,
+ * instead of LC_OK when the samples should be taken: 16,384 are buffered,
  * or a second has passed since the last take. */
 int lc_finish_timed(lc_engine *engine, uint32_t lane, int outcome, int64_t run_ns);
 

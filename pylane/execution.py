@@ -50,6 +50,7 @@ _CANCELLED = lib.LC_OUTCOME_CANCELLED
 _RETRIED = lib.LC_OUTCOME_RETRIED
 _SAMPLES_DUE = lib.LC_SAMPLES_DUE
 _NOT_TIMED = -1  # lc_finish_timed: no run-time sample
+_clock = time.perf_counter_ns
 _WAIT_FOREVER = -1
 
 
@@ -108,7 +109,7 @@ class Execution:
         # The clock only when someone records run times: it is on the hot
         # path. (The queue wait is timed by the engine at dispatch.)
         timed = self._timed
-        started = time.perf_counter_ns() if timed else 0
+        started = _clock() if timed else 0
         try:
             if emitter._streams:
                 emitter.emit_new(COMMAND_STARTED, {
@@ -123,7 +124,7 @@ class Execution:
             failure = None
         finally:
             current.job = None
-        run_ns = time.perf_counter_ns() - started if timed else _NOT_TIMED
+        run_ns = _clock() - started if timed else _NOT_TIMED
         if self._alerts is not None:
             self._alerts.check_latency(lane.lane_id, run_ns / 1e6)
         if timeout is not None:

@@ -9,7 +9,7 @@
 #include "check.h"
 #include "waiter.h"
 
-#define OUT_CAP 4096
+#define OUT_CAP 20000
 static double out_ms[OUT_CAP];
 static lc_sample_run runs[64];
 
@@ -129,7 +129,7 @@ static void test_full_log_drops_and_counts(void)
     lc_engine_free(e);
 }
 
-/* Due once 4,096 samples wait (the log grows past its first allocation);
+/* Due once 16,384 samples wait (the log grows past its first allocation);
  * a take with a small buffer moves the oldest and leaves the rest. */
 static void test_due_after_a_batch_and_partial_takes(void)
 {
@@ -137,22 +137,22 @@ static void test_due_after_a_batch_and_partial_takes(void)
     CHECK_EQ(lc_lane_add(e, 0, 0, 1), 0);
     lc_set_timing(e, 1u << 16);
     int rc = LC_OK, first_due = -1;
-    for (int i = 0; i < 2100 && first_due < 0; i++) {
+    for (int i = 0; i < 8300 && first_due < 0; i++) {
         run_one(e, (uint64_t)i, &rc);
         if (rc == LC_SAMPLES_DUE) first_due = i;
     }
-    CHECK_EQ(first_due, 2047); /* its run sample is the 4,096th */
-    CHECK_EQ(lc_samples_buffered(e), 4096);
+    CHECK_EQ(first_due, 8191); /* its run sample is the 16,384th */
+    CHECK_EQ(lc_samples_buffered(e), 16384);
     uint64_t dropped = 9;
     CHECK_EQ(lc_take_samples(e, out_ms, 1000, runs, 64, &dropped), 2);
     CHECK_EQ(dropped, 0);
     CHECK_EQ(runs[0].count + runs[1].count, 1000);
     CHECK_EQ(runs[0].count, 500); /* wait, run, wait, run... */
-    CHECK_EQ(lc_samples_buffered(e), 3096);
-    run_one(e, 5000, &rc);
-    CHECK_EQ(rc, LC_OK); /* 3,098: below the batch, and just taken */
+    CHECK_EQ(lc_samples_buffered(e), 15384);
+    run_one(e, 9000, &rc);
+    CHECK_EQ(rc, LC_OK); /* 15,386: below the batch, and just taken */
     CHECK_EQ(take(e, NULL), 2);
-    CHECK_EQ(runs[0].count + runs[1].count, 3098);
+    CHECK_EQ(runs[0].count + runs[1].count, 15386);
     CHECK_EQ(lc_samples_buffered(e), 0);
     lc_engine_free(e);
 }
