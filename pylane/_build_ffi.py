@@ -104,6 +104,13 @@ int lc_take_samples(lc_engine *engine, double *out_ms, uint32_t out_cap, lc_samp
                     uint32_t runs_cap, uint64_t *dropped);
 int lc_bucket_ms(const double *values, uint32_t n, uint32_t *keys, uint32_t *counts,
                  double *summary);
+typedef struct lc_buckets lc_buckets;
+lc_buckets *lc_buckets_new(void);
+void lc_buckets_free(lc_buckets *buckets);
+int lc_buckets_add_ms(lc_buckets *buckets, const double *values, uint32_t n);
+uint32_t lc_buckets_distinct(const lc_buckets *buckets);
+int lc_buckets_take(lc_buckets *buckets, uint32_t *keys, uint64_t *counts, uint32_t cap,
+                    double *summary);
 void lc_settle(lc_engine *engine);
 int lc_set_workers(lc_engine *engine, uint32_t workers);
 int lc_cancel(lc_engine *engine, uint32_t lane, uint64_t ticket);

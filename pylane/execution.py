@@ -152,7 +152,19 @@ class Execution:
 
     def _hand_over_metrics(self: CommandQueue) -> None:
         if self._feed is not None:
-            self._feed.collect(wait=False)
+            try:
+                self._feed.collect(wait=False)
+            except Exception:
+                logger.exception("handing metrics over failed; the queue goes on")
+
+    def _record(self: CommandQueue, hook: str, *args: Any) -> None:
+        """Calls a metrics hook. A backend that raises must not cost the
+        command its end (a worker would leave its slot taken for good):
+        the error is logged and the command goes on."""
+        try:
+            getattr(self._metrics, hook)(*args)
+        except Exception:
+            logger.exception("metrics hook %s failed; the queue goes on", hook)
 
     def _succeed(self: CommandQueue, job: Job, result: Any, run_ns: int) -> None:
         lane = job.lane
@@ -199,7 +211,7 @@ class Execution:
             "lane_id": lane.lane_id, "command_id": command_id, "attempt": job.attempt,
         })
         if self._metrics is not None:
-            self._metrics.record_retry(lane.lane_id)
+            self._record("record_retry", lane.lane_id)
         job.state = QUEUED
         job.future._back_to_pending()
         self._jobs[job.ticket] = job
@@ -227,9 +239,9 @@ class Execution:
                                     "error": text})
         if self._metrics is not None:
             if timed_out:
-                self._metrics.record_timeout(lane.lane_id, run_seconds)
+                self._record("record_timeout", lane.lane_id, run_seconds)
             else:
-                self._metrics.record_failure(lane.lane_id, run_seconds)
+                self._record("record_failure", lane.lane_id, run_seconds)
         if timed_out:
             lane.counters["timed_out"] += 1
         due = self._finish(lane, _FAILED)
@@ -263,7 +275,7 @@ class Execution:
             "command_type": letter.command_type,
         })
         if self._metrics is not None:
-            self._metrics.record_dead_letter(letter.lane_id)
+            self._record("record_dead_letter", letter.lane_id)
 
     def _end_cancelled(self: CommandQueue, job: Job) -> None:
         """A job whose future was cancelled after the engine dispatched it."""
@@ -300,7 +312,7 @@ class Execution:
 
     def _emit_cancelled_ticket(self: CommandQueue, lane: Lane, ticket: int) -> None:
         if self._metrics is not None:
-            self._metrics.record_cancel(lane.lane_id)
+            self._record("record_cancel", lane.lane_id)
         self.emitter.emit_new(COMMAND_CANCELLED, {
             "lane_id": lane.lane_id,
             "command_id": self._command_id_of(ticket),

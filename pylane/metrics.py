@@ -61,6 +61,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol, runtime_checkable
 
+from ._lane_core import ffi, lib
+
 logger = logging.getLogger(__name__)
 
 # ---- names ---------------------------------------------------------------------
@@ -282,7 +284,8 @@ class _Histogram:
     bucket counts in a few C-level passes, so recording stays one append and
     memory stays bounded."""
 
-    __slots__ = ("_buckets", "_count", "_lock", "_max", "_min", "_raw", "_sum", "children")
+    __slots__ = ("_buckets", "_count", "_lock", "_max", "_min", "_pending", "_raw", "_sum",
+                 "children")
 
     def __init__(self) -> None:
         self._raw: list[float] = []
@@ -292,6 +295,8 @@ class _Histogram:
         self._sum = 0.0
         self._min = math.inf
         self._max = -math.inf
+        # Bucket counts of batches added in C (add_bucketed), not merged yet.
+        self._pending: Any = None
         self.children: tuple[_Histogram, ...] = ()
 
     def record(self, value: float) -> None:
@@ -308,21 +313,44 @@ class _Histogram:
 
     def exact_room(self) -> int:
         """Samples it can still take while it answers exactly."""
-        return 0 if self._count else max(0, EXACT_SAMPLES - len(self._raw))
+        if self._count or self._pending is not None:
+            return 0
+        return max(0, EXACT_SAMPLES - len(self._raw))
 
-    def merge_buckets(self, keys: list[int], counts: list[int], total: float,
-                      low: float, high: float) -> None:
-        """Adds samples already bucketed with this histogram's keys (by
-        ``lc_bucket_ms``, from the engine's timing log)."""
+    def add_bucketed(self, values: Any, n: int) -> None:
+        """Adds n samples from a C array of doubles (the engine's timing
+        log) to bucket counts kept in C, merged into this histogram only
+        when it is read: a batch costs no Python object per sample and no
+        Python work per bucket."""
         with self._lock:
-            buckets = self._buckets
-            get = buckets.get
-            for key, count in zip(keys, counts):  # Counter.update(mapping) is slower
-                buckets[key] = get(key, 0) + count
-            self._count += sum(counts)
-            self._sum += total
-            self._min = min(self._min, low)
-            self._max = max(self._max, high)
+            if self._pending is None:
+                self._pending = ffi.gc(lib.lc_buckets_new(), lib.lc_buckets_free)
+                if self._pending == ffi.NULL:
+                    self._pending = None
+                    raise MemoryError("could not allocate histogram buckets")
+            if lib.lc_buckets_add_ms(self._pending, values, n) < 0:
+                raise MemoryError("could not grow histogram buckets")
+
+    def _merge_pending(self) -> None:
+        """Moves the C bucket counts into ``_buckets`` (lock held)."""
+        pending = self._pending
+        if pending is None:
+            return
+        distinct = lib.lc_buckets_distinct(pending)
+        keys = ffi.new("uint32_t[]", max(1, distinct))
+        counts = ffi.new("uint64_t[]", max(1, distinct))
+        summary = ffi.new("double[4]")
+        taken = lib.lc_buckets_take(pending, keys, counts, distinct, summary)
+        if taken <= 0 or summary[0] == 0:
+            return
+        buckets = self._buckets
+        get = buckets.get
+        for key, count in zip(ffi.unpack(keys, taken), ffi.unpack(counts, taken)):
+            buckets[key] = get(key, 0) + count
+        self._count += int(summary[0])
+        self._sum += summary[1]
+        self._min = min(self._min, summary[2])
+        self._max = max(self._max, summary[3])
 
     def _fold(self) -> None:
         with self._lock:
@@ -349,6 +377,7 @@ class _Histogram:
     def reset(self) -> None:
         with self._lock:
             del self._raw[:]
+            self._pending = None
             self._buckets = Counter()
             self._count = 0
             self._sum = 0.0
@@ -359,11 +388,15 @@ class _Histogram:
         return [self, *(m for child in self.children for m in child.members())]
 
     def count(self) -> int:
+        for h in self.members():
+            if h._pending is not None:
+                with h._lock:
+                    h._merge_pending()
         return sum(h._count + len(h._raw) for h in self.members())
 
     def stats(self) -> HistogramStats:
         members = self.members()
-        if all(h._count == 0 for h in members):  # nothing folded yet: exact
+        if all(h._count == 0 and h._pending is None for h in members):  # nothing folded: exact
             return _exact_stats([v for h in members for v in h._raw[:] if not math.isnan(v)])
         for h in members:
             h._fold()
@@ -371,6 +404,7 @@ class _Histogram:
         count, total, low, high = 0, 0.0, math.inf, -math.inf
         for h in members:
             with h._lock:
+                h._merge_pending()
                 buckets.update(h._buckets)
                 count += h._count
                 total += h._sum

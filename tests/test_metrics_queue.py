@@ -183,13 +183,13 @@ def test_c_buckets_match_the_python_histogram_keys() -> None:
     summary = ffi.new("double[3]")
     distinct = lib.lc_bucket_ms(ffi.new("double[]", values), len(values), keys, counts, summary)
     assert distinct == len(values)
-    assert list(keys[0:distinct]) == list(_bucket_keys(values))
+    assert sorted(keys[0:distinct]) == sorted(_bucket_keys(values))
     assert (summary[0], summary[1], summary[2]) == (sum(values), 0.0, 123456.7)
 
 
 def test_bucketed_and_exact_histograms_agree() -> None:
     """The same samples give the same stats whether recorded one by one in
-    Python or merged from a C-bucketed batch."""
+    Python or counted in C buckets and merged when read."""
     samples = [0.01 * (n % 500) + 0.001 * n for n in range(5000)]
     one_by_one = LocalMetrics()
     for value in samples:
@@ -197,12 +197,10 @@ def test_bucketed_and_exact_histograms_agree() -> None:
     merged = QueueMetrics.local()
     histogram = merged.local_histograms("lane")
     assert histogram is not None
-    keys = ffi.new("uint32_t[]", len(samples))
-    counts = ffi.new("uint32_t[]", len(samples))
-    summary = ffi.new("double[3]")
-    distinct = lib.lc_bucket_ms(ffi.new("double[]", samples), len(samples), keys, counts, summary)
-    histogram[1].merge_buckets(list(keys[0:distinct]), list(counts[0:distinct]),
-                               summary[0], summary[1], summary[2])
+    batch = ffi.new("double[]", samples)
+    histogram[1].add_bucketed(batch, 3000)  # two batches, merged when read
+    histogram[1].add_bucketed(batch + 3000, len(samples) - 3000)
+    assert histogram[1].exact_room() == 0
     expected = one_by_one.get_histogram_stats("h")
     got = merged.snapshot().histogram(COMMAND_LATENCY, "lane")
     assert got.count == expected.count
@@ -316,3 +314,32 @@ def test_feed_reports_samples_lost_to_a_full_log(caplog: pytest.LogCaptureFixtur
     assert snap.counter(COMMANDS_COMPLETED, "only") == 8
     assert snap.histogram(COMMAND_WAIT_TIME, "only").count + \
         snap.histogram(COMMAND_LATENCY, "only").count == 4
+
+
+class BrokenBackend(CountingBackend):
+    """Every recording raises, as a misconfigured exporter might."""
+
+    def increment_counter(self, name: str, value: int = 1) -> None:
+        raise RuntimeError("exporter down")
+
+    def record_histogram(self, name: str, value: float) -> None:
+        raise RuntimeError("exporter down")
+
+
+def test_a_raising_backend_costs_no_command_its_end(managers: Any,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """Failures, retries and dead letters call hooks on the worker; a hook
+    that raises must not leave the command's slot taken."""
+    dlq = DeadLetterQueue(10)
+    retrying = LaneConfig.new(0, 1).with_retry_policy(RetryPolicy.fixed(1, 0.001))
+    with caplog.at_level(logging.ERROR):
+        manager = metered(managers, QueueMetrics(BrokenBackend()), ("query", retrying, 1),
+                          dlq=dlq)
+        failed = manager.submit("query", boom)
+        with pytest.raises(ValueError):
+            failed.result(WAIT)
+        assert manager.submit("query", abs, -5).result(WAIT) == 5
+        manager.drain(WAIT)  # nothing left active
+    assert len(dlq) == 1
+    assert "metrics hook record_failure failed" in caplog.text
+    assert "exporter down" in caplog.text

@@ -233,6 +233,13 @@ static void test_take_while_workers_record(void)
     lc_engine_free(e);
 }
 
+static uint64_t count_of(uint32_t key, const uint32_t *keys, const uint32_t *counts, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (keys[i] == key) return counts[i];
+    return 0;
+}
+
 /* The keys the Python histograms use: a double's bits >> 40, low 6 zeroed. */
 static void test_bucket_ms(void)
 {
@@ -241,35 +248,56 @@ static void test_bucket_ms(void)
     double summary[3];
     int n = lc_bucket_ms(values, 6, keys, counts, summary);
     CHECK_EQ(n, 4);
-    CHECK_EQ(keys[0], 0x3FF000); /* 1.0 (three of them: 1.001 is in its bucket) */
-    CHECK_EQ(counts[0], 3);
-    CHECK_EQ(keys[1], 0x3FF040); /* 1.02: the next of 64 buckets in [1, 2) */
-    CHECK_EQ(counts[1], 1);
-    CHECK_EQ(keys[2], 0);
-    CHECK_EQ(counts[2], 1);
-    CHECK_EQ(keys[3], 0x400000); /* 2.0 */
+    CHECK_EQ(count_of(0x3FF000, keys, counts, n), 3); /* 1.0 twice, 1.001 in its bucket */
+    CHECK_EQ(count_of(0x3FF040, keys, counts, n), 1); /* 1.02: the next of 64 in [1, 2) */
+    CHECK_EQ(count_of(0, keys, counts, n), 1);
+    CHECK_EQ(count_of(0x400000, keys, counts, n), 1); /* 2.0 */
     CHECK(summary[0] == 1.0 + 1.001 + 1.02 + 0.0 + 1.0 + 2.0);
     CHECK(summary[1] == 0.0);
     CHECK(summary[2] == 2.0);
     CHECK_EQ(lc_bucket_ms(values, 0, keys, counts, summary), 0);
-    /* Many values, many buckets: counts add up and each key is unique. */
-    enum { MANY = 5000 };
+}
+
+/* An accumulator across many batches: counts add up, keys stay unique,
+ * the table grows, and a take leaves it empty. */
+static void test_buckets_accumulate(void)
+{
+    enum { MANY = 5000, ROUNDS = 4 };
     static double many[MANY];
-    static uint32_t many_keys[MANY], many_counts[MANY];
+    static uint32_t keys[MANY];
+    static uint64_t counts[MANY];
+    double summary[4];
+    lc_buckets *b = lc_buckets_new();
+    CHECK(b != NULL);
     for (int i = 0; i < MANY; i++) many[i] = (double)(i % 997) * 0.37;
-    int distinct = lc_bucket_ms(many, MANY, many_keys, many_counts, summary);
+    for (int r = 0; r < ROUNDS; r++) CHECK_EQ(lc_buckets_add_ms(b, many, MANY), LC_OK);
+    uint32_t distinct = lc_buckets_distinct(b);
     CHECK(distinct > 100 && distinct < 997);
+    CHECK_EQ(lc_buckets_take(b, keys, counts, distinct - 1, summary), LC_ERR_INVALID);
+    CHECK_EQ(lc_buckets_take(b, keys, counts, MANY, summary), (int)distinct);
     uint64_t total = 0;
-    for (int i = 0; i < distinct; i++) {
-        total += many_counts[i];
-        for (int j = 0; j < i; j++) CHECK(many_keys[i] != many_keys[j]);
+    for (uint32_t i = 0; i < distinct; i++) {
+        total += counts[i];
+        for (uint32_t j = 0; j < i; j++) CHECK(keys[i] != keys[j]);
     }
-    CHECK_EQ(total, MANY);
+    CHECK_EQ(total, MANY * ROUNDS);
+    CHECK(summary[0] == (double)(MANY * ROUNDS));
+    CHECK(summary[2] == 0.0);
+    CHECK(summary[3] == 996 * 0.37);
+    CHECK_EQ(lc_buckets_distinct(b), 0);
+    CHECK_EQ(lc_buckets_take(b, keys, counts, MANY, summary), 0);
+    CHECK(summary[0] == 0.0);
+    double one = 5.0;
+    CHECK_EQ(lc_buckets_add_ms(b, &one, 1), LC_OK); /* usable again after a take */
+    CHECK_EQ(lc_buckets_take(b, keys, counts, MANY, summary), 1);
+    CHECK(summary[1] == 5.0 && summary[2] == 5.0 && summary[3] == 5.0);
+    lc_buckets_free(b);
 }
 
 int main(void)
 {
     test_bucket_ms();
+    test_buckets_accumulate();
     test_off_by_default();
     test_wait_and_run_samples_grouped_by_lane();
     test_claim_records_a_zero_wait();
