@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import logging
 import threading
 import types
 import uuid
@@ -56,6 +57,8 @@ from .recovery import recover
 from .registry import CommandRegistry
 from .stats import LaneStatus, QueueStats
 from .storage import Storage, StoredCommand
+
+logger = logging.getLogger(__name__)
 
 _RUN_INLINE = lib.LC_RUN_INLINE
 # Callables that cannot be a Command.
@@ -304,6 +307,14 @@ class CommandQueue(Execution):
             # An abandoned thread may never return from its command.
             if thread is not current and thread not in self._abandoned:
                 thread.join()
+        if self._feed is not None:
+            # Last hand-over, then let go: a QueueMetrics that outlives the
+            # queue must not keep its engine alive, nor refresh it forever.
+            try:
+                self._feed.collect()
+            except Exception:
+                logger.exception("the last metrics hand-over failed; the queue stops anyway")
+            self._metrics.remove_refresher(self._feed.collect)
         # The original defined this event and never sent it.
         self.emitter.emit_new(SHUTDOWN_COMPLETE, None)
         self.emitter.close_all()

@@ -343,3 +343,18 @@ def test_a_raising_backend_costs_no_command_its_end(managers: Any,
     assert len(dlq) == 1
     assert "metrics hook record_failure failed" in caplog.text
     assert "exporter down" in caplog.text
+
+
+def test_a_stopped_queue_hands_over_and_lets_go(managers: Any) -> None:
+    """One QueueMetrics over many short-lived queues: each stopped queue's
+    numbers stay, and it is no longer refreshed (nor kept alive)."""
+    metrics = QueueMetrics.local()
+    for round_number in range(3):
+        manager = metered(managers, metrics, ("query", LaneConfig.new(0, 1), 1))
+        assert manager.submit("query", abs, -round_number).result(WAIT) == round_number
+        manager.shutdown()
+        manager.drain(WAIT)
+        assert metrics._refreshers == ()
+    snap = metrics.snapshot()
+    assert snap.counter(COMMANDS_COMPLETED, "query") == 3
+    assert snap.histogram(COMMAND_LATENCY, "query").count == 3
