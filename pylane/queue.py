@@ -99,6 +99,8 @@ class CommandQueue(Execution):
         self._ptr = self._engine.ptr
         self._storage = storage
         self._dlq = dlq
+        if dlq is not None and storage is not None:
+            dlq.bind_storage(storage)
         self._metrics = metrics
         self._alerts = alerts
         # Run times are measured only when someone consumes them.

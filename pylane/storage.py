@@ -228,6 +228,15 @@ class LocalStorage:
             for r in rows
         ]
 
+    def remove_dead_letter(self, command_id: str) -> None:
+        """Removes the oldest stored dead letter of that command (a DLQ pop
+        or eviction)."""
+        self._write(
+            "DELETE FROM dead_letters WHERE seq ="
+            " (SELECT MIN(seq) FROM dead_letters WHERE command_id = ?)",
+            (command_id,),
+        )
+
     def clear_dead_letters(self) -> None:
         self._write("DELETE FROM dead_letters")
 

@@ -31,6 +31,7 @@ from pylane import (
     LaneError,
     QueueManagerBuilder,
 )
+from pylane.dlq import DeadLetterQueue
 from pylane.registry import kind_of
 from pylane.retry import RetryPolicy
 from pylane.storage import (
@@ -527,3 +528,59 @@ def test_a_storage_error_after_a_command_ran_does_not_lose_the_future_or_the_slo
     assert manager.stats().lane("work").active == 0
     manager.shutdown()
     manager.drain(2)
+
+
+# ---- the DLQ and its stored letters stay in step ----------------------------------------
+
+
+def fail_for_good(manager, count):
+    futures = [manager.submit("work", Fails(f"letter {n}")) for n in range(count)]
+    for future in futures:
+        assert isinstance(future.exception(WAIT), ValueError)
+    return [f.command_id for f in futures]
+
+
+def stored_ids(storage):
+    return [x.command_id for x in storage.load_dead_letters()]
+
+
+def restart(managers, storage, capacity):
+    dlq = DeadLetterQueue(capacity)
+    storage_manager(managers, storage, dlq=dlq)
+    return dlq
+
+
+def test_pop_and_clear_remove_stored_letters_too(managers, tmp_path):
+    storage = LocalStorage(tmp_path)
+    dlq = DeadLetterQueue(10)
+    manager = storage_manager(managers, storage, dlq=dlq, max_concurrency=1)
+    ids = fail_for_good(manager, 3)
+    assert stored_ids(storage) == ids
+    assert dlq.pop().command_id == ids[0]
+    assert stored_ids(storage) == ids[1:]
+    assert [x.command_id for x in restart(managers, storage, 10).list()] == ids[1:]
+    dlq.clear()
+    assert stored_ids(storage) == []
+    assert len(restart(managers, storage, 10)) == 0  # a cleared letter does not come back
+
+
+def test_evicted_letters_leave_storage_so_it_stays_within_capacity(managers, tmp_path):
+    storage = LocalStorage(tmp_path)
+    dlq = DeadLetterQueue(2)
+    manager = storage_manager(managers, storage, dlq=dlq, max_concurrency=1)
+    ids = fail_for_good(manager, 5)
+    assert dlq.evicted == 3
+    assert stored_ids(storage) == ids[-2:]
+    again = restart(managers, storage, 2)
+    assert [x.command_id for x in again.list()] == ids[-2:] and again.evicted == 0
+
+
+def test_a_storage_without_remove_dead_letter_keeps_them_and_clear_still_works(managers):
+    storage = MemoryStorage()
+    dlq = DeadLetterQueue(10)
+    manager = storage_manager(managers, storage, dlq=dlq, max_concurrency=1)
+    ids = fail_for_good(manager, 2)
+    assert dlq.pop().command_id == ids[0]
+    assert stored_ids(storage) == ids  # it cannot remove one letter
+    dlq.clear()
+    assert stored_ids(storage) == []
