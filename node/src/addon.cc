@@ -1,10 +1,10 @@
 // addon.cc — the native half of @a3s-lab/lane: one lc_engine per Engine
 // object, exposed as small synchronous methods. Every scheduling decision is
-// the engine's; index.js keeps the jobs (ticket -> job) and runs them.
+// the engine's; lib/lane.js keeps the jobs (ticket -> job) and runs them.
 //
-// Tickets are JavaScript numbers: index.js counts them from 1, so they stay
+// Tickets are JavaScript numbers: lib/lane.js counts them from 1, so they stay
 // exact integers (below 2^53) and 0 can mean "nothing dispatched".
-// Arguments are checked by index.js, which is the only caller; the checks
+// Arguments are checked by lib/lane.js, the only caller; the checks
 // here only keep a wrong call from reaching the engine with garbage.
 
 #include <napi.h>

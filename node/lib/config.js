@@ -1,0 +1,147 @@
+'use strict';
+// Lane configs and queue options: the defaults, and the checks that turn
+// what the caller passed into validated lanes, a worker budget and an event
+// capacity (or a LaneError naming the problem).
+
+const { configError, typeName } = require('./errors');
+
+// The six default lanes: [laneId, priority, maxConcurrency]; min is 1 each.
+const DEFAULT_LANES = Object.freeze([
+  ['system', 0, 5],
+  ['control', 1, 3],
+  ['query', 2, 10],
+  ['session', 3, 5],
+  ['skill', 4, 3],
+  ['prompt', 5, 2],
+]);
+
+// The same lanes as frozen lane configs: the package's DEFAULT_LANES export.
+const DEFAULT_LANE_CONFIGS = Object.freeze(
+  DEFAULT_LANES.map(([laneId, priority, maxConcurrency]) =>
+    Object.freeze({ laneId, priority, minConcurrency: 1, maxConcurrency })),
+);
+
+// withLanes() defaults, as the Python SDK's LaneConfig has them.
+const DEFAULT_PRIORITY = 0;
+const DEFAULT_MIN_CONCURRENCY = 1;
+const DEFAULT_MAX_CONCURRENCY = 10;
+// Default worker budget: every lane can reach its max, capped here (never
+// below the lanes' reservations) — the same rule as the Python package.
+const DEFAULT_WORKER_CAP = 64;
+const DEFAULT_EVENT_CAPACITY = 65_536;
+const MAX_PRIORITY = 2 ** 31 - 1;
+const MAX_U32 = 2 ** 32 - 1;
+
+const CONFIG_FIELDS = ['laneId', 'priority', 'minConcurrency', 'maxConcurrency'];
+const OPTION_FIELDS = ['lanes', 'maxWorkers', 'eventCapacity'];
+
+function quote(laneId) {
+  return `'${laneId}'`;
+}
+
+function checkInteger(value, name, minimum, maximum, where) {
+  if (typeof value !== 'number' || !Number.isInteger(value)) {
+    throw configError(`${name}${where} must be an integer, got ${typeName(value)} ${String(value)}`);
+  }
+  if (value < minimum || value > maximum) {
+    throw configError(`${name}${where} must be between ${minimum} and ${maximum}, got ${value}`);
+  }
+  return value;
+}
+
+function checkLaneConfig(config, position) {
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) {
+    throw configError(
+      `lane config #${position} must be an object like { laneId, priority, minConcurrency, ` +
+        `maxConcurrency }, got ${typeName(config)}`,
+    );
+  }
+  const { laneId } = config;
+  if (typeof laneId !== 'string') {
+    throw configError(`laneId of lane config #${position} must be a string, got ${typeName(laneId)}`);
+  }
+  if (!laneId) throw configError(`laneId of lane config #${position} must not be empty`);
+  const where = ` of lane ${quote(laneId)}`;
+  for (const key of Object.keys(config)) {
+    if (!CONFIG_FIELDS.includes(key)) {
+      throw configError(
+        `unknown field '${key}'${where} (lane configs take ${CONFIG_FIELDS.join(', ')})`,
+      );
+    }
+  }
+  const priority = checkInteger(
+    config.priority === undefined ? DEFAULT_PRIORITY : config.priority, 'priority', 0, MAX_PRIORITY, where,
+  );
+  const min = checkInteger(
+    config.minConcurrency === undefined ? DEFAULT_MIN_CONCURRENCY : config.minConcurrency,
+    'minConcurrency', 0, MAX_U32, where,
+  );
+  const max = checkInteger(
+    config.maxConcurrency === undefined ? DEFAULT_MAX_CONCURRENCY : config.maxConcurrency,
+    'maxConcurrency', 1, MAX_U32, where,
+  );
+  if (min > max) {
+    throw configError(`minConcurrency (${min}) exceeds maxConcurrency (${max})${where}`);
+  }
+  return { laneId, priority, minConcurrency: min, maxConcurrency: max };
+}
+
+function checkOptions(options) {
+  if (options === undefined || options === null) return {};
+  if (typeof options !== 'object' || Array.isArray(options)) {
+    throw configError(`options must be an object, got ${typeName(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (!OPTION_FIELDS.includes(key)) {
+      throw configError(`unknown option '${key}' (options are ${OPTION_FIELDS.join(', ')})`);
+    }
+  }
+  return options;
+}
+
+/**
+ * What `new Lane(options)` is built from: the checked lane configs (the six
+ * defaults unless `options.lanes`), the worker budget and the event capacity.
+ * Duplicate lane ids are found when the lanes are added to the engine.
+ */
+function resolveOptions(options) {
+  options = checkOptions(options);
+  const configs = options.lanes === undefined
+    ? DEFAULT_LANES.map(([laneId, priority, maxConcurrency]) => ({
+      laneId, priority, minConcurrency: 1, maxConcurrency,
+    }))
+    : options.lanes;
+  if (!Array.isArray(configs)) {
+    throw configError(`lanes must be an array of lane configs, got ${typeName(configs)}`);
+  }
+  if (configs.length === 0) throw configError('at least one lane is needed');
+  const lanes = configs.map((config, i) => checkLaneConfig(config, i));
+
+  let workers = 0;
+  if (options.maxWorkers !== undefined) {
+    workers = checkInteger(options.maxWorkers, 'maxWorkers', 1, MAX_U32, '');
+  }
+  let capacity = DEFAULT_EVENT_CAPACITY;
+  if (options.eventCapacity !== undefined) {
+    capacity = checkInteger(options.eventCapacity, 'eventCapacity', 1, 2 ** 30, '');
+  }
+  const reserved = lanes.reduce((sum, l) => sum + l.minConcurrency, 0);
+  if (workers && reserved > workers) {
+    throw configError(
+      `the lanes' minConcurrency reservations (${reserved}) exceed maxWorkers (${workers}); ` +
+        'raise maxWorkers or lower minConcurrency',
+    );
+  }
+  if (!workers) {
+    const wanted = lanes.reduce((sum, l) => sum + l.maxConcurrency, 0);
+    workers = Math.max(1, reserved, Math.min(wanted, DEFAULT_WORKER_CAP));
+  }
+  return { lanes, workers, capacity };
+}
+
+module.exports = {
+  DEFAULT_LANE_CONFIGS,
+  quote,
+  checkOptions,
+  resolveOptions,
+};

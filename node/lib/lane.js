@@ -1,0 +1,698 @@
+'use strict';
+// The Lane class: the queue itself.
+//
+// How a command flows:
+//   submit    — the job goes into `_jobs` under a fresh ticket and the ticket
+//               into its lane in the engine; a pump is queued as a microtask,
+//               so a burst of submits is scheduled as one batch;
+//   pump      — asks the engine for the next ticket (`tryNext`) until it has
+//               none, and starts each job: its handler runs at once; a
+//               Promise it returns completes the job when it settles;
+//   complete  — frees the slot in the engine and takes the next ticket in the
+//               same native call (`completeAndNext`), then resolves the
+//               caller's promise.
+// The engine makes every scheduling decision (priority, FIFO, max
+// concurrency, min reservations, the worker budget). There are no threads
+// and no timers: work starts from submits and completions only. Events are
+// buffered and delivered to subscribers from a setImmediate batch, so a
+// subscriber never runs inside a submit or on the dispatch path (see
+// events.js: `this._hub`).
+
+const { randomUUID } = require('node:crypto');
+const { isAsyncFunction } = require('node:util').types;
+
+const { Engine, C } = require('./binding');
+const {
+  LaneError, configError, laneNotFound, shuttingDown, checkRc, describeError, describeMs, typeName,
+} = require('./errors');
+const { quote, checkOptions, resolveOptions } = require('./config');
+const {
+  MODE_JSON, MODE_VALUE, Job, CommandContext, parsePayloadJson, copyPayload, checkCommandType,
+  checkSubmitOptions, isThenable,
+} = require('./jobs');
+const { EVENTS, EventHub } = require('./events');
+
+// After this many dispatches in a row without the event loop turning, the
+// pump yields (setImmediate) so timers and I/O keep running during a flood.
+const YIELD_EVERY = 1024;
+
+class Lane {
+  /**
+   * `new Lane()` has the six default lanes; `new Lane({ lanes, maxWorkers,
+   * eventCapacity })` takes lane configs and options (see withLanes).
+   */
+  constructor(options) {
+    const { lanes, workers, capacity } = resolveOptions(options);
+
+    this._engine = new Engine(workers);
+    this._maxWorkers = workers;
+    this._lanes = new Map();
+    this._laneList = [];
+    for (const config of lanes) {
+      if (this._lanes.has(config.laneId)) {
+        throw configError(`duplicate lane id ${quote(config.laneId)}`);
+      }
+      const index = this._engine.addLane(config.priority, config.minConcurrency, config.maxConcurrency);
+      if (index < 0) {
+        throw configError(
+          `invalid lane ${quote(config.laneId)}: priority=${config.priority}, ` +
+            `min=${config.minConcurrency}, max=${config.maxConcurrency} (engine code ${index})`,
+        );
+      }
+      const lane = Object.freeze({ id: config.laneId, index, ...config });
+      this._lanes.set(config.laneId, lane);
+      this._laneList.push(lane);
+    }
+
+    this._handlers = new Map();
+    this._jobs = new Map();
+    this._ticket = 0;
+    // A random, UUID-shaped prefix per queue plus the ticket in hex: ids are
+    // unique across processes without a randomUUID() per command.
+    this._idPrefix = randomUUID().slice(0, 24);
+
+    this._started = false;
+    this._shuttingDown = false;
+    this._stopped = false;
+
+    this._pumping = false;
+    this._pumpQueued = false;
+    // True while the pump yields to the event loop, and for good in manual
+    // dispatch (scenario replays): completions then only free their slot.
+    this._yielding = false;
+    this._manual = false;
+    this._sinceYield = 0;
+    this._pumpTask = () => {
+      this._pumpQueued = false;
+      this._pump();
+    };
+    this._resumeTask = () => {
+      if (this._manual) return;
+      this._yielding = false;
+      this._sinceYield = 0;
+      this._pump();
+    };
+
+    this._hub = new EventHub(capacity);
+
+    this._idleWaiters = [];
+  }
+
+  /** A queue with the given lanes instead of the defaults. */
+  static withLanes(configs, options) {
+    const rest = checkOptions(options);
+    if ('lanes' in rest) throw configError('pass the lanes as the first argument of withLanes()');
+    return new Lane({ ...rest, lanes: configs });
+  }
+
+  // ---- handlers and lifecycle ---------------------------------------------------
+
+  /**
+   * Runs `handler(payload, context)` for commands of this type. It may
+   * return a value or a Promise; what it returns is the command's result and
+   * what it throws (or rejects with) fails that command alone. A type with no
+   * handler echoes its payload, as the original SDK did.
+   */
+  registerHandler(commandType, handler) {
+    checkCommandType(commandType);
+    if (typeof handler !== 'function') {
+      throw new TypeError(`handler for '${commandType}' must be a function, got ${typeName(handler)}`);
+    }
+    this._handlers.set(commandType, handler);
+    return this;
+  }
+
+  unregisterHandler(commandType) {
+    return this._handlers.delete(commandType);
+  }
+
+  /** Starts dispatching. Commands queued before start() run from now on. */
+  start() {
+    if (this._stopped) throw shuttingDown();
+    if (this._started) return;
+    this._started = true;
+    this._schedulePump();
+  }
+
+  get isStarted() {
+    return this._started;
+  }
+
+  get isShuttingDown() {
+    return this._shuttingDown;
+  }
+
+  get maxWorkers() {
+    return this._maxWorkers;
+  }
+
+  get laneIds() {
+    return this._laneList.map((lane) => lane.id);
+  }
+
+  /** Events dropped because more than `eventCapacity` waited for delivery. */
+  get droppedEvents() {
+    return this._hub.dropped;
+  }
+
+  /** Stops intake: later submits fail; commands already queued still run. */
+  shutdown() {
+    if (this._shuttingDown) return;
+    this._shuttingDown = true;
+    this._hub.emit(EVENTS.SHUTDOWN_STARTED, null);
+  }
+
+  /**
+   * Resolves once nothing is pending or running (and the events emitted so
+   * far are delivered); rejects with ERR_LANE_TIMEOUT after `timeoutMs`.
+   * After shutdown() it also emits queue.shutdown.complete and ends every
+   * subscription.
+   */
+  drain(timeoutMs) {
+    if (timeoutMs !== undefined && timeoutMs !== null &&
+        (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0)) {
+      return Promise.reject(new RangeError(
+        `drain timeout must be a non-negative number of milliseconds, got ${String(timeoutMs)}`,
+      ));
+    }
+    if (this._jobs.size === 0) return this._afterIdle();
+    if (!this._started) {
+      return Promise.reject(new LaneError(
+        'ERR_LANE_NOT_STARTED',
+        `Queue is not started: call start() before drain() (${this._jobs.size} commands are ` +
+          'queued and nothing can run them)',
+      ));
+    }
+    return new Promise((resolve, reject) => {
+      const waiter = { resolve, reject, timer: null };
+      if (timeoutMs !== undefined && timeoutMs !== null && Number.isFinite(timeoutMs)) {
+        waiter.timer = setTimeout(() => {
+          this._idleWaiters = this._idleWaiters.filter((w) => w !== waiter);
+          reject(new LaneError('ERR_LANE_TIMEOUT', this._drainTimeoutMessage(timeoutMs)));
+        }, timeoutMs);
+      }
+      this._idleWaiters.push(waiter);
+    });
+  }
+
+  // ---- submit ----------------------------------------------------------------------
+
+  /**
+   * The original SDK's synchronous submit: runs the command now and returns
+   * its result as a JSON string. It never blocks the event loop, so it only
+   * works when the command can start at once and its handler is synchronous
+   * (or there is none: the payload is echoed). Otherwise it throws
+   * ERR_LANE_WOULD_BLOCK — use submitAsync().
+   */
+  submit(laneId, commandType, payloadJson) {
+    const lane = this._lane(laneId);
+    if (this._shuttingDown) throw shuttingDown();
+    checkCommandType(commandType);
+    const payload = parsePayloadJson(payloadJson);
+    if (!this._started) {
+      throw new LaneError(
+        'ERR_LANE_NOT_STARTED',
+        'Queue is not started: call start() before submit() (submitAsync() queues commands ' +
+          'before start and runs them once started)',
+      );
+    }
+    const handler = this._handlers.get(commandType);
+    if (handler !== undefined && isAsyncFunction(handler)) {
+      throw new LaneError(
+        'ERR_LANE_WOULD_BLOCK',
+        `the handler for '${commandType}' is async: submit() is synchronous and cannot wait ` +
+          'for it without blocking the event loop; use submitAsync()',
+      );
+    }
+    // Work queued in this tick goes first, as it would a moment later: the
+    // claim below then sees the queue as it really is.
+    if (this._pumpQueued) this._pump();
+    const ticket = ++this._ticket;
+    // Claim a slot only if the command can start at once: a refused submit
+    // leaves no trace in the lane's counters.
+    const rc = this._engine.tryClaim(lane.index);
+    if (rc !== C.RUN_INLINE) {
+      if (rc !== C.NONE) throw new LaneError('ERR_LANE_ENGINE', `submit: engine error ${rc}`);
+      const s = this._engine.laneStats(lane.index);
+      const state = s.paused
+        ? 'it is paused'
+        : `${s.pending} pending, ${s.active} of max ${s.maxConcurrency} running, or a more ` +
+          'urgent lane or the worker budget comes first';
+      throw new LaneError(
+        'ERR_LANE_WOULD_BLOCK',
+        `lane '${lane.id}' cannot start the command now (${state}); submit() never blocks the ` +
+          'event loop: use submitAsync()',
+      );
+    }
+    const job = new Job(lane, ticket, commandType, payload, null, MODE_JSON, null, null, undefined);
+    if (this._hub.listening) this._emitSubmitted(job);
+    this._emitStarted(job);
+    let result;
+    try {
+      result = handler === undefined ? payload : handler(payload, new CommandContext(this, job));
+    } catch (error) {
+      this._finishInline(job, C.OUTCOME_FAILED, error);
+      throw error;
+    }
+    if (isThenable(result)) {
+      // The handler is already running; let it finish in the background.
+      this._jobs.set(ticket, job);
+      job.resolve = () => {};
+      job.reject = () => {};
+      result.then(
+        (value) => this._settle(job, C.OUTCOME_COMPLETED, value),
+        (error) => this._settle(job, C.OUTCOME_FAILED, error),
+      );
+      throw new LaneError(
+        'ERR_LANE_WOULD_BLOCK',
+        `the handler for '${commandType}' returned a Promise: submit() is synchronous and cannot ` +
+          `wait for it; the command keeps running in the background (command id ` +
+          `${this._commandId(ticket)}); use submitAsync() for async handlers`,
+      );
+    }
+    let json;
+    try {
+      json = JSON.stringify(result);
+    } catch (error) {
+      const failure = new LaneError(
+        'ERR_LANE_INVALID_RESULT',
+        `result of '${commandType}' is not JSON-serialisable: ${error.message}`,
+      );
+      this._finishInline(job, C.OUTCOME_FAILED, failure);
+      throw failure;
+    }
+    this._finishInline(job, C.OUTCOME_COMPLETED, null);
+    return json === undefined ? 'null' : json;
+  }
+
+  /**
+   * Queues a command and returns a promise of its result as a JSON string
+   * (the async twin of submit()). The promise has a `commandId`.
+   */
+  submitAsync(laneId, commandType, payloadJson, options) {
+    let payload;
+    let signal;
+    try {
+      checkCommandType(commandType);
+      payload = parsePayloadJson(payloadJson);
+      signal = checkSubmitOptions(options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this._enqueue(laneId, commandType, payload, null, MODE_JSON, signal);
+  }
+
+  /**
+   * Queues a command and returns a promise of the handler's result (a
+   * value, not JSON). The payload is copied as JSON, so the handler sees
+   * what a stored command would hold. The promise has a `commandId`.
+   */
+  run(laneId, commandType, payload, options) {
+    let copy;
+    let signal;
+    try {
+      checkCommandType(commandType);
+      copy = copyPayload(payload);
+      signal = checkSubmitOptions(options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this._enqueue(laneId, commandType, copy, null, MODE_VALUE, signal);
+  }
+
+  /**
+   * Queues a function as a command: `fn(context)` runs when the lane
+   * dispatches it; the promise settles with what it returns or throws.
+   * `options.commandType` labels it in events (default: the function's
+   * name, or 'function').
+   */
+  add(laneId, fn, options) {
+    let signal;
+    let type;
+    try {
+      if (typeof fn !== 'function') {
+        throw new TypeError(`add() takes a function, got ${typeName(fn)}`);
+      }
+      signal = checkSubmitOptions(options);
+      type = options && options.commandType !== undefined ? options.commandType : (fn.name || 'function');
+      checkCommandType(type);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this._enqueue(laneId, type, null, fn, MODE_VALUE, signal);
+  }
+
+  _enqueue(laneId, commandType, payload, fn, mode, signal) {
+    const lane = this._lanes.get(laneId);
+    if (lane === undefined) return Promise.reject(laneNotFound(laneId, this.laneIds));
+    if (this._shuttingDown) return Promise.reject(shuttingDown());
+    const ticket = ++this._ticket;
+    if (signal !== undefined && signal.aborted) {
+      return Promise.reject(this._cancelledError(ticket, signal));
+    }
+    let resolve;
+    let reject;
+    const promise = new Promise((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const job = new Job(lane, ticket, commandType, payload, fn, mode, resolve, reject, signal);
+    const rc = this._engine.submit(lane.index, ticket);
+    if (rc !== C.OK) return Promise.reject(new LaneError('ERR_LANE_ENGINE', `submit: engine error ${rc}`));
+    this._jobs.set(ticket, job);
+    if (signal !== undefined) {
+      job.onAbort = () => this._withdraw(job, signal);
+      signal.addEventListener('abort', job.onAbort, { once: true });
+    }
+    promise.commandId = this._idPrefix + ticket.toString(16).padStart(12, '0');
+    if (this._hub.listening) this._emitSubmitted(job);
+    if (!this._pumpQueued && this._started) {
+      this._pumpQueued = true;
+      queueMicrotask(this._pumpTask);
+    }
+    return promise;
+  }
+
+  // ---- cancel and pause ------------------------------------------------------------
+
+  /**
+   * Cancels a command that has not started: it leaves its lane, its promise
+   * rejects with ERR_LANE_CANCELLED and queue.command.cancelled is emitted.
+   * Returns false if it already started, finished or is unknown.
+   */
+  cancel(commandId) {
+    if (typeof commandId !== 'string' || !commandId.startsWith(this._idPrefix)) return false;
+    const hex = commandId.slice(this._idPrefix.length);
+    if (!/^[0-9a-f]{1,13}$/.test(hex)) return false;
+    const job = this._jobs.get(parseInt(hex, 16));
+    return job !== undefined && this._withdraw(job, undefined);
+  }
+
+  /** Running commands finish; no new ones start in the lane until resumeLane(). */
+  pauseLane(laneId) {
+    this._engine.pause(this._lane(laneId).index);
+  }
+
+  resumeLane(laneId) {
+    this._engine.resume(this._lane(laneId).index);
+    this._schedulePump();
+  }
+
+  _withdraw(job, signal) {
+    if (this._engine.cancel(job.lane.index, job.ticket) !== 1) return false;
+    this._jobs.delete(job.ticket);
+    this._detachSignal(job);
+    if (this._hub.listening) {
+      this._hub.emit(EVENTS.COMMAND_CANCELLED, {
+        lane_id: job.lane.id,
+        command_id: this._commandId(job.ticket),
+      });
+    }
+    job.reject(this._cancelledError(job.ticket, signal));
+    if (this._jobs.size === 0 && this._idleWaiters.length) this._wakeIdleWaiters();
+    return true;
+  }
+
+  _cancelledError(ticket, signal) {
+    const options = signal !== undefined ? { cause: signal.reason } : undefined;
+    return new LaneError(
+      'ERR_LANE_CANCELLED',
+      `Command ${this._commandId(ticket)} was cancelled before it started`,
+      options,
+    );
+  }
+
+  _detachSignal(job) {
+    if (job.onAbort !== null) {
+      job.signal.removeEventListener('abort', job.onAbort);
+      job.onAbort = null;
+    }
+  }
+
+  // ---- dispatch --------------------------------------------------------------------
+
+  _schedulePump() {
+    if (!this._pumpQueued && this._started) {
+      this._pumpQueued = true;
+      queueMicrotask(this._pumpTask);
+    }
+  }
+
+  // Starts every ticket the engine hands out. Not re-entrant: a handler that
+  // completes synchronously only frees its slot, and this loop takes the
+  // next ticket, so a long run of synchronous jobs never deepens the stack.
+  _pump() {
+    if (this._pumping || this._yielding || !this._started) return;
+    this._pumping = true;
+    try {
+      const engine = this._engine;
+      let ticket;
+      while ((ticket = engine.tryNext()) > 0) {
+        this._start(this._jobs.get(ticket));
+        if (++this._sinceYield >= YIELD_EVERY) {
+          this._yield();
+          break;
+        }
+      }
+    } finally {
+      this._pumping = false;
+    }
+  }
+
+  _yield() {
+    this._yielding = true;
+    setImmediate(this._resumeTask);
+  }
+
+  _start(job) {
+    if (job.onAbort !== null) this._detachSignal(job);
+    if (this._hub.listening) this._emitStarted(job);
+    let result;
+    try {
+      if (job.fn !== null) {
+        result = job.fn(new CommandContext(this, job));
+      } else {
+        const handler = this._handlers.get(job.type);
+        result = handler === undefined ? job.payload : handler(job.payload, new CommandContext(this, job));
+      }
+      if (isThenable(result)) {
+        result.then(
+          (value) => this._settle(job, C.OUTCOME_COMPLETED, value),
+          (error) => this._settle(job, C.OUTCOME_FAILED, error),
+        );
+        return;
+      }
+    } catch (error) {
+      this._settle(job, C.OUTCOME_FAILED, error);
+      return;
+    }
+    this._settle(job, C.OUTCOME_COMPLETED, result);
+  }
+
+  // Ends a dispatched job: events, the caller's promise, then the slot.
+  _settle(job, outcome, value) {
+    if (outcome === C.OUTCOME_COMPLETED && job.mode === MODE_JSON) {
+      try {
+        value = JSON.stringify(value);
+        if (value === undefined) value = 'null';
+      } catch (error) {
+        outcome = C.OUTCOME_FAILED;
+        value = new LaneError(
+          'ERR_LANE_INVALID_RESULT',
+          `result of '${job.type}' is not JSON-serialisable: ${error.message}`,
+        );
+      }
+    }
+    this._jobs.delete(job.ticket);
+    if (outcome === C.OUTCOME_COMPLETED) {
+      if (this._hub.listening) this._emitCompleted(job);
+      job.resolve(value);
+    } else {
+      if (this._hub.listening) this._emitFailed(job, value);
+      job.reject(value);
+    }
+    this._release(job.lane.index, outcome);
+    if (this._jobs.size === 0 && this._idleWaiters.length) this._wakeIdleWaiters();
+  }
+
+  // Frees a slot; outside the pump, also starts what the slot lets run.
+  _release(laneIndex, outcome) {
+    const engine = this._engine;
+    if (this._pumping || this._yielding) {
+      checkRc(engine.complete(laneIndex, outcome), 'complete');
+      return;
+    }
+    this._pumping = true;
+    try {
+      let ticket = checkRc(engine.completeAndNext(laneIndex, outcome), 'complete');
+      while (ticket > 0) {
+        this._start(this._jobs.get(ticket));
+        if (++this._sinceYield >= YIELD_EVERY) {
+          this._yield();
+          break;
+        }
+        ticket = engine.tryNext();
+      }
+    } finally {
+      this._pumping = false;
+    }
+  }
+
+  // The end of a command that submit() ran inline.
+  _finishInline(job, outcome, error) {
+    if (this._hub.listening) {
+      if (outcome === C.OUTCOME_COMPLETED) this._emitCompleted(job);
+      else this._emitFailed(job, error);
+    }
+    checkRc(this._engine.complete(job.lane.index, outcome), 'complete');
+    // The freed slot may let queued work start; not inside the caller's submit().
+    if (this._engine.totals()[0] > 0) this._schedulePump();
+  }
+
+  // ---- events ------------------------------------------------------------------------
+
+  /**
+   * Calls `callback(null, event)` for every event from now on, on the event
+   * loop (never inside a submit). `event.payload` is a JSON string. A
+   * callback that throws is reported with process.emitWarning and stays
+   * subscribed.
+   */
+  subscribe(callback) {
+    return this._hub.subscribe(callback, null);
+  }
+
+  /** Like subscribe(), for the events whose key is exactly one of `keys`. */
+  subscribeFiltered(keys, callback) {
+    if (!Array.isArray(keys) || !keys.every((key) => typeof key === 'string')) {
+      throw new TypeError('subscribeFiltered() takes an array of event keys (strings) and a callback');
+    }
+    return this._hub.subscribe(callback, new Set(keys));
+  }
+
+  _emitSubmitted(job) {
+    this._hub.emit(EVENTS.COMMAND_SUBMITTED, {
+      lane_id: job.lane.id,
+      command_id: this._commandId(job.ticket),
+      command_type: job.type,
+    });
+  }
+
+  _emitStarted(job) {
+    this._hub.emit(EVENTS.COMMAND_STARTED, {
+      lane_id: job.lane.id,
+      command_id: this._commandId(job.ticket),
+      command_type: job.type,
+    });
+  }
+
+  _emitCompleted(job) {
+    this._hub.emit(EVENTS.COMMAND_COMPLETED, {
+      lane_id: job.lane.id,
+      command_id: this._commandId(job.ticket),
+    });
+  }
+
+  _emitFailed(job, error) {
+    this._hub.emit(EVENTS.COMMAND_FAILED, {
+      lane_id: job.lane.id,
+      command_id: this._commandId(job.ticket),
+      error: describeError(error),
+    });
+  }
+
+  // ---- idle and drain ------------------------------------------------------------------
+
+  _wakeIdleWaiters() {
+    const waiters = this._idleWaiters;
+    this._idleWaiters = [];
+    const done = this._afterIdle();
+    for (const waiter of waiters) {
+      if (waiter.timer !== null) clearTimeout(waiter.timer);
+      done.then(waiter.resolve, waiter.reject);
+    }
+  }
+
+  async _afterIdle() {
+    if (this._shuttingDown && !this._stopped) {
+      this._stopped = true;
+      // The original defined this event and never sent it.
+      this._hub.emit(EVENTS.SHUTDOWN_COMPLETE, null);
+      await this._hub.flush();
+      this._hub.closeAll();
+      return;
+    }
+    await this._hub.flush();
+  }
+
+  _drainTimeoutMessage(timeoutMs) {
+    const stats = this.stats();
+    const busy = stats.lanes
+      .filter((s) => s.pending || s.active)
+      .map((s) => `${s.laneId}: ${s.pending} pending, ${s.active} active`);
+    return `drain timed out after ${describeMs(timeoutMs)} with ${stats.totalPending} pending and ` +
+      `${stats.totalActive} active (${busy.join('; ') || 'finishing'})`;
+  }
+
+  // ---- observation ---------------------------------------------------------------------
+
+  /** A snapshot: totals and one entry per lane, in declaration order. */
+  stats() {
+    let totalPending = 0;
+    let totalActive = 0;
+    const lanes = this._laneList.map((lane) => {
+      const s = this._engine.laneStats(lane.index);
+      totalPending += s.pending;
+      totalActive += s.active;
+      return {
+        laneId: lane.id,
+        priority: s.priority,
+        pending: s.pending,
+        active: s.active,
+        minConcurrency: s.minConcurrency,
+        maxConcurrency: s.maxConcurrency,
+        paused: s.paused,
+        submitted: s.submitted,
+        dispatched: s.dispatched,
+        completed: s.completed,
+        failed: s.failed,
+        cancelled: s.cancelled,
+      };
+    });
+    return { totalPending, totalActive, lanes };
+  }
+
+  // ---- manual dispatch (scenario replays) ----------------------------------------------
+
+  // Stops automatic dispatching: submits queue, completions only free their
+  // slot, and nothing starts until _dispatchNow(). For replaying the shared
+  // scheduling scenarios through this class; not part of the API.
+  _setManualDispatch(manual) {
+    this._manual = Boolean(manual);
+    this._yielding = this._manual;
+    if (!this._manual) this._schedulePump();
+  }
+
+  // Runs the pump once (manual mode): starts every ticket the engine hands out.
+  _dispatchNow() {
+    this._yielding = false;
+    try {
+      this._pump();
+    } finally {
+      this._yielding = this._manual;
+    }
+  }
+
+  // ---- helpers -------------------------------------------------------------------------
+
+  _lane(laneId) {
+    const lane = this._lanes.get(laneId);
+    if (lane === undefined) throw laneNotFound(laneId, this.laneIds);
+    return lane;
+  }
+
+  _commandId(ticket) {
+    return this._idPrefix + ticket.toString(16).padStart(12, '0');
+  }
+}
+
+module.exports = { Lane };
