@@ -240,6 +240,27 @@ static uint64_t count_of(uint32_t key, const uint32_t *keys, const uint32_t *cou
     return 0;
 }
 
+/* Timing turned on and off while workers dispatch and finish: the flag is
+ * read outside the lock, the log only under it (TSan checks both). */
+static void test_toggle_while_workers_run(void)
+{
+    lc_engine *e = lc_engine_new(WORKERS);
+    for (int lane = 0; lane < 2; lane++) CHECK_EQ(lc_lane_add(e, lane, 0, WORKERS), lane);
+    for (int i = 0; i < WORKERS * PER_WORKER; i++)
+        CHECK_EQ(lc_submit(e, (uint32_t)(i % 2), (uint64_t)i, 0), LC_OK);
+    pthread_t threads[WORKERS];
+    for (int i = 0; i < WORKERS; i++) CHECK_EQ(pthread_create(&threads[i], NULL, work, e), 0);
+    uint64_t dropped = 0;
+    static double values[1024];
+    for (int round = 0; lc_wait_idle(e, 0) == 0; round++) {
+        lc_set_timing(e, round % 2 ? 0 : 4096);
+        CHECK(lc_take_samples(e, values, 1024, runs, 64, &dropped) >= 0);
+    }
+    for (int i = 0; i < WORKERS; i++) CHECK_EQ(pthread_join(threads[i], NULL), 0);
+    CHECK_EQ(stats_of(e, 0).completed + stats_of(e, 1).completed, WORKERS * PER_WORKER);
+    lc_engine_free(e);
+}
+
 /* The keys the Python histograms use: a double's bits >> 40, low 6 zeroed. */
 static void test_bucket_ms(void)
 {
@@ -305,6 +326,7 @@ int main(void)
     test_due_after_a_batch_and_partial_takes();
     test_take_rejects_small_buffers();
     test_take_while_workers_record();
+    test_toggle_while_workers_run();
     puts("test_timing: ok");
     return 0;
 }
