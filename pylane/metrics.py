@@ -596,19 +596,15 @@ class _LaneHooks:
 
 
 class _LocalLaneHooks(_LaneHooks):
-    """For ``LocalMetrics``: the histograms' sample lists themselves, so a
-    hook appends without a Python call (``_Histogram.record`` inlined)."""
+    """For ``LocalMetrics``: also the histogram objects, so a queue's feed
+    can add the engine's batches to them as C bucket counts."""
 
-    __slots__ = ("latency_fold", "latency_histogram", "latency_raw", "wait_fold",
-                 "wait_histogram", "wait_raw")
+    __slots__ = ("latency_histogram", "wait_histogram")
 
     def __init__(self, backend: LocalMetrics, lane_id: str) -> None:
         super().__init__(backend, lane_id)
-        latency = backend.bind_histogram_object(COMMAND_LATENCY, lane_id)
-        wait = backend.bind_histogram_object(COMMAND_WAIT_TIME, lane_id)
-        self.latency_raw, self.latency_fold = latency._raw, latency._fold
-        self.wait_raw, self.wait_fold = wait._raw, wait._fold
-        self.latency_histogram, self.wait_histogram = latency, wait
+        self.latency_histogram = backend.bind_histogram_object(COMMAND_LATENCY, lane_id)
+        self.wait_histogram = backend.bind_histogram_object(COMMAND_WAIT_TIME, lane_id)
 
 
 def _unbound_counter(backend: Any) -> Callable[[str, str], Callable[[], None]]:
@@ -711,14 +707,8 @@ class QueueMetrics:
         set_refresher = getattr(self._backend, "set_refresher", None)
         if set_refresher is not None:
             set_refresher(self.refresh)
-        if isinstance(self._backend, LocalMetrics):
-            self._hooks_class: type[_LaneHooks] = _LocalLaneHooks
-            self.record_start = self._local_record_start  # type: ignore[method-assign]
-            self.record_complete = self._local_record_complete  # type: ignore[method-assign]
-            self.record_failure = self._local_record_failure  # type: ignore[method-assign]
-            self.record_timeout = self._local_record_timeout  # type: ignore[method-assign]
-        else:
-            self._hooks_class = _LaneHooks
+        self._hooks_class: type[_LaneHooks] = (
+            _LocalLaneHooks if isinstance(self._backend, LocalMetrics) else _LaneHooks)
 
     @classmethod
     def local(cls) -> QueueMetrics:
@@ -774,36 +764,6 @@ class QueueMetrics:
 
     def set_active_commands(self, lane_id: str, active: int) -> None:
         (self._lanes.get(lane_id) or self._bind(lane_id)).active(active)
-
-    # The same hooks for LocalMetrics, with the histogram append inlined:
-    # ``QueueMetrics.__init__`` puts them in place of the ones above.
-
-    def _local_record_start(self, lane_id: str, wait_seconds: float) -> None:
-        hooks: Any = self._lanes.get(lane_id) or self._bind(lane_id)
-        raw = hooks.wait_raw
-        raw.append(wait_seconds * 1000.0)
-        if len(raw) > EXACT_SAMPLES:
-            hooks.wait_fold()
-
-    def _local_record_complete(self, lane_id: str, run_seconds: float) -> None:
-        hooks: Any = self._lanes.get(lane_id) or self._bind(lane_id)
-        hooks.completed()
-        raw = hooks.latency_raw
-        raw.append(run_seconds * 1000.0)
-        if len(raw) > EXACT_SAMPLES:
-            hooks.latency_fold()
-
-    def _local_record_failure(self, lane_id: str, run_seconds: Optional[float] = None) -> None:
-        hooks: Any = self._lanes.get(lane_id) or self._bind(lane_id)
-        hooks.failed()
-        if run_seconds is not None:
-            hooks.latency(run_seconds * 1000.0)
-
-    def _local_record_timeout(self, lane_id: str, run_seconds: Optional[float] = None) -> None:
-        hooks: Any = self._lanes.get(lane_id) or self._bind(lane_id)
-        hooks.timeout()
-        if run_seconds is not None:
-            hooks.latency(run_seconds * 1000.0)
 
     # -- batches, from a queue's engine (see pylane/metrics_feed.py)
 
@@ -868,8 +828,6 @@ class QueueMetrics:
                 refresh()
             except Exception:
                 logger.exception("a metrics refresher failed; its values may be stale")
-
-    refresh_gauges = refresh  # the earlier name
 
     def snapshot(self) -> MetricsSnapshot:
         self.refresh()
