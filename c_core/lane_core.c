@@ -672,15 +672,8 @@ int lc_complete_and_wait(lc_engine *engine, uint32_t index, int outcome, int64_t
 }
 
 int lc_finish(lc_engine *engine, uint32_t index, int outcome) {
-    pthread_mutex_lock(&engine->lock);
-    int rc = complete_locked(engine, index, outcome);
-    /* No wake-up here: a worker settles with lc_settle_and_wait and takes
-     * the slot itself a moment later; waking another worker for it made two
-     * threads race for one ticket (one of them back to sleep), a thread
-     * switch per command. lc_settle, whose caller takes no work, wakes one. */
-    if (rc == LC_OK) engine->settling++;
-    pthread_mutex_unlock(&engine->lock);
-    return rc;
+    int rc = lc_finish_timed(engine, index, outcome, -1);
+    return rc == LC_SAMPLES_DUE ? LC_OK : rc; /* its caller takes no samples */
 }
 
 /* Samples are due for collection after a batch of them (cheap to hand over
@@ -704,7 +697,12 @@ int lc_finish_timed(lc_engine *engine, uint32_t index, int outcome, int64_t run_
     pthread_mutex_lock(&engine->lock);
     int rc = complete_locked(engine, index, outcome);
     if (rc == LC_OK) {
-        engine->settling++; /* as lc_finish, which wakes nobody either */
+        /* No wake-up here: a worker settles with lc_settle_and_wait and
+         * takes the slot itself a moment later; waking another worker for
+         * it made two threads race for one ticket (one of them back to
+         * sleep), a thread switch per command. lc_settle, whose caller
+         * takes no work, wakes one. */
+        engine->settling++;
         if (engine->timing.max) {
             if (run_ns >= 0)
                 timing_log_add(&engine->timing, sample_key(index, LC_SAMPLE_RUN), (uint64_t)run_ns);

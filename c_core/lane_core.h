@@ -221,12 +221,6 @@ uint32_t lc_buckets_distinct(const lc_buckets *buckets);
 int lc_buckets_take(lc_buckets *buckets, uint32_t *keys, uint64_t *counts, uint32_t cap,
                     double *summary);
 
-/* One batch at once: buckets n samples, writes each distinct key once to
- * keys with its count in counts (both must hold n) and sum, min and max to
- * summary[0..2]. Returns the number of distinct keys, or LC_ERR_NOMEM. */
-int lc_bucket_ms(const double *values, uint32_t n, uint32_t *keys, uint32_t *counts,
-                 double *summary);
-
 /* Changes the worker budget (0 = unbounded); LC_ERR_BUDGET if the lanes'
  * reservations would not fit. */
 int lc_set_workers(lc_engine *engine, uint32_t workers);

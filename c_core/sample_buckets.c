@@ -1,5 +1,5 @@
-/* sample_buckets.c — bucket counts for histograms: lc_buckets and
- * lc_bucket_ms (see lane_core.h and sample_buckets.h). */
+/* sample_buckets.c — bucket counts for histograms: lc_buckets (see
+ * lane_core.h and sample_buckets.h). */
 #include "sample_buckets.h"
 
 #include <stdlib.h>
@@ -103,27 +103,4 @@ int lc_buckets_take(lc_buckets *b, uint32_t *keys, uint64_t *counts, uint32_t ca
     b->total = 0;
     b->sum = b->low = b->high = 0.0;
     return (int)n;
-}
-
-int lc_bucket_ms(const double *values, uint32_t n, uint32_t *keys, uint32_t *counts,
-                 double *summary) {
-    lc_buckets *b = lc_buckets_new();
-    if (!b) return LC_ERR_NOMEM;
-    int rc = lc_buckets_add_ms(b, values, n);
-    if (rc == LC_OK) {
-        uint64_t *wide = malloc(((size_t)b->distinct + 1) * sizeof *wide);
-        double taken[4];
-        if (!wide) {
-            rc = LC_ERR_NOMEM;
-        } else {
-            rc = lc_buckets_take(b, keys, wide, b->distinct, taken);
-            for (int i = 0; i < rc; i++) counts[i] = (uint32_t)wide[i];
-            summary[0] = taken[1];
-            summary[1] = taken[2];
-            summary[2] = taken[3];
-            free(wide);
-        }
-    }
-    lc_buckets_free(b);
-    return rc;
 }

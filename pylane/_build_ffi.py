@@ -99,11 +99,8 @@ int lc_complete(lc_engine *engine, uint32_t lane, int outcome);
 int lc_finish(lc_engine *engine, uint32_t lane, int outcome);
 int lc_finish_timed(lc_engine *engine, uint32_t lane, int outcome, int64_t run_ns);
 void lc_set_timing(lc_engine *engine, uint32_t max_samples);
-uint32_t lc_samples_buffered(lc_engine *engine);
 int lc_take_samples(lc_engine *engine, double *out_ms, uint32_t out_cap, lc_sample_run *runs,
                     uint32_t runs_cap, uint64_t *dropped);
-int lc_bucket_ms(const double *values, uint32_t n, uint32_t *keys, uint32_t *counts,
-                 double *summary);
 typedef struct lc_buckets lc_buckets;
 lc_buckets *lc_buckets_new(void);
 void lc_buckets_free(lc_buckets *buckets);

@@ -179,9 +179,12 @@ def test_batches_reach_the_backend_without_reads_and_stay_exact(managers: Any) -
 def test_c_buckets_match_the_python_histogram_keys() -> None:
     values = [0.0, 1e-6, 0.0042, 0.5, 1.0, 1.02, 3.3, 17.25, 999.9, 123456.7]
     keys = ffi.new("uint32_t[]", len(values))
-    counts = ffi.new("uint32_t[]", len(values))
-    summary = ffi.new("double[3]")
-    distinct = lib.lc_bucket_ms(ffi.new("double[]", values), len(values), keys, counts, summary)
+    counts = ffi.new("uint64_t[]", len(values))
+    taken = ffi.new("double[4]")
+    buckets = ffi.gc(lib.lc_buckets_new(), lib.lc_buckets_free)
+    assert lib.lc_buckets_add_ms(buckets, ffi.new("double[]", values), len(values)) == 0
+    distinct = lib.lc_buckets_take(buckets, keys, counts, len(values), taken)
+    summary = taken + 1  # sum, min, max
     assert distinct == len(values)
     assert sorted(keys[0:distinct]) == sorted(_bucket_keys(values))
     assert (summary[0], summary[1], summary[2]) == (sum(values), 0.0, 123456.7)

@@ -233,7 +233,7 @@ static void test_take_while_workers_record(void)
     lc_engine_free(e);
 }
 
-static uint64_t count_of(uint32_t key, const uint32_t *keys, const uint32_t *counts, int n)
+static uint64_t count_of(uint32_t key, const uint32_t *keys, const uint64_t *counts, int n)
 {
     for (int i = 0; i < n; i++)
         if (keys[i] == key) return counts[i];
@@ -262,12 +262,17 @@ static void test_toggle_while_workers_run(void)
 }
 
 /* The keys the Python histograms use: a double's bits >> 40, low 6 zeroed. */
-static void test_bucket_ms(void)
+static void test_bucket_keys(void)
 {
     double values[] = {1.0, 1.001, 1.02, 0.0, 1.0, 2.0};
-    uint32_t keys[6], counts[6];
-    double summary[3];
-    int n = lc_bucket_ms(values, 6, keys, counts, summary);
+    uint32_t keys[6];
+    uint64_t counts[6];
+    double taken[4];
+    lc_buckets *b = lc_buckets_new();
+    CHECK(b != NULL);
+    CHECK_EQ(lc_buckets_add_ms(b, values, 6), LC_OK);
+    int n = lc_buckets_take(b, keys, counts, 6, taken);
+    const double *summary = taken + 1; /* sum, min, max */
     CHECK_EQ(n, 4);
     CHECK_EQ(count_of(0x3FF000, keys, counts, n), 3); /* 1.0 twice, 1.001 in its bucket */
     CHECK_EQ(count_of(0x3FF040, keys, counts, n), 1); /* 1.02: the next of 64 in [1, 2) */
@@ -276,7 +281,9 @@ static void test_bucket_ms(void)
     CHECK(summary[0] == 1.0 + 1.001 + 1.02 + 0.0 + 1.0 + 2.0);
     CHECK(summary[1] == 0.0);
     CHECK(summary[2] == 2.0);
-    CHECK_EQ(lc_bucket_ms(values, 0, keys, counts, summary), 0);
+    CHECK_EQ(lc_buckets_add_ms(b, values, 0), LC_OK);
+    CHECK_EQ(lc_buckets_take(b, keys, counts, 6, taken), 0);
+    lc_buckets_free(b);
 }
 
 /* An accumulator across many batches: counts add up, keys stay unique,
@@ -317,7 +324,7 @@ static void test_buckets_accumulate(void)
 
 int main(void)
 {
-    test_bucket_ms();
+    test_bucket_keys();
     test_buckets_accumulate();
     test_off_by_default();
     test_wait_and_run_samples_grouped_by_lane();
