@@ -177,9 +177,10 @@ class Execution:
                 "command_id": self._command_id_of(job.ticket),
             })
         job.state = DONE
-        due = self._finish(lane, _COMPLETED, run_ns)
+        # _finish inlined: this runs once per command.
+        rc = lib.lc_finish_timed(self._ptr, lane.index, _COMPLETED, run_ns)
         job.future.set_result(result)
-        if due:
+        if rc == _SAMPLES_DUE:
             self._hand_over_metrics()
 
     def _fail_attempt(self: CommandQueue, job: Job, error: BaseException, run_seconds: float,
