@@ -179,19 +179,6 @@ static void test_claim_does_not_jump_due_retry(void)
     lc_engine_free(e);
 }
 
-typedef struct delayed_cancel {
-    lc_engine *engine;
-    uint64_t ticket;
-} delayed_cancel;
-
-static void *cancel_later(void *arg)
-{
-    delayed_cancel *dc = arg;
-    sleep_ms(50);
-    CHECK_EQ(lc_cancel(dc->engine, 0, dc->ticket), 1);
-    return NULL;
-}
-
 static void test_wait_idle_woken_by_cancel_of_delayed(void)
 {
     lc_engine *e = lc_engine_new(0);

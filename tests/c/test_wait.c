@@ -231,19 +231,6 @@ static void test_wait_idle(void)
     lc_engine_free(e);
 }
 
-typedef struct delayed_cancel {
-    lc_engine *engine;
-    uint64_t ticket;
-} delayed_cancel;
-
-static void *cancel_later(void *arg)
-{
-    delayed_cancel *dc = arg;
-    sleep_ms(50);
-    CHECK_EQ(lc_cancel(dc->engine, 0, dc->ticket), 1);
-    return NULL;
-}
-
 /* Cancelling the last pending ticket makes the engine idle: waiters return. */
 static void test_wait_idle_woken_by_cancel(void)
 {

@@ -59,4 +59,19 @@ static inline void waiter_start(waiter *w, lc_engine *e, int64_t timeout_ns)
         CHECK((w)->waited_ns < LONG_WAIT / 2);                                         \
     } while (0)
 
+/* A thread that cancels `ticket` in lane 0 after 50 ms, for tests of waits
+ * that a cancel must end. */
+typedef struct delayed_cancel {
+    lc_engine *engine;
+    uint64_t ticket;
+} delayed_cancel;
+
+static inline void *cancel_later(void *arg)
+{
+    delayed_cancel *dc = arg;
+    sleep_ms(50);
+    CHECK_EQ(lc_cancel(dc->engine, 0, dc->ticket), 1);
+    return NULL;
+}
+
 #endif /* LANE_TEST_WAITER_H */
