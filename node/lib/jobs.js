@@ -19,6 +19,9 @@ class Job {
     this.reject = reject;
     this.signal = signal;
     this.onAbort = null;
+    // Set when the job ends (settled or withdrawn): a job frees its engine
+    // slot and settles its promise once, whatever its handler does.
+    this.done = false;
   }
 }
 
@@ -90,9 +93,26 @@ function checkSubmitOptions(options) {
   return signal || undefined;
 }
 
+// Reads `value.then` once; a throwing getter throws here (the handler's
+// failure, for the caller to catch).
 function isThenable(value) {
   return value !== null && (typeof value === 'object' || typeof value === 'function') &&
     typeof value.then === 'function';
+}
+
+const promiseThen = Promise.prototype.then;
+
+/**
+ * Calls `onValue` or `onError` once, later, with the outcome of a thenable a
+ * handler returned. `Promise.resolve` adopts it with once-only resolving
+ * functions, so a thenable that calls back twice, calls both callbacks or
+ * throws after calling back counts only its first outcome; the built-in
+ * `then` is used even if the promise has its own. May throw synchronously
+ * (a promise whose `constructor` getter throws): the caller's try/catch
+ * fails the job then.
+ */
+function whenSettled(thenable, onValue, onError) {
+  promiseThen.call(Promise.resolve(thenable), onValue, onError);
 }
 
 module.exports = {
@@ -105,4 +125,5 @@ module.exports = {
   checkCommandType,
   checkSubmitOptions,
   isThenable,
+  whenSettled,
 };

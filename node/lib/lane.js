@@ -28,13 +28,15 @@ const {
 const { quote, checkOptions, resolveOptions } = require('./config');
 const {
   MODE_JSON, MODE_VALUE, Job, CommandContext, parsePayloadJson, copyPayload, checkCommandType,
-  checkSubmitOptions, isThenable,
+  checkSubmitOptions, isThenable, whenSettled,
 } = require('./jobs');
 const { EVENTS, EventHub } = require('./events');
 
 // After this many dispatches in a row without the event loop turning, the
 // pump yields (setImmediate) so timers and I/O keep running during a flood.
 const YIELD_EVERY = 1024;
+
+function noop() {}
 
 class Lane {
   /**
@@ -248,21 +250,28 @@ class Lane {
     if (this._hub.listening) this._emitSubmitted(job);
     this._emitStarted(job);
     let result;
+    let thenable;
     try {
       result = handler === undefined ? payload : handler(payload, new CommandContext(this, job));
+      // A `then` getter that throws is the handler's failure, like a throw.
+      thenable = isThenable(result);
+      if (thenable) {
+        // The handler is already running; let it finish in the background,
+        // settled once (see whenSettled) through the dispatch path.
+        job.resolve = noop;
+        job.reject = noop;
+        whenSettled(
+          result,
+          (value) => this._settle(job, C.OUTCOME_COMPLETED, value),
+          (error) => this._settle(job, C.OUTCOME_FAILED, error),
+        );
+        this._jobs.set(ticket, job);
+      }
     } catch (error) {
       this._finishInline(job, C.OUTCOME_FAILED, error);
       throw error;
     }
-    if (isThenable(result)) {
-      // The handler is already running; let it finish in the background.
-      this._jobs.set(ticket, job);
-      job.resolve = () => {};
-      job.reject = () => {};
-      result.then(
-        (value) => this._settle(job, C.OUTCOME_COMPLETED, value),
-        (error) => this._settle(job, C.OUTCOME_FAILED, error),
-      );
+    if (thenable) {
       throw new LaneError(
         'ERR_LANE_WOULD_BLOCK',
         `the handler for '${commandType}' returned a Promise: submit() is synchronous and cannot ` +
@@ -399,7 +408,10 @@ class Lane {
   }
 
   _withdraw(job, signal) {
-    if (this._engine.cancel(job.lane.index, job.ticket) !== 1) return false;
+    // Only a job still waiting in its lane can be withdrawn (the engine
+    // refuses a started one); `done` makes that explicit.
+    if (job.done || this._engine.cancel(job.lane.index, job.ticket) !== 1) return false;
+    job.done = true;
     this._jobs.delete(job.ticket);
     this._detachSignal(job);
     if (this._hub.listening) {
@@ -476,7 +488,8 @@ class Lane {
         result = handler === undefined ? job.payload : handler(job.payload, new CommandContext(this, job));
       }
       if (isThenable(result)) {
-        result.then(
+        whenSettled(
+          result,
           (value) => this._settle(job, C.OUTCOME_COMPLETED, value),
           (error) => this._settle(job, C.OUTCOME_FAILED, error),
         );
@@ -490,7 +503,11 @@ class Lane {
   }
 
   // Ends a dispatched job: events, the caller's promise, then the slot.
+  // Once per job: a second call (a handler's thenable calling back again,
+  // a throw after a settle) changes nothing.
   _settle(job, outcome, value) {
+    if (job.done) return;
+    job.done = true;
     if (outcome === C.OUTCOME_COMPLETED && job.mode === MODE_JSON) {
       try {
         value = JSON.stringify(value);
@@ -540,6 +557,8 @@ class Lane {
 
   // The end of a command that submit() ran inline.
   _finishInline(job, outcome, error) {
+    if (job.done) return;
+    job.done = true;
     if (this._hub.listening) {
       if (outcome === C.OUTCOME_COMPLETED) this._emitCompleted(job);
       else this._emitFailed(job, error);
