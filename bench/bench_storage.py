@@ -41,8 +41,14 @@ from concurrent.futures import wait
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
-from pylane import Command, EventEmitter, LaneConfig, QueueManager, QueueManagerBuilder
-from pylane.storage import LocalStorage
+from pylane import (
+    Command,
+    EventEmitter,
+    LaneConfig,
+    LocalStorage,
+    QueueManager,
+    QueueManagerBuilder,
+)
 
 LANE = "work"
 WORKERS = 4

@@ -3,42 +3,100 @@
 Two surfaces over one engine: the full API (``QueueManagerBuilder``,
 ``QueueManager``, ``Command``, ``EventEmitter``...) and the SDK surface
 (``Lane``, ``LaneConfig``) documented by the original a3s-lane README.
+Every public class is importable from here; the optional heavy parts
+(OpenTelemetry, process partitions) are imported on first use.
 """
 
-from .boost import PriorityBoostConfig
-from .cancel import CancelToken, CommandCancelledError, cancel_token
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._runtime.future import CommandFuture
+from ._runtime.queue import CommandQueue
+from .cancel import CancelToken, cancel_token
 from .command import Command, FunctionCommand, JsonCommand
 from .config import DEFAULT_LANES, LaneConfig
-from .dlq import DeadLetter, DeadLetterQueue
+from .durable import (
+    DeadLetter,
+    DeadLetterQueue,
+    LocalStorage,
+    Storage,
+    StoredCommand,
+    StoredDeadLetter,
+)
 from .errors import (
+    CommandCancelledError,
+    CommandSerializationError,
+    CommandTimeoutError,
     InvalidConfigError,
     InvalidPayloadError,
     LaneError,
     LaneNotFoundError,
     LaneTimeoutError,
     NotStartedError,
+    RebuildError,
+    RemoteCommandError,
     ShutdownInProgressError,
+    StorageError,
+    WorkerCrashedError,
 )
 from .events import EventEmitter, EventStream, LaneEvent
-from .execution import CommandTimeoutError
+from .lanes import PriorityBoostConfig, RateLimitConfig, RetryPolicy
 from .manager import QueueManager, QueueManagerBuilder
-from .queue import CommandFuture, CommandQueue
-from .ratelimit import RateLimitConfig
-from .retry import RetryPolicy
+from .metrics import LocalMetrics, MetricsBackend, MetricsSnapshot, QueueMetrics
 from .sdk import Lane
 from .stats import LaneStatus, QueueStats
-from .storage import LocalStorage, Storage, StorageError, StoredCommand, StoredDeadLetter
+
+if TYPE_CHECKING:
+    from .alerts import Alert, AlertLevel, AlertManager, LatencyAlertConfig, QueueDepthAlertConfig
+    from .distributed import DistributedQueue, LocalDistributedQueue
+    from .monitor import MonitorConfig, QueueMonitor
+    from .otel import OtelMetricsBackend
+
+# Public names imported on first use: name -> module.
+_LAZY = {
+    "Alert": ".alerts",
+    "AlertLevel": ".alerts",
+    "AlertManager": ".alerts",
+    "LatencyAlertConfig": ".alerts",
+    "QueueDepthAlertConfig": ".alerts",
+    "DistributedQueue": ".distributed",
+    "LocalDistributedQueue": ".distributed",
+    "MonitorConfig": ".monitor",
+    "QueueMonitor": ".monitor",
+    "OtelMetricsBackend": ".otel",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pylane' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "DEFAULT_LANES",
+    "Alert",
+    "AlertLevel",
+    "AlertManager",
     "CancelToken",
     "Command",
     "CommandCancelledError",
     "CommandFuture",
     "CommandQueue",
+    "CommandSerializationError",
     "CommandTimeoutError",
     "DeadLetter",
     "DeadLetterQueue",
+    "DistributedQueue",
     "EventEmitter",
     "EventStream",
     "FunctionCommand",
@@ -52,18 +110,31 @@ __all__ = [
     "LaneNotFoundError",
     "LaneStatus",
     "LaneTimeoutError",
+    "LatencyAlertConfig",
+    "LocalDistributedQueue",
+    "LocalMetrics",
     "LocalStorage",
+    "MetricsBackend",
+    "MetricsSnapshot",
+    "MonitorConfig",
     "NotStartedError",
+    "OtelMetricsBackend",
     "PriorityBoostConfig",
+    "QueueDepthAlertConfig",
     "QueueManager",
     "QueueManagerBuilder",
+    "QueueMetrics",
+    "QueueMonitor",
     "QueueStats",
     "RateLimitConfig",
+    "RebuildError",
+    "RemoteCommandError",
     "RetryPolicy",
     "ShutdownInProgressError",
     "Storage",
     "StorageError",
     "StoredCommand",
     "StoredDeadLetter",
+    "WorkerCrashedError",
     "cancel_token",
 ]

@@ -12,11 +12,9 @@ from __future__ import annotations
 import threading
 from typing import Optional
 
-from .errors import LaneError
+from .errors import CommandCancelledError
 
-
-class CommandCancelledError(LaneError):
-    """Raised by ``CancelToken.raise_if_cancelled`` once the token is set."""
+__all__ = ["CancelToken", "CommandCancelledError", "cancel_token"]
 
 
 class CancelToken:

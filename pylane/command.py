@@ -12,7 +12,7 @@ import abc
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
-from . import registry
+from .durable import registry
 from .errors import InvalidPayloadError
 
 

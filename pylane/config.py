@@ -14,10 +14,10 @@ from typing import Any, Optional
 
 from ._checks import check_count, check_lane_id, check_priority
 from ._durations import Duration, to_seconds
-from .boost import PriorityBoostConfig
 from .errors import InvalidConfigError
-from .ratelimit import RateLimitConfig
-from .retry import RetryPolicy
+from .lanes.boost import PriorityBoostConfig
+from .lanes.rate_limit import RateLimitConfig
+from .lanes.retry import RetryPolicy
 
 # The SDK's keyword form defaulted max_concurrency to 10; LaneConfig.default()
 # keeps the Rust default of 4. Both are the original's values.

@@ -57,3 +57,41 @@ class LaneTimeoutError(LaneError, TimeoutError):
 
 class InvalidPayloadError(LaneError, ValueError):
     """A payload cannot be carried as JSON (SDK submit)."""
+
+
+class CommandTimeoutError(LaneTimeoutError):
+    """A command's attempt ran past its lane's timeout."""
+
+
+class CommandCancelledError(LaneError):
+    """Raised by ``CancelToken.raise_if_cancelled`` once the token is set."""
+
+
+class StorageError(LaneError):
+    """The storage backend failed or holds data it cannot read."""
+
+
+class RebuildError(LaneError):
+    """A stored command could not be turned back into a command."""
+
+
+class CommandSerializationError(LaneError):
+    """A command, its arguments or its result cannot be pickled, so it cannot
+    cross to or from a worker process."""
+
+
+class RemoteCommandError(LaneError):
+    """A command raised an exception that could not be pickled back; this
+    carries its repr and the worker's traceback."""
+
+    def __init__(self, message: str, remote_traceback: str = "") -> None:
+        super().__init__(message, remote_traceback)
+        self.remote_traceback = remote_traceback
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class WorkerCrashedError(LaneError):
+    """The worker process died (or could not start) while a command was
+    assigned to it."""

@@ -35,6 +35,8 @@ SHUTDOWN_STARTED = "queue.shutdown.started"
 SHUTDOWN_COMPLETE = "queue.shutdown.complete"
 LANE_PRESSURE = "queue.lane.pressure"
 LANE_IDLE = "queue.lane.idle"
+STORAGE_RECOVERED = "queue.storage.recovered"
+STORAGE_CORRUPT = "queue.storage.corrupt"
 
 Predicate = Callable[["LaneEvent"], bool]
 
@@ -181,21 +183,23 @@ class EventEmitter:
         if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
             raise InvalidConfigError(f"event capacity must be a positive integer, got {capacity!r}")
         self.capacity = capacity
-        self._streams: tuple[EventStream, ...] = ()
+        # Copy-on-write under _lock; read without it (emitters check it on
+        # every submit and start to skip building events nobody reads).
+        self.streams: tuple[EventStream, ...] = ()
         self._lock = threading.Lock()
         self._closed = False
 
     @property
     def has_subscribers(self) -> bool:
-        return bool(self._streams)
+        return bool(self.streams)
 
     def emit(self, event: LaneEvent) -> None:
-        for stream in self._streams:
+        for stream in self.streams:
             stream._offer(event)
 
     def emit_new(self, key: str, payload: Optional[dict[str, Any]] = None) -> None:
         """Builds and emits an event only when someone listens."""
-        streams = self._streams
+        streams = self.streams
         if streams:
             event = LaneEvent(key, payload)
             for stream in streams:
@@ -203,9 +207,6 @@ class EventEmitter:
 
     def subscribe(self) -> EventStream:
         return self._add(EventStream(self, self.capacity))
-
-    def subscribe_stream(self) -> EventStream:
-        return self.subscribe()
 
     def subscribe_filtered(self, predicate: Predicate) -> EventStream:
         return self._add(EventStream(self, self.capacity, predicate))
@@ -220,18 +221,18 @@ class EventEmitter:
         streams subscribed later start closed, as no event will come."""
         with self._lock:
             self._closed = True
-            streams = self._streams
+            streams = self.streams
         for stream in streams:
             stream.close()
 
     def _add(self, stream: EventStream) -> EventStream:
         with self._lock:
             if not self._closed:
-                self._streams = (*self._streams, stream)
+                self.streams = (*self.streams, stream)
                 return stream
         stream.close()
         return stream
 
     def _remove(self, stream: EventStream) -> None:
         with self._lock:
-            self._streams = tuple(s for s in self._streams if s is not stream)
+            self.streams = tuple(s for s in self.streams if s is not stream)

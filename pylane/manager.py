@@ -14,16 +14,17 @@ from typing import Any, Callable, Optional, Union
 
 from ._checks import check_lane_id, check_priority
 from ._durations import Duration
+from ._runtime.future import CommandFuture
+from ._runtime.queue import CommandQueue
 from .alerts import AlertManager
 from .command import Command
 from .config import DEFAULT_LANES, LaneConfig
-from .dlq import DeadLetterQueue
+from .durable.dead_letters import DeadLetterQueue
+from .durable.storage import Storage
 from .errors import InvalidConfigError
 from .events import CallbackSubscription, EventEmitter, EventStream, LaneEvent
-from .metrics import QueueMetrics
-from .queue import CommandFuture, CommandQueue, as_queue_metrics
+from .metrics import QueueMetrics, as_queue_metrics
 from .stats import QueueStats
-from .storage import Storage
 
 
 class QueueManagerBuilder:
@@ -114,7 +115,7 @@ class QueueManagerBuilder:
             queue.register_lane(lane_id, config, priority)
         for command_type, factory in self._factories.items():
             queue.register_command(command_type, factory)
-        return QueueManager(queue, metrics=queue.metrics, alerts=self._alerts)
+        return QueueManager(queue, metrics=queue.metrics(), alerts=self._alerts)
 
 
 class QueueManager:
@@ -132,7 +133,7 @@ class QueueManager:
         return self._alerts
 
     def dlq(self) -> Optional[DeadLetterQueue]:
-        return self._queue.dlq
+        return self._queue.dlq()
 
     def register_command(self, command_type: str, factory: Callable[[Any], Command]) -> None:
         self._queue.register_command(command_type, factory)
@@ -183,7 +184,7 @@ class QueueManager:
         self._queue.drain(timeout)
 
     def is_shutting_down(self) -> bool:
-        return self._queue.is_shutting_down
+        return self._queue.is_shutting_down()
 
     def queue(self) -> CommandQueue:
         return self._queue

@@ -69,7 +69,7 @@ class MonitorWarning:
 
 class QueueMonitor:
     """Watches a ``CommandQueue`` (it uses only ``stats()``, ``emitter`` and
-    ``is_shutting_down``). ``emitter`` defaults to the queue's; ``alerts``
+    ``is_shutting_down()``). ``emitter`` defaults to the queue's; ``alerts``
     (an ``AlertManager``) and ``metrics`` (a ``QueueMetrics``) are optional."""
 
     def __init__(self, queue: Any, config: Optional[MonitorConfig] = None,
@@ -130,7 +130,7 @@ class QueueMonitor:
 
     def _run(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            shutting_down = self._queue.is_shutting_down
+            shutting_down = self._queue.is_shutting_down()
             if callable(shutting_down):  # a method on some queue types
                 shutting_down = shutting_down()
             if shutting_down:

@@ -16,15 +16,15 @@ import json
 from collections.abc import Sequence
 from typing import Any, Callable, Optional, Union
 
+from ._runtime.future import CommandFuture
 from .command import JsonCommand
 from .config import LaneConfig, default_lane_configs
-from .dlq import DeadLetterQueue
+from .durable.dead_letters import DeadLetterQueue
+from .durable.storage import Storage
 from .errors import InvalidConfigError, InvalidPayloadError
 from .events import EventEmitter, EventStream
 from .manager import QueueManager, QueueManagerBuilder
-from .queue import CommandFuture
 from .stats import QueueStats
-from .storage import Storage
 
 Handler = Callable[[Any], Any]
 

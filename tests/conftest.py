@@ -156,7 +156,7 @@ class Managers:
             try:
                 for lane_id in queue.lane_ids():
                     manager.resume_lane(lane_id)
-                if not queue.is_started:
+                if not queue.is_started():
                     manager.start()
                 manager.shutdown()
                 manager.drain(WAIT)

@@ -29,7 +29,7 @@ import sys
 import threading
 
 from pylane import Command, EventEmitter, LaneConfig, QueueManagerBuilder
-from pylane.storage import LocalStorage
+from pylane.durable.storage import LocalStorage
 
 _out = threading.Lock()
 _state = threading.Lock()

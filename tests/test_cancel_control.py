@@ -24,12 +24,12 @@ from pylane import (
     LaneNotFoundError,
     LaneTimeoutError,
     QueueManagerBuilder,
+    RetryPolicy,
     ShutdownInProgressError,
 )
 from pylane.cancel import CancelToken, CommandCancelledError, cancel_token
+from pylane.durable.storage import LocalStorage
 from pylane.execution import CommandTimeoutError
-from pylane.retry import RetryPolicy
-from pylane.storage import LocalStorage
 
 
 def buffered(stream):

@@ -24,9 +24,9 @@ from pylane import (
     LaneConfig,
     QueueManager,
     QueueManagerBuilder,
+    RetryPolicy,
 )
-from pylane.dlq import DeadLetter, DeadLetterQueue
-from pylane.retry import RetryPolicy
+from pylane.durable.dead_letters import DeadLetter, DeadLetterQueue
 
 
 def letter(n, lane="work"):
@@ -139,7 +139,7 @@ def test_builder_takes_a_capacity_or_a_dlq(managers):
     mine = DeadLetterQueue(7)
     manager = dlq_manager(managers, mine)
     assert manager.dlq() is mine
-    assert manager.queue().dlq is mine
+    assert manager.queue().dlq() is mine
 
 
 def test_builder_refuses_an_invalid_capacity():
@@ -151,7 +151,7 @@ def test_command_queue_with_dlq(managers):
     dlq = DeadLetterQueue(4)
     emitter = EventEmitter(100)
     queue = CommandQueue.with_dlq(emitter, dlq)
-    assert queue.dlq is dlq and queue.emitter is emitter
+    assert queue.dlq() is dlq and queue.emitter is emitter
     queue.register_lane("work", LaneConfig.new(0, 1))
     managers.track(QueueManager(queue))
     queue.start()

@@ -292,8 +292,8 @@ def test_sdk_style_config_works_with_the_builder(managers):
 
 def test_start_twice_starts_one_pool(managers):
     manager = managers.lanes(("work", 0, 0, 3))
-    count = manager.queue().worker_count
+    count = manager.queue().worker_count()
     assert count == 3
     manager.start()
-    assert manager.queue().worker_count == count
+    assert manager.queue().worker_count() == count
     assert manager.submit("work", lambda: "once").result(WAIT) == "once"

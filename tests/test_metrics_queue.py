@@ -19,10 +19,11 @@ from typing import Any, Optional
 import pytest
 
 from conftest import WAIT
-from pylane import InvalidConfigError, LaneConfig, QueueManagerBuilder
+from pylane import InvalidConfigError, LaneConfig, QueueManagerBuilder, RetryPolicy
 from pylane._lane_core import ffi, lib
-from pylane.dlq import DeadLetterQueue
-from pylane.engine import Engine
+from pylane._runtime.engine import Engine
+from pylane._runtime.metrics_feed import EngineMetricsFeed
+from pylane.durable.dead_letters import DeadLetterQueue
 from pylane.metrics import (
     COMMAND_LATENCY,
     COMMAND_WAIT_TIME,
@@ -39,8 +40,6 @@ from pylane.metrics import (
     QueueMetrics,
     _bucket_keys,
 )
-from pylane.metrics_feed import EngineMetricsFeed
-from pylane.retry import RetryPolicy
 
 
 def metered(managers: Any, metrics: Any, *lanes: tuple[str, LaneConfig, int],
@@ -309,7 +308,7 @@ def test_feed_reports_samples_lost_to_a_full_log(caplog: pytest.LogCaptureFixtur
         assert engine.try_next() == (0, ticket)
         assert lib.lc_finish_timed(engine.ptr, 0, lib.LC_OUTCOME_COMPLETED, 1_000_000) >= 0
         lib.lc_settle(engine.ptr)
-    with caplog.at_level(logging.WARNING, logger="pylane.metrics_feed"):
+    with caplog.at_level(logging.WARNING, logger="pylane.metrics"):
         feed.collect()
     assert feed.dropped == 12
     assert "12 samples lost" in caplog.text

@@ -25,13 +25,16 @@ from pylane.stats import LaneStatus, QueueStats
 
 
 class FakeQueue:
-    """Just what the monitor may use: stats(), emitter, is_shutting_down."""
+    """Just what the monitor may use: stats(), emitter, is_shutting_down()."""
 
     def __init__(self, **lanes: tuple[int, int]) -> None:
         self.emitter = EventEmitter(100)
-        self.is_shutting_down = False
+        self.shutting_down = False
         self.lanes = dict(lanes)  # lane -> (pending, active)
         self.fail_next = False
+
+    def is_shutting_down(self) -> bool:
+        return self.shutting_down
 
     def stats(self) -> QueueStats:
         if self.fail_next:
@@ -159,7 +162,7 @@ def test_stops_by_itself_when_the_queue_shuts_down(monitors: list) -> None:
     monitors.append(monitor)
     monitor.start()
     assert monitor.wait_ticks(1, WAIT)
-    queue.is_shutting_down = True
+    queue.shutting_down = True
     monitor._thread.join(WAIT)
     assert not monitor.is_running
 

@@ -47,7 +47,7 @@ def test_idle_queue_uses_no_cpu(managers):
     manager = lane.manager
     subscription = manager.subscribe(lambda event: None)  # an idle callback thread too
     threads = new_threads(before)
-    assert len(threads) == manager.queue().worker_count + 1 == 28 + 1
+    assert len(threads) == manager.queue().worker_count() + 1 == 28 + 1
     stream = manager.subscribe()  # and an idle stream
     # Work went through the workers (not inline), and they are back in their wait.
     warm_up = [lane.submit_async(status.lane_id, "warm-up", {"lane": status.lane_id})

@@ -30,10 +30,10 @@ from pylane import (
     LaneConfig,
     LaneTimeoutError,
     QueueManagerBuilder,
+    RetryPolicy,
 )
-from pylane.registry import kind_of
-from pylane.retry import RetryPolicy
-from pylane.storage import LocalStorage, StoredCommand, StoredDeadLetter
+from pylane.durable.registry import kind_of
+from pylane.durable.storage import LocalStorage, StoredCommand, StoredDeadLetter
 
 # Commands rebuilt from storage cannot carry a Recorder; they name one.
 SINKS: dict[str, Recorder] = {}
@@ -157,7 +157,7 @@ def test_pending_commands_at_a_timed_out_drain_stay_stored_and_rerun_at_next_sta
     started = [e.payload["command_id"] for e in events if e.key == "queue.command.started"]
     assert started == [f.command_id for f in futures]  # they keep their ids
     assert [f.command_id for f in second.recovered] == started
-    assert second.queue().storage.count_commands() == 0
+    assert second.queue().storage().count_commands() == 0
 
     for future in futures:  # the first manager never ran them
         assert future.cancel()
@@ -213,7 +213,7 @@ def test_custom_to_payload_round_trips_through_a_restart(managers, tmp_path, sin
     first = managers.build(builder_for(LocalStorage(tmp_path)))
     first.pause_lane("work")
     future = first.submit("work", Custom(sink, [4, 5]))
-    [row] = first.queue().storage.load_commands()
+    [row] = first.queue().storage().load_commands()
     assert row.payload == {"s": sink, "n": [4, 5]}
     second = managers.build(builder_for(LocalStorage(tmp_path)))
     assert [f.result(WAIT) for f in second.recovered] == [9]
@@ -290,7 +290,7 @@ def test_a_recovered_command_can_be_cancelled_by_id(managers, tmp_path, sink):
     stream = manager.subscribe()
     manager.start()
     assert manager.cancel("drop") is True
-    assert [r.id for r in manager.queue().storage.load_commands()] == ["keep"]
+    assert [r.id for r in manager.queue().storage().load_commands()] == ["keep"]
     cancelled = [e.payload for e in buffered(stream) if e.key == "queue.command.cancelled"]
     assert cancelled == [{"lane_id": "work", "command_id": "drop"}]
     manager.resume_lane("work")
@@ -381,7 +381,7 @@ def test_what_cannot_be_rebuilt_is_dead_lettered_with_the_reason(
                    if e.key == "queue.command.dead_lettered"}
     assert dead_events == set(letters)
     # Stored as dead letters, no longer as commands: nothing is silently dropped.
-    storage = manager.queue().storage
+    storage = manager.queue().storage()
     assert {x.command_id for x in storage.load_dead_letters()} == set(letters)
     manager.drain(WAIT)
     assert storage.count_commands() == 0
@@ -394,9 +394,9 @@ def test_unrebuildable_commands_are_stored_as_dead_letters_without_a_dlq(manager
     previous_process(tmp_path, [StoredCommand("orphan", "unknown", "work", {"a": 1})])
     manager = managers.build(builder_for(LocalStorage(tmp_path)))
     assert manager.recovered == []
-    [letter] = manager.queue().storage.load_dead_letters()
+    [letter] = manager.queue().storage().load_dead_letters()
     assert letter.command_id == "orphan" and "unknown" in letter.error
-    assert manager.queue().storage.count_commands() == 0
+    assert manager.queue().storage().count_commands() == 0
 
 
 # ---- corrupt rows -------------------------------------------------------------------------
@@ -432,7 +432,7 @@ def test_a_corrupt_row_is_skipped_counted_and_reported(managers, tmp_path, sink,
     assert all("unreadable" in x.error for x in manager.dlq().list())
 
     # Reported once: the bad rows are gone from the commands table, kept as dead letters.
-    storage = manager.queue().storage
+    storage = manager.queue().storage()
     manager.drain(WAIT)
     assert storage.count_commands() == 0
     assert len(storage.load_dead_letters()) == 3

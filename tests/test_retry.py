@@ -21,8 +21,8 @@ from pylane import (
     LaneConfig,
     LaneTimeoutError,
     QueueManagerBuilder,
+    RetryPolicy,
 )
-from pylane.retry import RetryPolicy
 
 
 def buffered(stream):

@@ -1,4 +1,4 @@
-"""Replays every tests/scenarios/*.scn file against ``pylane.engine.Engine``.
+"""Replays every tests/scenarios/*.scn file against ``pylane._runtime.engine.Engine``.
 
 The format is specified in tests/scenarios/README.md; the C replayer
 (tests/c/test_scenarios.c) and the Node one follow the same rules. A failure
@@ -15,7 +15,7 @@ from typing import Optional
 import pytest
 
 from pylane._lane_core import ffi, lib
-from pylane.engine import Engine
+from pylane._runtime.engine import Engine
 from pylane.errors import LaneError
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"

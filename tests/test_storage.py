@@ -30,11 +30,11 @@ from pylane import (
     LaneConfig,
     LaneError,
     QueueManagerBuilder,
+    RetryPolicy,
 )
-from pylane.dlq import DeadLetterQueue
-from pylane.registry import kind_of
-from pylane.retry import RetryPolicy
-from pylane.storage import (
+from pylane.durable.dead_letters import DeadLetterQueue
+from pylane.durable.registry import kind_of
+from pylane.durable.storage import (
     LocalStorage,
     Storage,
     StorageError,
@@ -301,7 +301,7 @@ def test_the_builder_refuses_what_is_not_a_storage():
 def test_sdk_lane_takes_storage_and_dlq(managers, tmp_path):
     storage = LocalStorage(tmp_path)
     lane = managers.sdk([LaneConfig("x", priority=0)], storage=storage, dlq=3)
-    assert lane.manager.queue().storage is storage
+    assert lane.manager.queue().storage() is storage
     assert lane.manager.dlq().capacity == 3
     assert lane.submit("x", "echo", {"a": 1}) == {"a": 1}
     assert storage.count_commands() == 0

@@ -29,11 +29,11 @@ from pylane import (
     LaneError,
     LaneTimeoutError,
     QueueManagerBuilder,
+    RetryPolicy,
 )
 from pylane.cancel import cancel_token
+from pylane.durable.storage import LocalStorage
 from pylane.execution import CommandTimeoutError
-from pylane.retry import RetryPolicy
-from pylane.storage import LocalStorage
 
 TIMEOUT = 0.2
 

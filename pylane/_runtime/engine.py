@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._lane_core import ffi, lib
-from .errors import InvalidConfigError, LaneError
+from .._lane_core import ffi, lib
+from ..errors import InvalidConfigError, LaneError
 
 _ERRORS = {
     lib.LC_ERR_NOMEM: "out of memory",

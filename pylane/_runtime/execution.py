@@ -19,14 +19,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Callable, Optional
 
-from ._durations import describe
-from ._lane_core import ffi, lib
-from .cancel import current
-from .dlq import DeadLetter
-from .errors import LaneTimeoutError
-from .events import (
+from .._durations import describe
+from .._lane_core import ffi, lib
+from ..cancel import current
+from ..durable.dead_letters import DeadLetter, DeadLetterQueue
+from ..durable.storage import Storage, StoredDeadLetter
+from ..errors import CommandTimeoutError
+from ..events import (
     COMMAND_CANCELLED,
     COMMAND_COMPLETED,
     COMMAND_DEAD_LETTERED,
@@ -34,12 +35,12 @@ from .events import (
     COMMAND_RETRY,
     COMMAND_STARTED,
     COMMAND_TIMEOUT,
+    EventEmitter,
 )
 from .jobs import DONE, QUEUED, RUNNING, TIMED_OUT, Job, Lane
-from .storage import StoredDeadLetter
-
-if TYPE_CHECKING:
-    from .queue import CommandQueue
+from .metrics_feed import EngineMetricsFeed
+from .pool import WorkerPool
+from .timeouts import DeadlineWatcher
 
 logger = logging.getLogger("pylane.queue")
 
@@ -54,22 +55,38 @@ _clock = time.perf_counter_ns
 _WAIT_FOREVER = -1
 
 
-class CommandTimeoutError(LaneTimeoutError):
-    """A command's attempt ran past its lane's timeout."""
-
-
 def describe_error(error: BaseException) -> str:
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 class Execution:
-    """Mixed into CommandQueue; uses its engine, jobs, emitter, storage,
-    dead letter queue and metrics."""
+    """Mixed into CommandQueue, which provides the state below."""
+
+    emitter: EventEmitter
+    _ptr: Any
+    _jobs: dict[int, Job]
+    _lanes: dict[str, Lane]
+    _command_id_of: Callable[[int], str]
+    _storage: Optional[Storage]
+    _dlq: Optional[DeadLetterQueue]
+    _metrics: Any
+    _alerts: Any
+    _feed: Optional[EngineMetricsFeed]
+    _timed: bool
+    _state_lock: threading.Lock
+    _deadlines: DeadlineWatcher
+    _pool: WorkerPool
+
+    def _check_pressure(self, lane: Lane) -> None:
+        raise NotImplementedError  # CommandQueue's
+
+    def _save(self, job: Job, last_attempt: bool = False) -> None:
+        raise NotImplementedError  # CommandQueue's
 
     # ---- the worker loop ------------------------------------------------------
 
-    def _work(self: CommandQueue) -> None:
+    def _work(self) -> None:
         ptr = self._ptr
         out = ffi.new("lc_dispatch *")
         jobs = self._jobs
@@ -86,7 +103,7 @@ class Execution:
             job = None
             rc = lib.pylane_settle_and_wait(ptr, _WAIT_FOREVER, out)
 
-    def _execute(self: CommandQueue, job: Job) -> bool:
+    def _execute(self, job: Job) -> bool:
         """Runs one attempt of a dispatched job and ends it. The caller then
         settles it in the engine. Returns False when the attempt timed out
         while running: its end was handled by the deadline, and this thread
@@ -111,7 +128,7 @@ class Execution:
         timed = self._timed
         started = _clock() if timed else 0
         try:
-            if emitter._streams:
+            if emitter.streams:
                 emitter.emit_new(COMMAND_STARTED, {
                     "lane_id": lane.lane_id,
                     "command_id": self._command_id_of(job.ticket),
@@ -130,7 +147,7 @@ class Execution:
         if timeout is not None:
             with self._state_lock:
                 if job.state != RUNNING or job.attempt != attempt:
-                    self._abandoned.discard(threading.current_thread())
+                    self._pool.returned(threading.current_thread())
                     return False
                 job.state = DONE
         if failure is None:
@@ -143,21 +160,21 @@ class Execution:
 
     # ---- how an attempt ends --------------------------------------------------
 
-    def _finish(self: CommandQueue, lane: Lane, outcome: int, run_ns: int = _NOT_TIMED) -> bool:
+    def _finish(self, lane: Lane, outcome: int, run_ns: int = _NOT_TIMED) -> bool:
         """Ends the attempt in the engine (which records its run time when
         metrics are on); True when the engine's samples are due to be
         handed to the metrics, which the caller does once the command's
         future is resolved, so no caller waits for the hand-over."""
         return lib.lc_finish_timed(self._ptr, lane.index, outcome, run_ns) == _SAMPLES_DUE
 
-    def _hand_over_metrics(self: CommandQueue) -> None:
+    def _hand_over_metrics(self) -> None:
         if self._feed is not None:
             try:
                 self._feed.collect(wait=False)
             except Exception:
                 logger.exception("handing metrics over failed; the queue goes on")
 
-    def _record(self: CommandQueue, hook: str, *args: Any) -> None:
+    def _record(self, hook: str, *args: Any) -> None:
         """Calls a metrics hook. A backend that raises must not cost the
         command its end (a worker would leave its slot taken for good):
         the error is logged and the command goes on."""
@@ -166,12 +183,12 @@ class Execution:
         except Exception:
             logger.exception("metrics hook %s failed; the queue goes on", hook)
 
-    def _succeed(self: CommandQueue, job: Job, result: Any, run_ns: int) -> None:
+    def _succeed(self, job: Job, result: Any, run_ns: int) -> None:
         lane = job.lane
         self._jobs.pop(job.ticket, None)
         if job.stored:
             self._forget_stored(job)
-        if self.emitter._streams:
+        if self.emitter.streams:
             self.emitter.emit_new(COMMAND_COMPLETED, {
                 "lane_id": lane.lane_id,
                 "command_id": self._command_id_of(job.ticket),
@@ -183,7 +200,7 @@ class Execution:
         if rc == _SAMPLES_DUE:
             self._hand_over_metrics()
 
-    def _fail_attempt(self: CommandQueue, job: Job, error: BaseException, run_seconds: float,
+    def _fail_attempt(self, job: Job, error: BaseException, run_seconds: float,
                       timed_out: bool) -> None:
         """Retries the job if its lane's policy allows, else fails it for good."""
         lane = job.lane
@@ -197,7 +214,7 @@ class Execution:
         else:
             self._fail_for_good(job, error, run_seconds, timed_out)
 
-    def _retry(self: CommandQueue, job: Job, delay: float) -> None:
+    def _retry(self, job: Job, delay: float) -> None:
         lane = job.lane
         job.attempt += 1
         job.token = None  # each attempt starts uncancelled
@@ -214,7 +231,7 @@ class Execution:
         if self._metrics is not None:
             self._record("record_retry", lane.lane_id)
         job.state = QUEUED
-        job.future._back_to_pending()
+        job.future.back_to_pending()
         self._jobs[job.ticket] = job
         due = self._finish(lane, _RETRIED)
         # The engine holds the back-off as a delayed entry: no thread sleeps.
@@ -226,7 +243,7 @@ class Execution:
         if due:
             self._hand_over_metrics()
 
-    def _fail_for_good(self: CommandQueue, job: Job, error: BaseException, run_seconds: float,
+    def _fail_for_good(self, job: Job, error: BaseException, run_seconds: float,
                        timed_out: bool) -> None:
         lane = job.lane
         command_id = self._command_id_of(job.ticket)
@@ -250,13 +267,13 @@ class Execution:
         if due:
             self._hand_over_metrics()
 
-    def _dead_letter(self: CommandQueue, job: Job, command_id: str, error: str) -> None:
+    def _dead_letter(self, job: Job, command_id: str, error: str) -> None:
         if self._dlq is None and not job.stored:
             return
         letter = DeadLetter(command_id, job.command_type, job.lane.lane_id, error, job.attempt + 1)
         self._record_dead_letter(letter)
 
-    def _record_dead_letter(self: CommandQueue, letter: DeadLetter) -> None:
+    def _record_dead_letter(self, letter: DeadLetter) -> None:
         """Keeps a dead letter in the DLQ and, with storage, on disk."""
         if self._dlq is not None:
             self._dlq.push(letter)
@@ -278,7 +295,7 @@ class Execution:
         if self._metrics is not None:
             self._record("record_dead_letter", letter.lane_id)
 
-    def _end_cancelled(self: CommandQueue, job: Job) -> None:
+    def _end_cancelled(self, job: Job) -> None:
         """A job whose future was cancelled after the engine dispatched it."""
         self._jobs.pop(job.ticket, None)
         if job.stored:
@@ -288,7 +305,7 @@ class Execution:
         if self._finish(job.lane, _CANCELLED):
             self._hand_over_metrics()
 
-    def _end_cancelled_while_running(self: CommandQueue, job: Job, error: BaseException) -> None:
+    def _end_cancelled_while_running(self, job: Job, error: BaseException) -> None:
         """A running command that stopped after its token was cancelled: no
         retry, no dead letter; its future carries what it raised."""
         self._jobs.pop(job.ticket, None)
@@ -300,7 +317,7 @@ class Execution:
         if due:
             self._hand_over_metrics()
 
-    def _forget_stored(self: CommandQueue, job: Job) -> None:
+    def _forget_stored(self, job: Job) -> None:
         """Removes an ended command from storage. A storage error must not
         cost the result or the slot: the command has run; at worst it runs
         again after a restart (at-least-once), which the log says."""
@@ -311,7 +328,7 @@ class Execution:
             logger.exception("could not remove ended command %s from storage; it may run "
                              "again after a restart", command_id)
 
-    def _emit_cancelled_ticket(self: CommandQueue, lane: Lane, ticket: int) -> None:
+    def _emit_cancelled_ticket(self, lane: Lane, ticket: int) -> None:
         if self._metrics is not None:
             self._record("record_cancel", lane.lane_id)
         self.emitter.emit_new(COMMAND_CANCELLED, {
@@ -321,7 +338,7 @@ class Execution:
 
     # ---- timeouts -----------------------------------------------------------------
 
-    def _on_deadline(self: CommandQueue, item: tuple[Job, int]) -> None:
+    def _on_deadline(self, item: tuple[Job, int]) -> None:
         """The deadline thread: ends an attempt that is still running past its
         lane's timeout. Python cannot stop the thread, so: the command's token
         is set (it may stop by itself), the attempt fails with
@@ -333,13 +350,10 @@ class Execution:
             if job.state != RUNNING or job.attempt != attempt:
                 return  # finished in time, or already retried
             job.state = TIMED_OUT
-            thread = job.thread
-            if thread is not None:
-                self._abandoned.add(thread)
-            self._abandoned_total += 1
+            self._pool.abandon(job.thread)
         job.cancel_token().cancel("timed out")
         timeout = job.lane.timeout or 0.0
         error = CommandTimeoutError(f"Command timed out after {describe(timeout)}")
         self._fail_attempt(job, error, timeout, timed_out=True)
         lib.lc_settle(self._ptr)
-        self._spawn_worker()
+        self._pool.spawn()

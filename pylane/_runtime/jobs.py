@@ -1,25 +1,19 @@
-"""The records a queue keeps per lane and per command, and the future it
-hands back. Plain data with ``__slots__``: one of each is made per submit."""
+"""The records a queue keeps per lane and per command, and the one table that
+owns tickets, command ids and live jobs. Plain data with ``__slots__``: one
+``Job`` is made per submit.
+"""
 
 from __future__ import annotations
 
+import itertools
 import threading
-from concurrent.futures import Future
+import uuid
+from typing import Any, Callable, Optional
 
-# Future's own state names (strings); ours for jobs are the ints below.
-from concurrent.futures._base import CANCELLED as F_CANCELLED
-from concurrent.futures._base import CANCELLED_AND_NOTIFIED as F_CANCELLED_AND_NOTIFIED
-from concurrent.futures._base import FINISHED as F_FINISHED
-from concurrent.futures._base import PENDING as F_PENDING
-from concurrent.futures._base import RUNNING as F_RUNNING
-from typing import TYPE_CHECKING, Any, Callable, Optional
-
-from .cancel import CancelToken
-from .command import Command, command_type_of
-from .config import LaneConfig
-
-if TYPE_CHECKING:
-    from .queue import CommandQueue
+from ..cancel import CancelToken
+from ..command import Command, command_type_of
+from ..config import LaneConfig
+from .future import CommandFuture
 
 # Job states. A job is QUEUED (in its lane or waiting out a retry delay),
 # RUNNING (one attempt in progress), DONE, or TIMED_OUT (its attempt passed
@@ -47,206 +41,6 @@ class Lane:
         self.pressured = False
         # Outcomes the engine does not count (it sees a timeout as a failure).
         self.counters = {"timed_out": 0, "dead_lettered": 0}
-
-
-# Guard the lazy creation of futures' conditions, and the state changes made
-# while a future has none (see CommandFuture's fast paths). Striped: one
-# shared lock made 16 blocking callers and 6 workers queue up behind it
-# (a lock convoy with the GIL: 20k instead of 45k commands/s).
-_STRIPES = tuple(threading.Lock() for _ in range(64))
-
-
-def _creation_lock(future: object) -> threading.Lock:
-    return _STRIPES[(id(future) >> 4) & 63]
-_SETTABLE = (F_PENDING, F_RUNNING)
-_DONE_STATES = (F_CANCELLED, F_CANCELLED_AND_NOTIFIED, F_FINISHED)
-# States no transition leaves (a retry goes back to pending from RUNNING;
-# CANCELLED still becomes CANCELLED_AND_NOTIFIED).
-_FINAL_STATES = (F_CANCELLED_AND_NOTIFIED, F_FINISHED)
-
-
-class _SettledCondition:
-    """The Condition of a future that reached a final state while it had
-    none. ``concurrent.futures.wait`` and ``as_completed`` lock every future
-    they are given; building a real Condition for each finished one cost
-    about 1.5 us a future, 44% of a 100,000-command flood's time under the
-    GIL. Nothing changes a settled future any more, so there is nothing to
-    lock and nobody to wake: every method returns at once. Its waiter list
-    is the future's own (``_waiters``), appended and removed under the GIL.
-    Shared by all such futures; it holds no state."""
-
-    __slots__ = ()
-
-    def __enter__(self) -> bool:
-        return True
-
-    def __exit__(self, *_exc: object) -> None:
-        return None
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        return True
-
-    def release(self) -> None:
-        return None
-
-    def wait(self, timeout: Optional[float] = None) -> bool:
-        return True
-
-    def wait_for(self, predicate: Callable[[], Any], timeout: Optional[float] = None) -> Any:
-        return predicate()
-
-    def notify(self, n: int = 1) -> None:
-        return None
-
-    def notify_all(self) -> None:
-        return None
-
-
-_SETTLED = _SettledCondition()
-
-
-class CommandFuture(Future):
-    """A ``concurrent.futures.Future`` that knows its command.
-
-    ``cancel()`` on a command still waiting in its lane (or waiting out a
-    retry delay) removes it and returns True. On a running command it sets
-    the command's cancel token (see ``pylane.cancel_token``) and returns
-    False, as ``Future.cancel`` does: the command decides whether to stop.
-
-    Memory: a million queued commands must fit in a few hundred MB, and a
-    plain Future costs about 1.5 KB, mostly its Condition (an RLock and a
-    deque). So this future keeps its fields in slots (no per-instance dict)
-    and makes its Condition and lists on first use — for most commands, at
-    dispatch. ``Future``'s own methods only ever read these three attributes,
-    which the properties below provide.
-    """
-
-    __slots__ = (
-        "_callbacks", "_cond", "_exception", "_lane", "_queue", "_result", "_state", "_ticket",
-        "_waiter_list",
-    )
-
-    def __init__(self, queue: CommandQueue, lane: Lane, ticket: int) -> None:
-        # Future.__init__ is not called: it would build the Condition now.
-        self._state = F_PENDING
-        self._result = None
-        self._exception = None
-        self._cond: Optional[threading.Condition] = None
-        self._waiter_list: Optional[list[Any]] = None
-        self._callbacks: Optional[list[Any]] = None
-        self._queue = queue
-        self._lane = lane
-        self._ticket = ticket
-
-    @property
-    def _condition(self) -> Any:
-        condition = self._cond
-        if condition is None:
-            if self._state in _FINAL_STATES:
-                # Settled with nobody ever waiting: nothing left to guard.
-                return _SETTLED
-            with _creation_lock(self):
-                condition = self._cond
-                if condition is None:
-                    if self._state in _FINAL_STATES:
-                        return _SETTLED
-                    condition = self._cond = threading.Condition()
-        return condition
-
-    @property
-    def _waiters(self) -> list[Any]:
-        # Future only touches it with the condition held.
-        waiters = self._waiter_list
-        if waiters is None:
-            waiters = self._waiter_list = []
-        return waiters
-
-    @property
-    def _done_callbacks(self) -> list[Any]:
-        # Future touches it with the condition held, or after the state is
-        # final (when no one appends any more).
-        callbacks = self._callbacks
-        if callbacks is None:
-            callbacks = self._callbacks = []
-        return callbacks
-
-    # Fast paths for the worker. While nobody has touched the Condition (no
-    # result() or wait() in progress, no done-callback), nobody can be
-    # waiting, so the state can change under the creation lock alone; anyone
-    # who looks later makes the Condition under that same lock and then sees
-    # the new state. Otherwise Future's own locked path runs.
-
-    def set_running_or_notify_cancel(self) -> bool:
-        if self._cond is None:
-            with _creation_lock(self):
-                if self._cond is None and self._state == F_PENDING:
-                    self._state = F_RUNNING
-                    return True
-        return super().set_running_or_notify_cancel()
-
-    def set_result(self, result: Any) -> None:
-        if self._cond is None:
-            with _creation_lock(self):
-                if self._cond is None and self._state in _SETTABLE:
-                    self._result = result
-                    self._state = F_FINISHED
-                    return
-        super().set_result(result)
-
-    def set_exception(self, exception: Optional[BaseException]) -> None:
-        if self._cond is None:
-            with _creation_lock(self):
-                if self._cond is None and self._state in _SETTABLE:
-                    self._exception = exception
-                    self._state = F_FINISHED
-                    return
-        super().set_exception(exception)
-
-    # Reads of a finished future. FINISHED is final (a retry goes back to
-    # pending only from RUNNING) and the value is stored before the state,
-    # so a caller that sees FINISHED needs no lock, and no Condition is
-    # built just to read a result that is already there (``run()`` does
-    # this for every command). Anything else takes Future's locked path.
-
-    def done(self) -> bool:
-        return self._state in _DONE_STATES
-
-    def result(self, timeout: Optional[float] = None) -> Any:
-        if self._state == F_FINISHED:
-            error = self._exception
-            if error is None:
-                return self._result
-            try:
-                raise error
-            finally:
-                error = None  # no frame -> error -> traceback -> frame cycle
-        return super().result(timeout)
-
-    def exception(self, timeout: Optional[float] = None) -> Optional[BaseException]:
-        if self._state == F_FINISHED:
-            return self._exception
-        return super().exception(timeout)
-
-    @property
-    def command_id(self) -> str:
-        return self._queue._command_id_of(self._ticket)
-
-    @property
-    def lane_id(self) -> str:
-        return self._lane.lane_id
-
-    def cancel(self) -> bool:
-        if not self._queue._withdraw(self._lane, self._ticket):
-            return super().cancel()
-        cancelled = super().cancel()
-        self._queue._emit_cancelled_ticket(self._lane, self._ticket)
-        return cancelled
-
-    def _back_to_pending(self) -> None:
-        """A retry puts the future back to pending, so that it can be
-        cancelled while it waits and started again when dispatched."""
-        with self._condition:
-            self._state = F_PENDING
 
 
 class Job:
@@ -284,3 +78,76 @@ class Job:
         if token is None:
             token = self.token = CancelToken()
         return token
+
+
+class JobTable:
+    """Tickets, command ids and the live jobs of one queue — their only owner.
+
+    ``live`` maps a ticket to its job from submit until the job ends; the
+    engine only ever holds tickets. Locking: none of its own. Each access is
+    one dict operation, atomic under the GIL, and a ticket has one writer at
+    a time (the submitter until the engine has it, then the one worker the
+    engine dispatched it to), so no two threads race on one entry.
+
+    Ids: a random, UUID-shaped prefix per queue plus the ticket gives ids
+    that are unique across processes without a ``uuid4()`` per command.
+    Commands recovered from storage keep the ids they had (``adopt``).
+
+    It is also the ``FutureOwner`` of the queue's futures: ``withdraw`` and
+    ``report_cancelled`` are the queue's, handed in at construction.
+    """
+
+    __slots__ = ("_ids_by_ticket", "_on_cancelled", "_tickets", "_tickets_by_id", "_withdraw",
+                 "live", "prefix")
+
+    def __init__(self, withdraw: Callable[[Lane, int], bool],
+                 on_cancelled: Callable[[Lane, int], None]) -> None:
+        self.live: dict[int, Job] = {}
+        self.prefix = str(uuid.uuid4())[:24]
+        self._tickets = itertools.count(1)
+        self._ids_by_ticket: dict[int, str] = {}
+        self._tickets_by_id: dict[str, int] = {}
+        self._withdraw = withdraw
+        self._on_cancelled = on_cancelled
+
+    def new_job(self, call: Callable[[], Any], source: Any, lane: Lane) -> Job:
+        """A job under a fresh ticket (not yet live: the queue adds it once
+        it hands the ticket to the engine)."""
+        ticket = next(self._tickets)
+        return Job(call, source, CommandFuture(self, lane, ticket), lane, ticket)
+
+    def adopt(self, command_id: str, call: Callable[[], Any], source: Any, lane: Lane) -> Job:
+        """A job for a command recovered from storage: it keeps its id."""
+        job = self.new_job(call, source, lane)
+        self._ids_by_ticket[job.ticket] = command_id
+        self._tickets_by_id[command_id] = job.ticket
+        return job
+
+    def is_own(self, command_id: str) -> bool:
+        """True for ids this table made (commands submitted in this process)."""
+        return command_id.startswith(self.prefix)
+
+    def command_id(self, ticket: int) -> str:
+        return self._ids_by_ticket.get(ticket) or f"{self.prefix}{ticket:012x}"
+
+    def find(self, command_id: object) -> Optional[Job]:
+        """The live job of a command id, if any (None for any other value)."""
+        if not isinstance(command_id, str):
+            return None
+        ticket = self._tickets_by_id.get(command_id)
+        if ticket is None:
+            if not command_id.startswith(self.prefix):
+                return None
+            try:
+                ticket = int(command_id[len(self.prefix):], 16)
+            except ValueError:
+                return None
+        return self.live.get(ticket)
+
+    # FutureOwner
+
+    def withdraw(self, lane: Any, ticket: int) -> bool:
+        return self._withdraw(lane, ticket)
+
+    def report_cancelled(self, lane: Any, ticket: int) -> None:
+        self._on_cancelled(lane, ticket)

@@ -22,9 +22,9 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from ._lane_core import ffi, lib
+from .._lane_core import ffi, lib
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("pylane.metrics")
 
 # The most samples the engine may buffer between batches (12 bytes each).
 # A batch is due at 16,384 (about 8,000 commands), but the worker that hands

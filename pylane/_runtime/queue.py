@@ -1,7 +1,7 @@
 """CommandQueue: lanes on the C engine, a worker pool, futures and events.
 
 How a command flows:
-  submit()  — the job goes into ``_jobs`` under a fresh ticket (and, with
+  submit()  — the job goes into the job table under a fresh ticket (and, with
               storage, to disk first), the ticket into its lane in the engine,
               which wakes one waiting worker;
   worker    — blocks in the engine (GIL released) until the engine hands it
@@ -14,23 +14,21 @@ deadline heap.
 from __future__ import annotations
 
 import functools
-import itertools
 import logging
 import threading
 import types
-import uuid
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional, Union
 
-from ._checks import check_lane_id, check_priority
-from ._durations import Duration, describe, to_seconds
-from ._lane_core import lib
-from .command import Command
-from .config import LaneConfig
-from .deadlines import DeadlineWatcher
-from .dlq import DeadLetterQueue
-from .engine import Engine, check
-from .errors import (
+from .._checks import check_lane_id, check_priority
+from .._durations import Duration, describe, to_seconds
+from .._lane_core import lib
+from ..command import Command
+from ..config import LaneConfig
+from ..durable.dead_letters import DeadLetterQueue
+from ..durable.registry import CommandRegistry
+from ..durable.storage import Storage, StoredCommand
+from ..errors import (
     InvalidConfigError,
     InvalidPayloadError,
     LaneNotFoundError,
@@ -38,27 +36,32 @@ from .errors import (
     NotStartedError,
     ShutdownInProgressError,
 )
-from .events import (
+from ..events import (
     COMMAND_SUBMITTED,
     LANE_IDLE,
     LANE_PRESSURE,
     SHUTDOWN_COMPLETE,
     SHUTDOWN_STARTED,
+    STORAGE_CORRUPT,
+    STORAGE_RECOVERED,
     CallbackSubscription,
     EventEmitter,
     EventStream,
     LaneEvent,
 )
+from ..metrics import QueueMetrics, as_queue_metrics
+from ..stats import LaneStatus, QueueStats
+from . import recovery
+from .engine import Engine, check
 from .execution import Execution
-from .jobs import RUNNING, CommandFuture, Job, Lane
-from .metrics import MetricsBackend, QueueMetrics
+from .future import CommandFuture
+from .jobs import RUNNING, Job, JobTable, Lane
 from .metrics_feed import EngineMetricsFeed
-from .recovery import recover
-from .registry import CommandRegistry
-from .stats import LaneStatus, QueueStats
-from .storage import Storage, StoredCommand
+from .pool import WorkerPool
+from .timeouts import DeadlineWatcher
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("pylane.queue")
+recovery_log = logging.getLogger("pylane.recovery")
 
 _RUN_INLINE = lib.LC_RUN_INLINE
 # Callables that cannot be a Command.
@@ -116,22 +119,20 @@ class CommandQueue(Execution):
         # SDK handlers by command type, for JsonCommands rebuilt from storage.
         self.json_handlers: dict[str, Callable[[Any], Any]] = {}
         self._lanes: dict[str, Lane] = {}
-        self._jobs: dict[int, Job] = {}
-        self._tickets = itertools.count(1)
-        # A random, UUID-shaped prefix per queue plus the ticket gives ids
-        # that are unique across processes without a uuid4() per command.
-        # Commands recovered from storage keep their old ids (_ids_by_ticket).
-        self._id_prefix = str(uuid.uuid4())[:24]
-        self._ids_by_ticket: dict[int, str] = {}
-        self._tickets_by_id: dict[str, int] = {}
+        self._table = JobTable(self._withdraw, self._emit_cancelled_ticket)
+        self._jobs = self._table.live  # the hot paths' direct reference
+        self._command_id_of = self._table.command_id
+        # Lock rules. _registry_lock: lanes, start/stop state. _intake:
+        # orders submits against shutdown (reentrant: an event filter run
+        # during submit may itself submit). _state_lock: a job's RUNNING ->
+        # DONE / TIMED_OUT transition (a worker finishing against the
+        # deadline thread) and a lane's pressure flag. Order: _state_lock
+        # before the pool's own lock; no engine call waits under any of them.
         self._registry_lock = threading.Lock()
-        # Reentrant: an event filter run during submit may itself submit.
         self._intake = threading.RLock()
         self._state_lock = threading.Lock()
         self._deadlines = DeadlineWatcher(self._on_deadline)
-        self._workers: list[threading.Thread] = []
-        self._abandoned: set[threading.Thread] = set()
-        self._abandoned_total = 0
+        self._pool = WorkerPool(self._work)
         self._started = False
         self._shutting_down = False
         self._stopped = False
@@ -143,15 +144,15 @@ class CommandQueue(Execution):
         """The original's ``CommandQueue::with_dlq(emitter, dlq)``."""
         return cls(emitter, dlq=dlq, **options)
 
-    @property
+    # Accessors are methods, as in the original API (``manager.queue()``,
+    # ``manager.dlq()``); plain data (``emitter``, ``recovered``) are attributes.
+
     def metrics(self) -> Optional[QueueMetrics]:
         return self._metrics
 
-    @property
     def storage(self) -> Optional[Storage]:
         return self._storage
 
-    @property
     def dlq(self) -> Optional[DeadLetterQueue]:
         return self._dlq
 
@@ -198,17 +199,15 @@ class CommandQueue(Execution):
 
     # ---- lifecycle --------------------------------------------------------
 
-    @property
     def is_started(self) -> bool:
         return self._started
 
-    @property
     def is_shutting_down(self) -> bool:
         return self._shutting_down
 
-    @property
     def worker_count(self) -> int:
-        return len(self._workers) - len(self._abandoned)
+        """Workers taking commands (not counting abandoned ones)."""
+        return self._pool.alive
 
     def _pool_size(self) -> int:
         if self._max_workers is not None:
@@ -231,21 +230,44 @@ class CommandQueue(Execution):
                 check(lib.lc_set_workers(self._ptr, size), "set worker budget")
             self._started = True
         if self._storage is not None:
-            recover(self)
+            self._recover(self._storage)
         for _ in range(size):
-            self._spawn_worker()
+            self._pool.spawn()
 
-    def _spawn_worker(self) -> None:
-        with self._registry_lock:
-            if self._stopped:
-                return
-            thread = threading.Thread(
-                target=self._work, name=f"pylane-worker-{len(self._workers)}", daemon=True
-            )
-            # Started under the lock, so that _stop_workers never finds a
-            # listed thread it cannot join yet.
-            thread.start()
-            self._workers.append(thread)
+    def _recover(self, storage: Storage) -> None:
+        """Queues again what a previous process left in storage (see
+        recovery.py); what cannot run again becomes a dead letter."""
+        todo = recovery.plan(storage, self._lanes, self.registry, self.json_handlers,
+                             self._table.is_own, with_dead_letters=self._dlq is not None)
+        for letter in todo.restored_letters:
+            self._dlq.push(letter)  # type: ignore[union-attr]
+        for letter in todo.lost:
+            recovery_log.error("stored command %s (%s in %s) cannot be recovered: %s",
+                         letter.command_id, letter.command_type, letter.lane_id, letter.error)
+            self._record_dead_letter(letter)
+            storage.remove_command(letter.command_id)
+        for row_id, reason in todo.corrupt:
+            self.emitter.emit_new(STORAGE_CORRUPT, {"command_id": row_id, "error": reason})
+        for item in todo.requeue:
+            command = item.command
+            job = self._table.adopt(item.stored.id, command.execute, command, item.lane)
+            job.attempt = item.stored.retry_count
+            job.stored = True
+            self._jobs[job.ticket] = job
+            rc = lib.lc_submit(self._ptr, item.lane.index, job.ticket, 0)
+            if rc < 0:
+                self._jobs.pop(job.ticket, None)
+                check(rc, "recover")
+            self.recovered.append(job.future)
+        unrecoverable = len(todo.lost) - len(todo.corrupt)
+        if todo.lost or todo.requeue:
+            recovery_log.info(
+                "recovered %d stored commands (%d unreadable, %d could not be rebuilt)",
+                len(todo.requeue), len(todo.corrupt), unrecoverable)
+            self.emitter.emit_new(STORAGE_RECOVERED, {
+                "recovered": len(todo.requeue), "corrupt": len(todo.corrupt),
+                "unrecoverable": unrecoverable,
+            })
 
     def shutdown(self) -> None:
         """Stops intake; commands already submitted still run. Emits
@@ -301,14 +323,10 @@ class CommandQueue(Execution):
             if self._stopped:
                 return
             self._stopped = True
-            workers = list(self._workers)
+        self._pool.stop()
         self._engine.stop()
         self._deadlines.stop()
-        current = threading.current_thread()
-        for thread in workers:
-            # An abandoned thread may never return from its command.
-            if thread is not current and thread not in self._abandoned:
-                thread.join()
+        self._pool.join()
         if self._feed is not None:
             # Last hand-over, then let go: a QueueMetrics that outlives the
             # queue must not keep its engine alive, nor refresh it forever.
@@ -359,8 +377,7 @@ class CommandQueue(Execution):
             call = functools.partial(command, *args, **kwargs) if args or kwargs else command
         else:
             raise TypeError(f"submit() needs a Command or a callable, got {type(command).__name__}")
-        ticket = next(self._tickets)
-        return Job(call, command, CommandFuture(self, lane, ticket), lane, ticket)
+        return self._table.new_job(call, command, lane)
 
     def _enqueue(self, job: Job, engine_submit: Callable[..., int]) -> int:
         """Hands the job to the engine (``lc_submit`` or
@@ -380,7 +397,7 @@ class CommandQueue(Execution):
             with self._intake:
                 if self._shutting_down:
                     raise ShutdownInProgressError()
-                if self.emitter._streams:
+                if self.emitter.streams:
                     self._emit_submitted(job)
                 self._jobs[ticket] = job
                 rc = engine_submit(self._ptr, job.lane.index, ticket, 0)
@@ -442,14 +459,6 @@ class CommandQueue(Execution):
             "command_type": job.command_type,
         })
 
-    def _command_id_of(self, ticket: int) -> str:
-        return self._ids_by_ticket.get(ticket) or f"{self._id_prefix}{ticket:012x}"
-
-    def _adopt_id(self, ticket: int, command_id: str) -> None:
-        """A recovered command keeps the id it had before the restart."""
-        self._ids_by_ticket[ticket] = command_id
-        self._tickets_by_id[command_id] = ticket
-
     # ---- cancel and pause ---------------------------------------------------
 
     def _withdraw(self, lane: Lane, ticket: int) -> bool:
@@ -473,17 +482,9 @@ class CommandQueue(Execution):
 
     def cancel(self, command_id: str) -> bool:
         """Cancels a command by id: True if it will not run. A running
-        command gets its cancel token set (and False is returned)."""
-        ticket = self._tickets_by_id.get(command_id)
-        if ticket is None:
-            prefix = self._id_prefix
-            if not command_id.startswith(prefix):
-                return False
-            try:
-                ticket = int(command_id[len(prefix):], 16)
-            except ValueError:
-                return False
-        job = self._jobs.get(ticket)
+        command gets its cancel token set (and False is returned). An id
+        this queue does not know (or not a string) gives False."""
+        job = self._table.find(command_id)
         return job is not None and job.future.cancel()
 
     def pause_lane(self, lane_id: str) -> None:
@@ -514,12 +515,9 @@ class CommandQueue(Execution):
             dead_letter_count=len(self._dlq) if self._dlq is not None else 0,
             lanes=lanes,
             total_delayed=sum(s.delayed for s in lanes),
-            abandoned_threads=len(self._abandoned),
-            abandoned_total=self._abandoned_total,
+            abandoned_threads=self._pool.abandoned,
+            abandoned_total=self._pool.abandoned_total,
         )
-
-    def status(self) -> dict[str, LaneStatus]:
-        return {s.lane_id: s for s in self.stats().lanes}
 
     def subscribe(
         self, callback: Optional[Callable[[LaneEvent], Any]] = None
@@ -528,20 +526,6 @@ class CommandQueue(Execution):
             return self.emitter.subscribe_callback(callback)
         return self.emitter.subscribe()
 
-    def subscribe_stream(self) -> EventStream:
-        return self.emitter.subscribe()
-
     def subscribe_filtered(self, predicate: Callable[[LaneEvent], bool]) -> EventStream:
         return self.emitter.subscribe_filtered(predicate)
 
-
-def as_queue_metrics(metrics: Any) -> Optional[QueueMetrics]:
-    """What the queue records into: a ``QueueMetrics``, or a bare backend,
-    which is wrapped (a common slip: ``with_metrics(LocalMetrics())``)."""
-    if metrics is None or isinstance(metrics, QueueMetrics):
-        return metrics
-    if isinstance(metrics, MetricsBackend):
-        return QueueMetrics(metrics)
-    raise InvalidConfigError(
-        f"metrics must be a QueueMetrics or a MetricsBackend, got {type(metrics).__name__}"
-    )

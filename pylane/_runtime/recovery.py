@@ -1,44 +1,59 @@
-"""Recovery at start: what a previous process left in storage runs again.
+"""Recovery at start: what a previous process left in storage, sorted out.
 
-Every stored command is rebuilt (see registry.py) and queued in its lane,
-oldest first, keeping its id and its retry count: at-least-once delivery.
-Nothing is dropped silently: a row that cannot be read, a lane that no
-longer exists or a command that cannot be rebuilt becomes a dead letter with
-the reason, is logged, and is reported in the ``queue.storage.recovered``
-event.
+``plan`` reads the storage and says what to do; the queue does it (requeues
+the commands, records the dead letters), so this module needs nothing of the
+queue. Every stored command is rebuilt (see ``durable/registry.py``) and
+queued in its lane, oldest first, keeping its id and its retry count:
+at-least-once delivery. Nothing is dropped silently: a row that cannot be
+read, a lane that no longer exists or a command that cannot be rebuilt
+becomes a dead letter with the reason.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generic, TypeVar
 
-from ._lane_core import lib
-from .command import Command, JsonCommand
-from .dlq import DeadLetter
-from .engine import check
-from .jobs import CommandFuture, Job
-from .registry import JSON_KIND, RebuildError, class_for
-from .storage import StoredCommand
+from ..command import Command, JsonCommand
+from ..durable.dead_letters import DeadLetter
+from ..durable.registry import JSON_KIND, CommandRegistry, class_for
+from ..durable.storage import Storage, StoredCommand
+from ..errors import RebuildError
 
-if TYPE_CHECKING:
-    from .queue import CommandQueue
-
-logger = logging.getLogger("pylane.recovery")
-
-STORAGE_RECOVERED = "queue.storage.recovered"
-STORAGE_CORRUPT = "queue.storage.corrupt"
+L = TypeVar("L")
 
 
-def rebuild(queue: CommandQueue, stored: StoredCommand) -> Command:
+@dataclass
+class Requeue(Generic[L]):
+    """A stored command to queue again, rebuilt."""
+
+    stored: StoredCommand
+    command: Command
+    lane: L
+
+
+@dataclass
+class RecoveryPlan(Generic[L]):
+    restored_letters: list[DeadLetter] = field(default_factory=list)
+    """Dead letters kept on disk, for the dead letter queue."""
+    requeue: list[Requeue[L]] = field(default_factory=list)
+    """Commands to queue again, oldest first."""
+    lost: list[DeadLetter] = field(default_factory=list)
+    """Stored commands that cannot run again (their reason is the error)."""
+    corrupt: list[tuple[str, str]] = field(default_factory=list)
+    """(row id, reason) of rows that could not be read at all."""
+
+
+def rebuild(registry: CommandRegistry, json_handlers: Mapping[str, Callable[[Any], Any]],
+            stored: StoredCommand) -> Command:
     """The command a stored record stands for, or RebuildError saying why not."""
-    factory = queue.registry.factory_for(stored.command_type)
+    factory = registry.factory_for(stored.command_type)
     try:
         if factory is not None:
             command = factory(stored.payload)
         elif stored.kind == JSON_KIND:
-            command = JsonCommand(stored.command_type, stored.payload,
-                                  handlers=queue.json_handlers)
+            command = JsonCommand(stored.command_type, stored.payload, handlers=json_handlers)
         elif stored.kind:
             command = class_for(stored.kind).from_payload(stored.payload)
         else:
@@ -56,60 +71,34 @@ def rebuild(queue: CommandQueue, stored: StoredCommand) -> Command:
     return command
 
 
-def recover(queue: CommandQueue) -> None:
-    storage = queue.storage
-    assert storage is not None
-    if queue.dlq is not None:
-        for letter in storage.load_dead_letters():
-            queue.dlq.push(DeadLetter(letter.command_id, letter.command_type, letter.lane_id,
-                                      letter.error, letter.attempts, letter.failed_at))
+def plan(storage: Storage, lanes: Mapping[str, L], registry: CommandRegistry,
+         json_handlers: Mapping[str, Callable[[Any], Any]],
+         is_own: Callable[[str], bool], *, with_dead_letters: bool) -> RecoveryPlan[L]:
+    """What to do with everything in `storage`. Commands whose id `is_own`
+    were submitted to this queue before its start and are already queued."""
+    result: RecoveryPlan[L] = RecoveryPlan()
+    if with_dead_letters:
+        result.restored_letters = [
+            DeadLetter(letter.command_id, letter.command_type, letter.lane_id, letter.error,
+                       letter.attempts, letter.failed_at)
+            for letter in storage.load_dead_letters()
+        ]
     records = storage.load_commands()
     report = getattr(storage, "last_load", None)
-    corrupt = list(getattr(report, "corrupt", []))
-    for row_id, reason in corrupt:
-        _give_up(queue, row_id, "?", "?", 0, f"unreadable stored record: {reason}")
-        queue.emitter.emit_new(STORAGE_CORRUPT, {"command_id": row_id, "error": reason})
-    recovered = unrecoverable = 0
+    for row_id, reason in getattr(report, "corrupt", []):
+        result.corrupt.append((row_id, reason))
+        result.lost.append(DeadLetter(row_id, "?", "?", f"unreadable stored record: {reason}", 0))
     for stored in records:
-        if stored.id.startswith(queue._id_prefix):
-            continue  # submitted to this queue before start: already queued
-        lane = queue._lanes.get(stored.lane_id)
+        if is_own(stored.id):
+            continue
+        lane = lanes.get(stored.lane_id)
         try:
             if lane is None:
                 raise RebuildError(f"lane {stored.lane_id!r} no longer exists")
-            command = rebuild(queue, stored)
+            command = rebuild(registry, json_handlers, stored)
         except RebuildError as error:
-            unrecoverable += 1
-            _give_up(queue, stored.id, stored.command_type, stored.lane_id,
-                     stored.retry_count, str(error))
+            result.lost.append(DeadLetter(stored.id, stored.command_type, stored.lane_id,
+                                          str(error), stored.retry_count))
             continue
-        _requeue(queue, stored, command, lane)
-        recovered += 1
-    if recovered or corrupt or unrecoverable:
-        logger.info("recovered %d stored commands (%d unreadable, %d could not be rebuilt)",
-                    recovered, len(corrupt), unrecoverable)
-        queue.emitter.emit_new(STORAGE_RECOVERED, {
-            "recovered": recovered, "corrupt": len(corrupt), "unrecoverable": unrecoverable,
-        })
-
-
-def _requeue(queue: CommandQueue, stored: StoredCommand, command: Command, lane: Any) -> None:
-    ticket = next(queue._tickets)
-    queue._adopt_id(ticket, stored.id)
-    job = Job(command.execute, command, CommandFuture(queue, lane, ticket), lane, ticket)
-    job.attempt = stored.retry_count
-    job.stored = True
-    queue._jobs[ticket] = job
-    rc = lib.lc_submit(queue._ptr, lane.index, ticket, 0)
-    if rc < 0:
-        queue._jobs.pop(ticket, None)
-        check(rc, "recover")
-    queue.recovered.append(job.future)
-
-
-def _give_up(queue: CommandQueue, command_id: str, command_type: str, lane_id: str,
-             attempts: int, reason: str) -> None:
-    logger.error("stored command %s (%s in %s) cannot be recovered: %s",
-                 command_id, command_type, lane_id, reason)
-    queue._record_dead_letter(DeadLetter(command_id, command_type, lane_id, reason, attempts))
-    queue.storage.remove_command(command_id)
+        result.requeue.append(Requeue(stored, command, lane))
+    return result

@@ -55,9 +55,17 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol, Union, runtime_checkable
 
-from .command import Command, command_type_of
-from .config import DEFAULT_LANES, LaneConfig
-from .errors import InvalidConfigError, LaneError, LaneNotFoundError, ShutdownInProgressError
+from ..command import Command, command_type_of
+from ..config import DEFAULT_LANES, LaneConfig
+from ..errors import (
+    CommandSerializationError,
+    InvalidConfigError,
+    LaneError,
+    LaneNotFoundError,
+    RemoteCommandError,
+    ShutdownInProgressError,
+    WorkerCrashedError,
+)
 
 logger = logging.getLogger("pylane.distributed")
 
@@ -66,28 +74,6 @@ PartitionKey = Union[str, bytes, int]
 _READY = b"ready"
 _STOP = b""
 _STOP_GRACE = 5.0  # seconds a worker gets to exit before it is terminated
-
-
-class CommandSerializationError(LaneError):
-    """A command, its arguments or its result cannot be pickled, so it cannot
-    cross to or from a worker process."""
-
-
-class RemoteCommandError(LaneError):
-    """A command raised an exception that could not be pickled back; this
-    carries its repr and the worker's traceback."""
-
-    def __init__(self, message: str, remote_traceback: str = "") -> None:
-        super().__init__(message, remote_traceback)
-        self.remote_traceback = remote_traceback
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-class WorkerCrashedError(LaneError):
-    """The worker process died (or could not start) while a command was
-    assigned to it."""
 
 
 class RemoteTraceback(Exception):

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from ._checks import check_count
+from .._checks import check_count
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("pylane.dead_letters")
 
 
 @dataclass(frozen=True)

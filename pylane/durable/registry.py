@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Callable
 
-from .errors import LaneError
+from ..errors import LaneError, RebuildError
 
 JSON_KIND = "json"
 
@@ -25,10 +25,6 @@ Factory = Callable[[Any], Any]
 
 # Every Command subclass, by "module:qualname" (filled by Command.__init_subclass__).
 _CLASSES: dict[str, type] = {}
-
-
-class RebuildError(LaneError):
-    """A stored command could not be turned back into a command."""
 
 
 def kind_of(cls: type) -> str:

@@ -24,15 +24,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional, Protocol, Union, runtime_checkable
 
-from .errors import InvalidPayloadError, LaneError
+from ..errors import InvalidPayloadError, StorageError
 
 logger = logging.getLogger("pylane.storage")
 
 DEFAULT_FILE_NAME = "lane.sqlite3"
-
-
-class StorageError(LaneError):
-    """The storage backend failed or holds data it cannot read."""
 
 
 def _now() -> datetime:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ._durations import Duration, to_seconds
-from .errors import InvalidConfigError
+from .._durations import Duration, to_seconds
+from ..errors import InvalidConfigError
 
 MAX_WINDOWS = 8
 MAX_SECONDS = 2**63 / 1e9  # what the engine's 64-bit nanoseconds hold

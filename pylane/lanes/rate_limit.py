@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._checks import check_count
-from ._durations import Duration, to_seconds
-from .errors import InvalidConfigError
+from .._checks import check_count
+from .._durations import Duration, to_seconds
+from ..errors import InvalidConfigError
 
 MAX_SECONDS = 2**63 / 1e9  # what 64-bit nanoseconds hold: about 292 years
 

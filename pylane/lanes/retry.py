@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._checks import check_count
-from ._durations import Duration, to_seconds
-from .errors import InvalidConfigError
+from .._checks import check_count
+from .._durations import Duration, to_seconds
+from ..errors import InvalidConfigError
 
 
 @dataclass(frozen=True)

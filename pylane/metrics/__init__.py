@@ -61,9 +61,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol, runtime_checkable
 
-from ._lane_core import ffi, lib
+from .._lane_core import ffi, lib
+from ..errors import InvalidConfigError
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("pylane.metrics")
 
 # ---- names ---------------------------------------------------------------------
 
@@ -835,3 +836,15 @@ class QueueMetrics:
 
     def reset(self) -> None:
         self._backend.reset()
+
+
+def as_queue_metrics(metrics: Any) -> Optional[QueueMetrics]:
+    """What a queue records into: a ``QueueMetrics``, or a bare backend,
+    which is wrapped (a common slip: ``with_metrics(LocalMetrics())``)."""
+    if metrics is None or isinstance(metrics, QueueMetrics):
+        return metrics
+    if isinstance(metrics, MetricsBackend):
+        return QueueMetrics(metrics)
+    raise InvalidConfigError(
+        f"metrics must be a QueueMetrics or a MetricsBackend, got {type(metrics).__name__}"
+    )
