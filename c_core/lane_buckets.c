@@ -1,10 +1,18 @@
-/* sample_buckets.c — bucket counts for histograms: lc_buckets (see
- * lane_core.h and sample_buckets.h). */
-#include "sample_buckets.h"
+/* lane_buckets.c — bucket counts for histograms: lc_buckets (see
+ * lane_buckets.h for the key scheme). */
+#include "lane_buckets.h"
 
 #include <stdlib.h>
 
-#include "lane_core.h"
+/* A sample's bucket key: the double's bits >> 40, the low 6 bits zeroed
+ * (lane_buckets.h). The Python histograms compute the same key. */
+static uint32_t bucket_key(double value) {
+    union {
+        double d;
+        uint64_t u;
+    } bits = {value};
+    return (uint32_t)((bits.u >> 40) & 0xFFFFC0u);
+}
 
 /* An open-addressing table from bucket key to count, kept at most half
  * full. A histogram's samples spread over a few hundred buckets at most
@@ -74,7 +82,7 @@ int lc_buckets_add_ms(lc_buckets *b, const double *values, uint32_t n) {
         if (b->total == 0 || value > b->high) b->high = value;
         b->sum += value;
         b->total++;
-        put(b, sample_bucket_key(value), 1);
+        put(b, bucket_key(value), 1);
     }
     return LC_OK;
 }

@@ -19,6 +19,9 @@
  * the current time (tests inject time; 0 means "read the clock"); due times
  * of delayed tickets are on the same clock. Lane indexes that do not exist
  * give LC_ERR_NO_LANE everywhere.
+ *
+ * The histogram buckets the wrappers' metrics use (lc_buckets) are not engine
+ * state and have their own header, lane_buckets.h.
  */
 #ifndef LANE_CORE_H
 #define LANE_CORE_H
@@ -199,27 +202,6 @@ uint32_t lc_samples_buffered(lc_engine *engine);
  * log since the last take. */
 int lc_take_samples(lc_engine *engine, double *out_ms, uint32_t out_cap, lc_sample_run *runs,
                     uint32_t runs_cap, uint64_t *dropped);
-
-/* Bucket counts for a histogram of milliseconds: 64 log-linear buckets per
- * power of two (sample_buckets.h), with the samples' count, sum, min and max.
- * Samples are added in C and taken out as (key, count) pairs only when the
- * histogram is read, so a wrapper never makes an object per sample. Not
- * tied to an engine and not thread-safe: the caller guards each one. */
-typedef struct lc_buckets lc_buckets;
-
-lc_buckets *lc_buckets_new(void);
-void lc_buckets_free(lc_buckets *buckets);
-/* Adds n samples (finite, >= 0); LC_OK, or LC_ERR_NOMEM with only the
- * samples before the failing one added. */
-int lc_buckets_add_ms(lc_buckets *buckets, const double *values, uint32_t n);
-/* The distinct buckets held. */
-uint32_t lc_buckets_distinct(const lc_buckets *buckets);
-/* Moves everything out and leaves it empty: each bucket's key and count
- * (cap must be at least lc_buckets_distinct, else LC_ERR_INVALID and
- * nothing moves) and summary[0..3] = count, sum, min, max. Returns the
- * number of buckets written. */
-int lc_buckets_take(lc_buckets *buckets, uint32_t *keys, uint64_t *counts, uint32_t cap,
-                    double *summary);
 
 /* Changes the worker budget (0 = unbounded); LC_ERR_BUDGET if the lanes'
  * reservations would not fit. */

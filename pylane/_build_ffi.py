@@ -23,7 +23,7 @@ import glob
 
 from cffi import FFI
 
-# The subset of c_core/lane_core.h that Python uses, without preprocessor lines
+# The subset of c_core/lane_core.h and lane_buckets.h that Python uses, without preprocessor lines
 # (cffi's parser does not take them).
 CDEF = """
 typedef struct lc_engine lc_engine;
@@ -125,6 +125,7 @@ int pylane_wait_idle(lc_engine *engine, int64_t timeout_ns);
 """
 
 PREAMBLE = r"""
+#include "lane_buckets.h"
 #include "lane_core.h"
 
 /* Both first look for work while keeping the GIL, and release it only to

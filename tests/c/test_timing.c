@@ -1,12 +1,14 @@
 /*
  * test_timing.c — timing samples for metrics: lc_set_timing, lc_finish_timed and lc_take_samples (grouping, values,
- * drops, the "due" signal), and taking samples while workers record them.
+ * drops, the "due" signal), and taking samples while workers record them;
+ * and the histogram buckets of lane_buckets.h (lc_buckets).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdint.h>
 
 #include "check.h"
+#include "lane_buckets.h"
 #include "waiter.h"
 
 #define OUT_CAP 20000
