@@ -23,6 +23,9 @@
 extern "C" {
 #endif
 
+/* cffi:begin -- up to "cffi:end", pylane/_build_ffi.py hands this text to
+ * cffi's cdef(), like the section in lane_core.h: declarations only. */
+
 typedef struct lc_buckets lc_buckets;
 
 lc_buckets *lc_buckets_new(void);
@@ -41,6 +44,8 @@ uint32_t lc_buckets_distinct(const lc_buckets *buckets);
  * number of buckets written. */
 int lc_buckets_take(lc_buckets *buckets, uint32_t *keys, uint64_t *counts, uint32_t cap,
                     double *summary);
+
+/* cffi:end */
 
 #ifdef __cplusplus
 }

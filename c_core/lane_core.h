@@ -32,6 +32,11 @@
 extern "C" {
 #endif
 
+/* cffi:begin -- from here to "cffi:end", pylane/_build_ffi.py hands this
+ * text to cffi's cdef(), so Python's binding is this header and cannot drift
+ * from it. Hence declarations only: no preprocessor lines, no inline code.
+ * (lane_buckets.h has a section of its own.) */
+
 typedef struct lc_engine lc_engine;
 
 /* Return codes. Non-negative values are results, negative values errors. */
@@ -229,6 +234,8 @@ int lc_wait_idle(lc_engine *engine, int64_t timeout_ns);
 void lc_stop(lc_engine *engine);
 
 uint64_t lc_now_ns(void);
+
+/* cffi:end */
 
 #ifdef __cplusplus
 }
