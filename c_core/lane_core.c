@@ -1,16 +1,8 @@
 /* lane_core.c — the engine: lanes, ready-lane heaps, worker budget, waits.
  *
- * Lock discipline: one mutex, engine->lock, guards every field of the engine,
- * its lanes, rings and heaps. Each public function takes it at most once and
- * releases it before returning; internal helpers (named *_locked or static
- * helpers called from a public function) expect it held and never take it.
- * The engine never calls out to user code, so no callback runs under it.
- * One exception to "guarded by the lock": `timing_on` is also read without
- * it (atomically), so that a call can read the clock before taking the lock
- * (see clock_if_timing).
- * Both condition variables are only waited on with engine->lock held:
- *   work_cond — a ticket may have become dispatchable, or lc_stop was called;
- *   idle_cond — pending and active both reached zero.
+ * Locking: one mutex, engine->lock. What it guards and the naming rule for
+ * the helpers that run under it are stated once, next to it in struct
+ * lc_engine below.
  *
  * Two heaps hold the lanes that could run something now (pending work, not
  * paused, below max_concurrency):
@@ -49,9 +41,31 @@
 #include "timing_log.h"
 
 struct lc_engine {
+    /* The lock guards every field of the engine and everything reachable
+     * from them: lanes, their rings, the heaps, the rule lists and the timing
+     * log. One exception: `timing_on` is also read without it (atomically),
+     * so that a call can read the clock before taking the lock (see
+     * clock_if_timing). Each public lc_* function takes the lock at most
+     * once and releases it before returning; the engine never calls out to
+     * user code, so no callback ever runs under it.
+     *
+     * Naming rule: a static function in this file that takes the engine and
+     * must be called with the lock held ends in _locked, and never takes the
+     * lock itself. So every call site shows whether it runs inside the
+     * critical section, and a _locked call outside a lock/unlock pair stands
+     * out. A static function that takes the engine without the suffix either
+     * takes the lock itself (schedule_at, set_paused) or needs none
+     * (clock_if_timing).
+     * The rule does not apply to helpers that are handed a lane, heap or list
+     * rather than the engine (priority_now, heap_place, list_add), nor to the
+     * data-structure modules (ticket_ring, lane_heap, delay_heap, timing_log,
+     * lane_rules): they are plain structures that know nothing of the lock;
+     * the engine owns them and only calls them with the lock held.
+     * (lane_buckets is not engine state at all; its caller guards it.) */
     pthread_mutex_t lock;
-    pthread_cond_t work_cond;
-    pthread_cond_t idle_cond;
+    /* Both are only waited on with the lock held (sleep_until_locked). */
+    pthread_cond_t work_cond; /* a ticket may have become dispatchable, or lc_stop was called */
+    pthread_cond_t idle_cond; /* nothing is pending, active, settling or delayed any more */
 
     lane **lanes; /* lanes never move once created: the heaps point at them */
     uint32_t lane_count;
@@ -130,7 +144,7 @@ void lc_engine_free(lc_engine *engine) {
 
 /* ---- helpers (engine->lock held) ----------------------------------------- */
 
-static lane *lane_at(lc_engine *engine, uint32_t index) {
+static lane *lane_at_locked(lc_engine *engine, uint32_t index) {
     return index < engine->lane_count ? engine->lanes[index] : NULL;
 }
 
@@ -146,7 +160,7 @@ static void heap_place(lane_heap *heap, lane *l, int belongs) {
 
 /* Puts the lane in exactly the heaps its state calls for, re-keyed. Called
  * after every change to a lane's pending ring, active count or pause flag. */
-static void lane_sync(lc_engine *engine, lane *l) {
+static void lane_sync_locked(lc_engine *engine, lane *l) {
     int runnable = l->pending.count > 0 && !l->paused && l->active < l->max_concurrency &&
                    l->throttled_until == 0;
     heap_place(&engine->ready, l, runnable);
@@ -160,7 +174,7 @@ static int32_t priority_now(const lane *l, uint64_t now_ns) {
 
 /* The most urgent lane of `heap` now: its top, unless a boosted member has
  * risen above it. Ties go to the older front ticket, as in the heap. */
-static lane *best_of(lc_engine *engine, const lane_heap *heap, uint64_t now_ns) {
+static lane *best_of_locked(lc_engine *engine, const lane_heap *heap, uint64_t now_ns) {
     lane *best = heap_top(heap);
     if (!best || engine->boosted_count == 0) return best;
     int32_t best_priority = priority_now(best, now_ns);
@@ -179,7 +193,7 @@ static lane *best_of(lc_engine *engine, const lane_heap *heap, uint64_t now_ns) 
 
 /* The heap the next dispatch may come from under the worker budget, or NULL
  * when no worker is free. */
-static const lane_heap *eligible_heap(const lc_engine *engine) {
+static const lane_heap *eligible_heap_locked(const lc_engine *engine) {
     if (engine->workers == 0) return &engine->ready;
     if (engine->total_active >= engine->workers) return NULL;
     uint64_t free_workers = engine->workers - engine->total_active;
@@ -187,29 +201,29 @@ static const lane_heap *eligible_heap(const lc_engine *engine) {
 }
 
 /* The lane the next dispatch would come from, or NULL. */
-static lane *pick_lane(lc_engine *engine, uint64_t now_ns) {
-    const lane_heap *heap = eligible_heap(engine);
-    return heap ? best_of(engine, heap, now_ns) : NULL;
+static lane *pick_lane_locked(lc_engine *engine, uint64_t now_ns) {
+    const lane_heap *heap = eligible_heap_locked(engine);
+    return heap ? best_of_locked(engine, heap, now_ns) : NULL;
 }
 
 /* Out of the heaps until the lane's next token. */
-static void throttle(lc_engine *engine, lane *l, uint64_t now_ns) {
+static void throttle_locked(lc_engine *engine, lane *l, uint64_t now_ns) {
     l->throttled_until = bucket_next_token_ns(l, now_ns);
-    lane_sync(engine, l);
+    lane_sync_locked(engine, l);
 }
 
-static void release_throttled(lc_engine *engine, uint64_t now_ns) {
+static void release_throttled_locked(lc_engine *engine, uint64_t now_ns) {
     for (uint32_t i = 0; i < engine->limited_count; i++) {
         lane *l = engine->limited[i];
         if (l->throttled_until && l->throttled_until <= now_ns) {
             l->throttled_until = 0;
-            lane_sync(engine, l);
+            lane_sync_locked(engine, l);
         }
     }
 }
 
 /* Whether any rule needs the clock. */
-static int needs_clock(const lc_engine *engine) {
+static int needs_clock_locked(const lc_engine *engine) {
     return engine->delayed.len || engine->limited_count || engine->boosted_count;
 }
 
@@ -225,46 +239,46 @@ static uint64_t next_wake_locked(const lc_engine *engine) {
     return wake;
 }
 
-static void promote_due(lc_engine *engine, uint64_t now_ns);
+static void promote_due_locked(lc_engine *engine, uint64_t now_ns);
 
 /* Brings time-dependent state up to `now_ns`. */
-static void advance_clock(lc_engine *engine, uint64_t now_ns) {
-    if (engine->delayed.len) promote_due(engine, now_ns);
-    if (engine->limited_count) release_throttled(engine, now_ns);
+static void advance_clock_locked(lc_engine *engine, uint64_t now_ns) {
+    if (engine->delayed.len) promote_due_locked(engine, now_ns);
+    if (engine->limited_count) release_throttled_locked(engine, now_ns);
 }
 
-static void mark_started(lc_engine *engine, lane *l) {
+static void mark_started_locked(lc_engine *engine, lane *l) {
     if (l->active < l->min_concurrency) engine->unfilled--;
     l->active++;
     l->dispatched++;
     engine->total_active++;
 }
 
-static int enqueue_entry(lc_engine *engine, lane *l, uint64_t ticket, uint64_t enqueued_ns) {
+static int enqueue_entry_locked(lc_engine *engine, lane *l, uint64_t ticket, uint64_t enqueued_ns) {
     ring_entry entry = {ticket, engine->next_seq, enqueued_ns};
     if (ring_push_back(&l->pending, entry) != 0) return LC_ERR_NOMEM;
     engine->next_seq++;
     engine->total_pending++;
-    lane_sync(engine, l);
+    lane_sync_locked(engine, l);
     return LC_OK;
 }
 
 /* A new pending ticket or a freed slot enables at most one more dispatch. */
-static void wake_one_worker(lc_engine *engine) {
+static void wake_one_worker_locked(lc_engine *engine) {
     if (engine->work_waiters) pthread_cond_signal(&engine->work_cond);
 }
 
 /* Moves every delayed ticket that is due by `now_ns` to the back of its lane.
  * A ticket that cannot be moved (no memory) stays delayed and is tried again
  * at the next dispatch attempt. */
-static void promote_due(lc_engine *engine, uint64_t now_ns) {
+static void promote_due_locked(lc_engine *engine, uint64_t now_ns) {
     const delayed_entry *next;
     while ((next = delay_heap_peek(&engine->delayed)) && next->due_ns <= now_ns) {
         lane *l = engine->lanes[next->lane];
-        if (enqueue_entry(engine, l, next->ticket, next->enqueued_ns) != LC_OK) return;
+        if (enqueue_entry_locked(engine, l, next->ticket, next->enqueued_ns) != LC_OK) return;
         delay_heap_pop(&engine->delayed);
         l->delayed--;
-        wake_one_worker(engine);
+        wake_one_worker_locked(engine);
     }
 }
 
@@ -272,21 +286,21 @@ static uint32_t sample_key(uint32_t lane_index, uint32_t kind) {
     return lane_index * 2 + kind;
 }
 
-static int take_next(lc_engine *engine, uint64_t now_ns, lc_dispatch *out) {
-    if (needs_clock(engine)) {
+static int take_next_locked(lc_engine *engine, uint64_t now_ns, lc_dispatch *out) {
+    if (needs_clock_locked(engine)) {
         if (!now_ns) now_ns = lc_now_ns();
-        advance_clock(engine, now_ns);
+        advance_clock_locked(engine, now_ns);
     }
     lane *l;
     /* A rate limit is checked at dispatch, and only for the lane that would
      * run: an idle or full lane never spends a token (the original's R1). */
-    while ((l = pick_lane(engine, now_ns)) && l->rate_per_ns > 0 && !bucket_take(l, now_ns))
-        throttle(engine, l, now_ns);
+    while ((l = pick_lane_locked(engine, now_ns)) && l->rate_per_ns > 0 && !bucket_take(l, now_ns))
+        throttle_locked(engine, l, now_ns);
     if (!l) return LC_NONE;
     ring_entry entry = ring_pop_front(&l->pending);
     engine->total_pending--;
-    mark_started(engine, l);
-    lane_sync(engine, l);
+    mark_started_locked(engine, l);
+    lane_sync_locked(engine, l);
     out->lane = l->index;
     out->ticket = entry.ticket;
     out->enqueued_ns = entry.enqueued_ns;
@@ -299,17 +313,17 @@ static int take_next(lc_engine *engine, uint64_t now_ns, lc_dispatch *out) {
     return LC_DISPATCHED;
 }
 
-static int is_idle(const lc_engine *engine) {
+static int is_idle_locked(const lc_engine *engine) {
     return engine->total_pending == 0 && engine->total_active == 0 && engine->settling == 0 &&
            engine->delayed.len == 0;
 }
 
-static void wake_idle_waiters(lc_engine *engine) {
-    if (engine->idle_waiters && is_idle(engine)) pthread_cond_broadcast(&engine->idle_cond);
+static void wake_idle_waiters_locked(lc_engine *engine) {
+    if (engine->idle_waiters && is_idle_locked(engine)) pthread_cond_broadcast(&engine->idle_cond);
 }
 
 static int complete_locked(lc_engine *engine, uint32_t index, int outcome) {
-    lane *l = lane_at(engine, index);
+    lane *l = lane_at_locked(engine, index);
     if (!l) return LC_ERR_NO_LANE;
     if (outcome < LC_OUTCOME_COMPLETED || outcome > LC_OUTCOME_RETRIED) return LC_ERR_INVALID;
     if (l->active == 0) return LC_ERR_NOT_ACTIVE;
@@ -323,8 +337,8 @@ static int complete_locked(lc_engine *engine, uint32_t index, int outcome) {
         l->cancelled++;
     else if (outcome == LC_OUTCOME_COMPLETED)
         l->completed++;
-    lane_sync(engine, l);
-    wake_idle_waiters(engine);
+    lane_sync_locked(engine, l);
+    wake_idle_waiters_locked(engine);
     return LC_OK;
 }
 
@@ -337,7 +351,7 @@ static struct timespec timespec_at(uint64_t monotonic_ns) {
 
 /* Sleeps on `cond` until signalled or until `wake_ns` (0 = no limit).
  * Returns 1 if the time limit passed. */
-static int sleep_until(lc_engine *engine, pthread_cond_t *cond, uint64_t wake_ns) {
+static int sleep_until_locked(lc_engine *engine, pthread_cond_t *cond, uint64_t wake_ns) {
     if (wake_ns == 0) {
         pthread_cond_wait(cond, &engine->lock);
         return 0;
@@ -365,7 +379,7 @@ static int wait_next_locked(lc_engine *engine, int64_t timeout_ns, lc_dispatch *
     uint64_t deadline = deadline_ns(timeout_ns);
     for (;;) {
         if (engine->stopped) return LC_ERR_STOPPED;
-        if (take_next(engine, now_ns, out) == LC_DISPATCHED) return LC_DISPATCHED;
+        if (take_next_locked(engine, now_ns, out) == LC_DISPATCHED) return LC_DISPATCHED;
         now_ns = 0;
         if (timeout_ns == 0) return LC_NONE;
         if (deadline && lc_now_ns() >= deadline) return LC_NONE;
@@ -376,7 +390,7 @@ static int wait_next_locked(lc_engine *engine, int64_t timeout_ns, lc_dispatch *
         uint64_t ready = next_wake_locked(engine);
         if (ready && (wake == 0 || ready < wake)) wake = ready;
         engine->work_waiters++;
-        sleep_until(engine, &engine->work_cond, wake);
+        sleep_until_locked(engine, &engine->work_cond, wake);
         engine->work_waiters--;
     }
 }
@@ -464,7 +478,7 @@ static void list_remove(lane **list, uint32_t *count, lane *l) {
 int lc_lane_set_rate_limit(lc_engine *engine, uint32_t index, uint64_t max_commands,
                            uint64_t window_ns) {
     pthread_mutex_lock(&engine->lock);
-    lane *l = lane_at(engine, index);
+    lane *l = lane_at_locked(engine, index);
     int rc = l ? LC_OK : LC_ERR_NO_LANE;
     if (l && max_commands && window_ns) {
         rc = list_add(&engine->limited, &engine->limited_count, l);
@@ -476,7 +490,7 @@ int lc_lane_set_rate_limit(lc_engine *engine, uint32_t index, uint64_t max_comma
     if (rc == LC_OK) {
         /* A new limit starts with a full bucket: the lane is free to go. */
         l->throttled_until = 0;
-        lane_sync(engine, l);
+        lane_sync_locked(engine, l);
         if (engine->work_waiters) pthread_cond_broadcast(&engine->work_cond);
     }
     pthread_mutex_unlock(&engine->lock);
@@ -489,7 +503,7 @@ int lc_lane_set_boost(lc_engine *engine, uint32_t index, uint64_t deadline_ns,
     for (uint32_t i = 0; i < count; i++)
         if (amounts[i] < 0) return LC_ERR_INVALID;
     pthread_mutex_lock(&engine->lock);
-    lane *l = lane_at(engine, index);
+    lane *l = lane_at_locked(engine, index);
     int rc = l ? LC_OK : LC_ERR_NO_LANE;
     if (l && deadline_ns) {
         rc = list_add(&engine->boosted, &engine->boosted_count, l);
@@ -505,10 +519,10 @@ int lc_lane_set_boost(lc_engine *engine, uint32_t index, uint64_t deadline_ns,
 /* ---- submit and dispatch -------------------------------------------------- */
 
 static int enqueue_locked(lc_engine *engine, lane *l, uint64_t ticket, uint64_t now_ns) {
-    int rc = enqueue_entry(engine, l, ticket, now_ns ? now_ns : lc_now_ns());
+    int rc = enqueue_entry_locked(engine, l, ticket, now_ns ? now_ns : lc_now_ns());
     if (rc != LC_OK) return rc;
     l->submitted++;
-    wake_one_worker(engine);
+    wake_one_worker_locked(engine);
     return LC_OK;
 }
 
@@ -518,7 +532,7 @@ static int delay_locked(lc_engine *engine, lane *l, uint64_t ticket, uint64_t du
     delayed_entry entry = {due_ns, ticket, lc_now_ns(), l->index};
     if (delay_heap_push(&engine->delayed, entry) != 0) return LC_ERR_NOMEM;
     l->delayed++;
-    wake_one_worker(engine);
+    wake_one_worker_locked(engine);
     return LC_OK;
 }
 
@@ -527,13 +541,13 @@ static int delay_locked(lc_engine *engine, lane *l, uint64_t ticket, uint64_t du
 static int schedule_at(lc_engine *engine, uint32_t index, uint64_t ticket, uint64_t due_ns,
                        int is_retry) {
     pthread_mutex_lock(&engine->lock);
-    lane *l = lane_at(engine, index);
+    lane *l = lane_at_locked(engine, index);
     int rc = LC_ERR_NO_LANE;
     if (l) {
         uint64_t now = lc_now_ns();
         if (due_ns <= now) {
-            rc = enqueue_entry(engine, l, ticket, now);
-            if (rc == LC_OK) wake_one_worker(engine);
+            rc = enqueue_entry_locked(engine, l, ticket, now);
+            if (rc == LC_OK) wake_one_worker_locked(engine);
         } else {
             rc = delay_locked(engine, l, ticket, due_ns);
         }
@@ -565,7 +579,7 @@ uint64_t lc_next_wake_ns(lc_engine *engine) {
 
 int lc_submit(lc_engine *engine, uint32_t index, uint64_t ticket, uint64_t now_ns) {
     pthread_mutex_lock(&engine->lock);
-    lane *l = lane_at(engine, index);
+    lane *l = lane_at_locked(engine, index);
     int rc = l ? enqueue_locked(engine, l, ticket, now_ns) : LC_ERR_NO_LANE;
     pthread_mutex_unlock(&engine->lock);
     return rc;
@@ -573,47 +587,47 @@ int lc_submit(lc_engine *engine, uint32_t index, uint64_t ticket, uint64_t now_n
 
 /* True when a ticket submitted to `l` now would be the very next dispatch.
  * An empty lane has no front ticket, so no boost: its base priority counts. */
-static int would_run_at_once(lc_engine *engine, lane *l, uint64_t now_ns) {
+static int would_run_at_once_locked(lc_engine *engine, lane *l, uint64_t now_ns) {
     if (l->paused || l->pending.count || l->active >= l->max_concurrency) return 0;
     if (l->throttled_until) return 0;
-    /* The rivals are the lanes pick_lane would choose from: when the budget
-     * is down to reservations, only lanes filling their own. */
-    const lane_heap *rivals = eligible_heap(engine);
+    /* The rivals are the lanes pick_lane_locked would choose from: when the
+     * budget is down to reservations, only lanes filling their own. */
+    const lane_heap *rivals = eligible_heap_locked(engine);
     if (!rivals) return 0;
     if (rivals == &engine->reserved && l->active >= l->min_concurrency) return 0;
     /* Any rival of equal or better priority holds an older ticket. */
-    lane *top = best_of(engine, rivals, now_ns);
+    lane *top = best_of_locked(engine, rivals, now_ns);
     if (top && priority_now(top, now_ns) <= l->priority) return 0;
     return l->rate_per_ns == 0 || bucket_take(l, now_ns);
 }
 
 /* Marks a claimed ticket as submitted and running. */
-static void claim(lc_engine *engine, lane *l) {
+static void claim_locked(lc_engine *engine, lane *l) {
     engine->next_seq++;
     l->submitted++;
-    mark_started(engine, l);
-    lane_sync(engine, l);
+    mark_started_locked(engine, l);
+    lane_sync_locked(engine, l);
     /* It starts as it is submitted: a wait of zero, which the wait
      * histogram must count like any other start. */
     if (engine->timing.max) timing_log_add(&engine->timing, sample_key(l->index, LC_SAMPLE_WAIT), 0);
 }
 
 /* The clock for a claim decision (0 when no rule needs it). */
-static uint64_t claim_clock(lc_engine *engine) {
-    if (!needs_clock(engine)) return 0;
+static uint64_t claim_clock_locked(lc_engine *engine) {
+    if (!needs_clock_locked(engine)) return 0;
     uint64_t now = lc_now_ns();
-    advance_clock(engine, now); /* due retries count as already waiting */
+    advance_clock_locked(engine, now); /* due retries count as already waiting */
     return now;
 }
 
 int lc_submit_or_claim(lc_engine *engine, uint32_t index, uint64_t ticket, uint64_t now_ns) {
     pthread_mutex_lock(&engine->lock);
-    lane *l = lane_at(engine, index);
+    lane *l = lane_at_locked(engine, index);
     int rc;
     if (!l) {
         rc = LC_ERR_NO_LANE;
-    } else if (would_run_at_once(engine, l, claim_clock(engine))) {
-        claim(engine, l);
+    } else if (would_run_at_once_locked(engine, l, claim_clock_locked(engine))) {
+        claim_locked(engine, l);
         rc = LC_RUN_INLINE;
     } else {
         rc = enqueue_locked(engine, l, ticket, now_ns);
@@ -624,12 +638,12 @@ int lc_submit_or_claim(lc_engine *engine, uint32_t index, uint64_t ticket, uint6
 
 int lc_try_claim(lc_engine *engine, uint32_t index) {
     pthread_mutex_lock(&engine->lock);
-    lane *l = lane_at(engine, index);
+    lane *l = lane_at_locked(engine, index);
     int rc = LC_ERR_NO_LANE;
     if (l) {
         rc = LC_NONE;
-        if (would_run_at_once(engine, l, claim_clock(engine))) {
-            claim(engine, l);
+        if (would_run_at_once_locked(engine, l, claim_clock_locked(engine))) {
+            claim_locked(engine, l);
             rc = LC_RUN_INLINE;
         }
     }
@@ -639,7 +653,7 @@ int lc_try_claim(lc_engine *engine, uint32_t index) {
 
 int lc_try_next(lc_engine *engine, uint64_t now_ns, lc_dispatch *out) {
     pthread_mutex_lock(&engine->lock);
-    int rc = take_next(engine, now_ns, out);
+    int rc = take_next_locked(engine, now_ns, out);
     pthread_mutex_unlock(&engine->lock);
     return rc;
 }
@@ -655,7 +669,7 @@ int lc_wait_next(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out) {
 int lc_complete(lc_engine *engine, uint32_t index, int outcome) {
     pthread_mutex_lock(&engine->lock);
     int rc = complete_locked(engine, index, outcome);
-    if (rc == LC_OK && engine->total_pending) wake_one_worker(engine);
+    if (rc == LC_OK && engine->total_pending) wake_one_worker_locked(engine);
     pthread_mutex_unlock(&engine->lock);
     return rc;
 }
@@ -683,7 +697,7 @@ int lc_finish(lc_engine *engine, uint32_t index, int outcome) {
 #define SAMPLES_DUE_COUNT 16384u
 #define SAMPLES_DUE_AFTER_NS 1000000000ull
 
-static int samples_due(const lc_engine *engine, uint64_t now_ns) {
+static int samples_due_locked(const lc_engine *engine, uint64_t now_ns) {
     const timing_log *log = &engine->timing;
     if (log->len == 0) return 0;
     /* now_ns may be 0 (timing was just turned on) or a little older than
@@ -706,7 +720,7 @@ int lc_finish_timed(lc_engine *engine, uint32_t index, int outcome, int64_t run_
         if (engine->timing.max) {
             if (run_ns >= 0)
                 timing_log_add(&engine->timing, sample_key(index, LC_SAMPLE_RUN), (uint64_t)run_ns);
-            if (samples_due(engine, now)) rc = LC_SAMPLES_DUE;
+            if (samples_due_locked(engine, now)) rc = LC_SAMPLES_DUE;
         }
     }
     pthread_mutex_unlock(&engine->lock);
@@ -764,13 +778,13 @@ int lc_take_samples(lc_engine *engine, double *out_ms, uint32_t out_cap, lc_samp
 
 static void settle_locked(lc_engine *engine) {
     if (engine->settling) engine->settling--;
-    wake_idle_waiters(engine);
+    wake_idle_waiters_locked(engine);
 }
 
 void lc_settle(lc_engine *engine) {
     pthread_mutex_lock(&engine->lock);
     settle_locked(engine);
-    if (engine->total_pending) wake_one_worker(engine);
+    if (engine->total_pending) wake_one_worker_locked(engine);
     pthread_mutex_unlock(&engine->lock);
 }
 
@@ -800,19 +814,19 @@ int lc_set_workers(lc_engine *engine, uint32_t workers) {
 
 int lc_cancel(lc_engine *engine, uint32_t index, uint64_t ticket) {
     pthread_mutex_lock(&engine->lock);
-    lane *l = lane_at(engine, index);
+    lane *l = lane_at_locked(engine, index);
     int rc = LC_ERR_NO_LANE;
     if (l) {
         rc = ring_remove(&l->pending, ticket);
         if (rc) {
             engine->total_pending--;
-            lane_sync(engine, l);
+            lane_sync_locked(engine, l);
         } else if ((rc = delay_heap_remove(&engine->delayed, index, ticket))) {
             l->delayed--;
         }
         if (rc) {
             l->cancelled++;
-            wake_idle_waiters(engine);
+            wake_idle_waiters_locked(engine);
         }
     }
     pthread_mutex_unlock(&engine->lock);
@@ -821,11 +835,11 @@ int lc_cancel(lc_engine *engine, uint32_t index, uint64_t ticket) {
 
 static int set_paused(lc_engine *engine, uint32_t index, uint32_t paused) {
     pthread_mutex_lock(&engine->lock);
-    lane *l = lane_at(engine, index);
+    lane *l = lane_at_locked(engine, index);
     int rc = LC_ERR_NO_LANE;
     if (l) {
         l->paused = paused;
-        lane_sync(engine, l);
+        lane_sync_locked(engine, l);
         /* Resuming may enable up to max_concurrency dispatches at once. */
         if (!paused && engine->work_waiters) pthread_cond_broadcast(&engine->work_cond);
         rc = LC_OK;
@@ -841,7 +855,7 @@ int lc_resume(lc_engine *engine, uint32_t index) { return set_paused(engine, ind
 
 int lc_read_lane_stats(lc_engine *engine, uint32_t index, lc_lane_stats *out) {
     pthread_mutex_lock(&engine->lock);
-    lane *l = lane_at(engine, index);
+    lane *l = lane_at_locked(engine, index);
     if (l) {
         out->priority = l->priority;
         out->min_concurrency = l->min_concurrency;
@@ -864,7 +878,7 @@ int lc_read_lane_stats(lc_engine *engine, uint32_t index, lc_lane_stats *out) {
 
 uint64_t lc_lane_pending(lc_engine *engine, uint32_t index) {
     pthread_mutex_lock(&engine->lock);
-    lane *l = lane_at(engine, index);
+    lane *l = lane_at_locked(engine, index);
     uint64_t pending = l ? l->pending.count : 0;
     pthread_mutex_unlock(&engine->lock);
     return pending;
@@ -882,13 +896,13 @@ int lc_wait_idle(lc_engine *engine, int64_t timeout_ns) {
     pthread_mutex_lock(&engine->lock);
     int idle;
     for (;;) {
-        idle = is_idle(engine);
+        idle = is_idle_locked(engine);
         if (idle || timeout_ns == 0) break;
         engine->idle_waiters++;
-        int timed_out = sleep_until(engine, &engine->idle_cond, deadline);
+        int timed_out = sleep_until_locked(engine, &engine->idle_cond, deadline);
         engine->idle_waiters--;
         if (timed_out) {
-            idle = is_idle(engine);
+            idle = is_idle_locked(engine);
             break;
         }
     }
