@@ -127,6 +127,7 @@ export type LaneErrorCode =
   | 'ERR_LANE_WOULD_BLOCK'
   | 'ERR_LANE_CANCELLED'
   | 'ERR_LANE_TIMEOUT'
+  | 'ERR_LANE_INVALID_ARGUMENT'
   | 'ERR_LANE_ENGINE';
 
 export class LaneError extends Error {
@@ -185,6 +186,9 @@ export class Lane {
   /**
    * Resolves when nothing is pending or running (rejects with ERR_LANE_TIMEOUT
    * after `timeoutMs`); after shutdown() it then ends the subscriptions.
+   * `timeoutMs` is a non-negative number of milliseconds, any size (beyond
+   * setTimeout's 2^31 - 1 ms the wait is chained); undefined, null or
+   * Infinity mean no limit. Anything else rejects with ERR_LANE_INVALID_ARGUMENT.
    */
   drain(timeoutMs?: number): Promise<void>;
 }

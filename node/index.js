@@ -6,6 +6,7 @@
 //   lib/events.js   — event keys (EVENTS), buffering and delivery to subscribers;
 //   lib/jobs.js     — Job, the handler's context, payload and submit-option checks;
 //   lib/config.js   — lane configs and options: defaults and validation;
+//   lib/timers.js   — user-given durations: checks, and timers past setTimeout's limit;
 //   lib/errors.js   — LaneError and the error helpers;
 //   lib/binding.js  — loading the native addon (the engine and its codes).
 

@@ -31,6 +31,7 @@ const {
   checkSubmitOptions, isThenable, whenSettled,
 } = require('./jobs');
 const { EVENTS, EventHub } = require('./events');
+const { checkDuration, setLongTimeout } = require('./timers');
 
 // After this many dispatches in a row without the event loop turning, the
 // pump yields (setImmediate) so timers and I/O keep running during a flood.
@@ -166,16 +167,17 @@ class Lane {
 
   /**
    * Resolves once nothing is pending or running (and the events emitted so
-   * far are delivered); rejects with ERR_LANE_TIMEOUT after `timeoutMs`.
+   * far are delivered); rejects with ERR_LANE_TIMEOUT after `timeoutMs`
+   * (any non-negative number; undefined, null or Infinity: no limit).
    * After shutdown() it also emits queue.shutdown.complete and ends every
    * subscription.
    */
   drain(timeoutMs) {
-    if (timeoutMs !== undefined && timeoutMs !== null &&
-        (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0)) {
-      return Promise.reject(new RangeError(
-        `drain timeout must be a non-negative number of milliseconds, got ${String(timeoutMs)}`,
-      ));
+    let limit;
+    try {
+      limit = checkDuration(timeoutMs, 'timeoutMs', 'drain(timeoutMs)');
+    } catch (error) {
+      return Promise.reject(error);
     }
     if (this._jobs.size === 0) return this._afterIdle();
     if (!this._started) {
@@ -187,11 +189,12 @@ class Lane {
     }
     return new Promise((resolve, reject) => {
       const waiter = { resolve, reject, timer: null };
-      if (timeoutMs !== undefined && timeoutMs !== null && Number.isFinite(timeoutMs)) {
-        waiter.timer = setTimeout(() => {
+      if (limit !== undefined) {
+        // A chain of timers past setTimeout's largest delay: it waits as asked.
+        waiter.timer = setLongTimeout(() => {
           this._idleWaiters = this._idleWaiters.filter((w) => w !== waiter);
-          reject(new LaneError('ERR_LANE_TIMEOUT', this._drainTimeoutMessage(timeoutMs)));
-        }, timeoutMs);
+          reject(new LaneError('ERR_LANE_TIMEOUT', this._drainTimeoutMessage(limit)));
+        }, limit);
       }
       this._idleWaiters.push(waiter);
     });
@@ -626,7 +629,7 @@ class Lane {
     this._idleWaiters = [];
     const done = this._afterIdle();
     for (const waiter of waiters) {
-      if (waiter.timer !== null) clearTimeout(waiter.timer);
+      if (waiter.timer !== null) waiter.timer.clear();
       done.then(waiter.resolve, waiter.reject);
     }
   }

@@ -66,6 +66,10 @@ async function finish(): Promise<void> {
     }
   }
   await other.drain();
+  await other.drain(Infinity);
+  await other.drain(2 ** 31).catch((error: LaneError) => {
+    if (error.code === 'ERR_LANE_INVALID_ARGUMENT' || error.code === 'ERR_LANE_TIMEOUT') throw error;
+  });
 }
 
 void [json, echoed, viaJson, value, removed, cancelled, errors, counts, paused, ids, flags, numbers, finish];
