@@ -122,6 +122,21 @@ class EventStream:
         with self._ready:
             return self._buffer.popleft() if self._buffer else None
 
+    def drain(self) -> list[LaneEvent]:
+        """Every event buffered now, oldest first, without waiting.
+
+        Empties the buffer in one step under its lock: an event emitted at
+        the same moment is either in the list or left for the next read,
+        never lost or returned twice. Returns ``[]`` when nothing is
+        buffered, on a closed stream too. A command that completes, fails or
+        times out has its event emitted before its future resolves, so after
+        ``future.result()`` returns or raises, that event is here.
+        """
+        with self._ready:
+            events = list(self._buffer)
+            self._buffer.clear()
+        return events
+
     def __iter__(self) -> Iterator[LaneEvent]:
         while True:
             event = self.recv()

@@ -36,13 +36,6 @@ def events_by_command(events):
     return grouped
 
 
-def drain_stream(stream):
-    events = []
-    while (event := stream.try_recv()) is not None:
-        events.append(event)
-    return events
-
-
 def test_payload_fields_of_submitted_started_completed(managers):
     manager = managers.lanes(("work", 0, 0, 2))
     stream = manager.subscribe()
@@ -53,7 +46,7 @@ def test_payload_fields_of_submitted_started_completed(managers):
     future = manager.submit("work", typed)
     assert future.result(WAIT) == "ok"
     manager.drain(WAIT)  # every event has been emitted
-    events = drain_stream(stream)
+    events = stream.drain()
     by_key = {e.key: e for e in events}
     assert len(events) == 3
     assert set(by_key) == {SUBMITTED, STARTED, COMPLETED}
@@ -115,7 +108,7 @@ def test_each_command_goes_submitted_started_then_completed_or_failed(managers, 
     for future in futures:
         future.exception(WAIT)
     manager.drain(WAIT)
-    grouped = events_by_command(drain_stream(stream))
+    grouped = events_by_command(stream.drain())
     for i, future in enumerate(futures):
         keys = [e.key for e in grouped[future.command_id]]
         end = FAILED if i % 3 == 0 else COMPLETED
@@ -173,11 +166,11 @@ def test_unread_stream_never_blocks_scheduling_and_keeps_the_newest(managers):
 
     assert completions.dropped == 990
     assert len(completions) == 10
-    kept = drain_stream(completions)
+    kept = completions.drain()
     assert [e.payload["command_id"] for e in kept] == [f.command_id for f in futures[-10:]]
 
     assert everything.dropped == 3000 - 10
-    newest = drain_stream(everything)
+    newest = everything.drain()
     assert len(newest) == 10
     assert newest[-1].key == COMPLETED
     assert newest[-1].payload["command_id"] == futures[-1].command_id
@@ -243,9 +236,9 @@ def test_raising_filter_is_isolated(managers, caplog):
     future = manager.submit("work", lambda: "fine")
     assert future.result(WAIT) == "fine"
     manager.drain(WAIT)  # every event has been emitted
-    assert sorted(e.key for e in drain_stream(everything)) == sorted(
+    assert sorted(e.key for e in everything.drain()) == sorted(
         [SUBMITTED, STARTED, COMPLETED])
-    assert sorted(e.key for e in drain_stream(filtered)) == sorted([SUBMITTED, COMPLETED])
+    assert sorted(e.key for e in filtered.drain()) == sorted([SUBMITTED, COMPLETED])
     messages = [r.getMessage() for r in caplog.records if r.name == "pylane.events"]
     assert len(messages) == 1 and STARTED in messages[0]
 
@@ -316,3 +309,68 @@ def test_subscribing_after_drain_gives_a_stream_that_ends(managers):
     finally:
         stream.close()  # frees the reader if it is stuck
         reader.join(WAIT)
+
+
+def test_drain_returns_every_buffered_event_in_order_and_empties_the_buffer():
+    emitter = EventEmitter(10)
+    stream = emitter.subscribe()
+    assert stream.drain() == []  # nothing buffered: an empty list, at once
+    for n in range(3):
+        emitter.emit(LaneEvent(f"k{n}", {"n": n}))
+    events = stream.drain()
+    assert [(e.key, e.payload) for e in events] == [("k0", {"n": 0}), ("k1", {"n": 1}),
+                                                    ("k2", {"n": 2})]
+    assert len(stream) == 0 and stream.drain() == [] and stream.try_recv() is None
+    emitter.emit(LaneEvent("k3"))
+    assert [e.key for e in stream.drain()] == ["k3"]
+
+
+def test_drain_never_waits_and_keeps_what_a_closed_stream_holds():
+    emitter = EventEmitter(10)
+    stream = emitter.subscribe()
+    emitter.emit(LaneEvent("kept"))
+    stream.close()
+    emitter.emit(LaneEvent("after close"))
+    assert [e.key for e in stream.drain()] == ["kept"]
+    assert stream.drain() == []
+
+
+def test_drain_respects_the_filter_and_the_capacity():
+    emitter = EventEmitter(3)
+    stream = emitter.subscribe_filtered(lambda event: event.key != "skip")
+    for n in range(5):
+        emitter.emit(LaneEvent("skip"))
+        emitter.emit(LaneEvent(f"k{n}"))
+    assert [e.key for e in stream.drain()] == ["k2", "k3", "k4"]
+    assert stream.dropped == 2
+
+
+def test_drain_while_another_thread_emits_loses_and_repeats_nothing():
+    emitter = EventEmitter(100_000)
+    stream = emitter.subscribe()
+    total = 20_000
+    done = threading.Event()
+
+    def emit_all():
+        for n in range(total):
+            emitter.emit(LaneEvent("k", {"n": n}))
+        done.set()
+
+    thread = threading.Thread(target=emit_all)
+    thread.start()
+    seen = []
+    while not done.is_set():
+        seen.extend(e.payload["n"] for e in stream.drain())
+    thread.join(WAIT)
+    seen.extend(e.payload["n"] for e in stream.drain())
+    assert seen == list(range(total))
+
+
+def test_drain_after_a_command_resolves_holds_its_events(managers):
+    manager = managers.lanes(("work", 0, 0, 2))
+    stream = manager.subscribe()
+    future = manager.submit("work", lambda: "ok")
+    assert future.result(WAIT) == "ok"
+    events = stream.drain()
+    assert [e.key for e in events] == [SUBMITTED, STARTED, COMPLETED]
+    assert {e.payload["command_id"] for e in events} == {future.command_id}
