@@ -32,13 +32,6 @@ from pylane.durable.storage import LocalStorage
 from pylane.execution import CommandTimeoutError
 
 
-def buffered(stream):
-    events = []
-    while (event := stream.try_recv()) is not None:
-        events.append(event)
-    return events
-
-
 class Value(Command):
     command_type = "value"
 
@@ -102,7 +95,7 @@ def test_cancel_removes_a_pending_command(managers, blocker):
     assert victim.cancelled() and victim.done()
     status = manager.stats().lane("work")
     assert (status.pending, status.cancelled) == (1, 1)
-    cancelled = [e.payload for e in buffered(stream) if e.key == "queue.command.cancelled"]
+    cancelled = [e.payload for e in stream.drain() if e.key == "queue.command.cancelled"]
     assert cancelled == [{"lane_id": "work", "command_id": victim.command_id}]
 
     hold.release()
@@ -112,7 +105,7 @@ def test_cancel_removes_a_pending_command(managers, blocker):
     assert ran.items == ["survivor"]
     # Cancelling again changes nothing and emits nothing.
     assert victim.cancel() is True
-    assert [e for e in buffered(stream) if e.key == "queue.command.cancelled"] == []
+    assert [e for e in stream.drain() if e.key == "queue.command.cancelled"] == []
     assert manager.stats().lane("work").cancelled == 1
 
 
@@ -185,7 +178,7 @@ def test_a_running_command_is_cancelled_through_its_token(managers):
     error = future.exception(WAIT)
     assert isinstance(error, CommandCancelledError) and isinstance(error, LaneError)
     assert command.reasons == ["cancelled"]
-    keys = [e.key for e in buffered(stream)
+    keys = [e.key for e in stream.drain()
             if (e.payload or {}).get("command_id") == future.command_id]
     # It stopped because it was cancelled: the end is reported as such.
     assert keys[-1] == "queue.command.cancelled"
@@ -235,7 +228,7 @@ def test_a_cancelled_running_command_is_not_retried(managers):
     future.cancel()
     future.exception(WAIT)
     manager.drain(WAIT)
-    keys = [e.key for e in buffered(stream)]
+    keys = [e.key for e in stream.drain()]
     assert command.calls == 1
     assert "queue.command.retry" not in keys
     assert manager.dlq().list() == []
@@ -327,7 +320,7 @@ def test_shutdown_stops_intake_and_emits_started_once(managers, tmp_path):
         manager.submit("other", Value("late too"))
     manager.drain(WAIT)
     assert running.result(0) == "running" and pending.result(0) == "pending"
-    keys = [e.key for e in buffered(stream)]
+    keys = [e.key for e in stream.drain()]
     assert keys.count("queue.shutdown.started") == 1
     assert keys[-1] == "queue.shutdown.complete"
     assert keys.index("queue.shutdown.started") < keys.index("queue.shutdown.complete")

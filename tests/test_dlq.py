@@ -33,13 +33,6 @@ def letter(n, lane="work"):
     return DeadLetter(f"id-{n}", "type", lane, f"error {n}", 1)
 
 
-def buffered(stream):
-    events = []
-    while (event := stream.try_recv()) is not None:
-        events.append(event)
-    return events
-
-
 class Explode(Command):
     command_type = "explode"
 
@@ -209,7 +202,7 @@ def test_dead_lettered_comes_before_failed(managers):
     stream = manager.subscribe()
     future = manager.submit("work", Explode("x"))
     future.exception(WAIT)
-    keys = [e.key for e in buffered(stream)
+    keys = [e.key for e in stream.drain()
             if (e.payload or {}).get("command_id") == future.command_id]
     assert keys == [
         "queue.command.submitted", "queue.command.started", "queue.command.retry",
@@ -244,7 +237,7 @@ def test_without_a_dlq_nothing_is_dead_lettered(managers):
     stream = manager.subscribe()
     future = manager.submit("work", Explode("x"))
     future.exception(WAIT)
-    keys = [e.key for e in buffered(stream)]
+    keys = [e.key for e in stream.drain()]
     assert "queue.command.dead_lettered" not in keys
     assert "queue.command.failed" in keys
     assert manager.dlq() is None

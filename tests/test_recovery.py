@@ -113,13 +113,6 @@ def start_with_stream(managers, builder):
     return manager, stream
 
 
-def buffered(stream):
-    events = []
-    while (event := stream.try_recv()) is not None:
-        events.append(event)
-    return events
-
-
 def previous_process(path, records):
     storage = LocalStorage(path)
     for record in records:
@@ -151,7 +144,7 @@ def test_pending_commands_at_a_timed_out_drain_stay_stored_and_rerun_at_next_sta
     second, stream = start_with_stream(managers, builder_for(LocalStorage(tmp_path)))
     assert [f.result(WAIT) for f in second.recovered] == [0, 1, 2, 3, 4]
     assert SINKS[sink].items == [0, 1, 2, 3, 4]  # oldest first, each once
-    events = buffered(stream)
+    events = stream.drain()
     report = [e.payload for e in events if e.key == RECOVERED]
     assert report == [{"recovered": 5, "corrupt": 0, "unrecoverable": 0}]
     started = [e.payload["command_id"] for e in events if e.key == "queue.command.started"]
@@ -277,7 +270,7 @@ def test_the_attempt_count_survives_a_restart(managers, tmp_path, sink):
     [future] = manager.recovered
     assert isinstance(future.exception(WAIT), RuntimeError)
     assert len(SINKS[sink].items) == 3
-    retries = [e.payload["attempt"] for e in buffered(stream) if e.key == "queue.command.retry"]
+    retries = [e.payload["attempt"] for e in stream.drain() if e.key == "queue.command.retry"]
     assert retries == [2, 3]
     [letter] = manager.dlq().list()
     assert (letter.command_id, letter.attempts) == ("r1", 4)
@@ -291,7 +284,7 @@ def test_a_recovered_command_can_be_cancelled_by_id(managers, tmp_path, sink):
     manager.start()
     assert manager.cancel("drop") is True
     assert [r.id for r in manager.queue().storage().load_commands()] == ["keep"]
-    cancelled = [e.payload for e in buffered(stream) if e.key == "queue.command.cancelled"]
+    cancelled = [e.payload for e in stream.drain() if e.key == "queue.command.cancelled"]
     assert cancelled == [{"lane_id": "work", "command_id": "drop"}]
     manager.resume_lane("work")
     keep, drop = manager.recovered
@@ -303,7 +296,7 @@ def test_a_recovered_command_can_be_cancelled_by_id(managers, tmp_path, sink):
 def test_nothing_stored_means_nothing_recovered_and_no_report(managers, tmp_path):
     manager, stream = start_with_stream(managers, builder_for(LocalStorage(tmp_path)))
     assert manager.recovered == []
-    assert [e for e in buffered(stream) if e.key == RECOVERED] == []
+    assert [e for e in stream.drain() if e.key == RECOVERED] == []
 
 
 def test_a_custom_backend_recovers_through_the_protocol(managers, sink):
@@ -365,7 +358,7 @@ def test_what_cannot_be_rebuilt_is_dead_lettered_with_the_reason(
     manager, stream = start_with_stream(managers, builder)
 
     assert [f.result(WAIT) for f in manager.recovered] == ["fine"]
-    events = buffered(stream)
+    events = stream.drain()
     report = [e.payload for e in events if e.key == RECOVERED]
     assert report == [{"recovered": 1, "corrupt": 0, "unrecoverable": 6}]
     letters = {x.command_id: x for x in manager.dlq().list()}
@@ -419,7 +412,7 @@ def test_a_corrupt_row_is_skipped_counted_and_reported(managers, tmp_path, sink,
 
     assert [f.result(WAIT) for f in manager.recovered] == [0, 2]
     assert SINKS[sink].items == [0, 2]
-    events = buffered(stream)
+    events = stream.drain()
     corrupt_events = [e.payload for e in events if e.key == CORRUPT]
     assert sorted(p["command_id"] for p in corrupt_events) == ["id1", "id3", "id4"]
     assert all(p["error"] for p in corrupt_events)
@@ -438,7 +431,7 @@ def test_a_corrupt_row_is_skipped_counted_and_reported(managers, tmp_path, sink,
     assert len(storage.load_dead_letters()) == 3
     again, stream = start_with_stream(managers, builder_for(LocalStorage(tmp_path)))
     assert again.recovered == []
-    assert [e for e in buffered(stream) if e.key in (CORRUPT, RECOVERED)] == []
+    assert [e for e in stream.drain() if e.key in (CORRUPT, RECOVERED)] == []
 
 
 def test_corrupt_rows_are_listed_by_load_commands(tmp_path):

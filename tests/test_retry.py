@@ -25,13 +25,6 @@ from pylane import (
 )
 
 
-def buffered(stream):
-    events = []
-    while (event := stream.try_recv()) is not None:
-        events.append(event)
-    return events
-
-
 def mine(events, command_id):
     return [e for e in events if (e.payload or {}).get("command_id") == command_id]
 
@@ -136,7 +129,7 @@ def test_failures_are_retried_until_success(managers):
     assert flaky.calls == 3
     assert len(resolutions) == 1
 
-    events = mine(buffered(stream), future.command_id)
+    events = mine(stream.drain(), future.command_id)
     assert [e.key for e in events] == [
         "queue.command.submitted",
         "queue.command.started", "queue.command.retry",
@@ -159,7 +152,7 @@ def test_exhausted_retries_fail_with_the_original_error(managers):
     assert isinstance(error, ValueError) and str(error) == "boom 3"
     assert flaky.calls == 3  # max_retries + 1 attempts
 
-    keys = [e.key for e in mine(buffered(stream), future.command_id)]
+    keys = [e.key for e in mine(stream.drain(), future.command_id)]
     assert keys.count("queue.command.retry") == 2
     assert keys[-1] == "queue.command.failed"
     assert "queue.command.dead_lettered" not in keys  # no DLQ configured
@@ -185,7 +178,7 @@ def test_without_retries_a_failure_is_final(managers, policy):
     future = manager.submit("work", flaky)
     assert isinstance(future.exception(WAIT), ValueError)
     assert flaky.calls == 1
-    keys = [e.key for e in mine(buffered(stream), future.command_id)]
+    keys = [e.key for e in mine(stream.drain(), future.command_id)]
     assert keys == ["queue.command.submitted", "queue.command.started", "queue.command.failed"]
 
 
@@ -215,7 +208,7 @@ def test_the_back_off_is_held_by_the_engine_not_by_a_thread(managers):
     assert a.cancelled()
     status = manager.stats().lane("work")
     assert (status.delayed, status.cancelled) == (0, 1)
-    cancelled = [e for e in buffered(stream) if e.key == "queue.command.cancelled"]
+    cancelled = [e for e in stream.drain() if e.key == "queue.command.cancelled"]
     assert [e.payload["command_id"] for e in cancelled] == [a.command_id]
 
 
@@ -244,7 +237,7 @@ def test_the_retry_delay_is_honoured(managers):
     stream = manager.subscribe()
     future = manager.submit("work", Flaky(2))
     assert future.result(WAIT) == "ok"
-    events = mine(buffered(stream), future.command_id)
+    events = mine(stream.drain(), future.command_id)
     keyed = [(e.key, e.time_ns) for e in events]
     gaps = []
     for (key, when), (next_key, next_when) in zip(keyed, keyed[1:]):
@@ -274,7 +267,7 @@ def test_many_retrying_commands_each_resolve_once_with_their_own_outcome(manager
             assert commands[i].calls == i % 4 + 1
     assert counts == [1] * len(futures)
     expected_retries = sum(min(i % 4, 2) for i in range(120))
-    assert len(buffered(stream)) == expected_retries
+    assert len(stream.drain()) == expected_retries
     status = manager.stats().lane("work")
     assert status.retried == expected_retries
     assert status.completed == 90
@@ -293,5 +286,5 @@ def test_a_retry_keeps_the_command_id_and_respects_the_lane_limit(managers, bloc
     hold.release()
     assert running.result(WAIT) == "released"
     assert future.result(WAIT) == "ok"
-    started = [e for e in buffered(stream) if e.key == "queue.command.started"]
+    started = [e for e in stream.drain() if e.key == "queue.command.started"]
     assert [e.payload["command_id"] for e in started] == [future.command_id] * 2

@@ -38,15 +38,6 @@ from pylane.execution import CommandTimeoutError
 TIMEOUT = 0.2
 
 
-def buffered(stream):
-    """Every event already delivered to `stream` (emits are synchronous, so
-    once a future has resolved its events are all here)."""
-    events = []
-    while (event := stream.try_recv()) is not None:
-        events.append(event)
-    return events
-
-
 def keys_for(events, command_id):
     return [e.key for e in events if (e.payload or {}).get("command_id") == command_id]
 
@@ -135,7 +126,7 @@ def test_hung_command_fails_with_a_timeout_error_and_event(timeout_manager, gate
     assert "timed out" in str(error) and "200ms" in str(error)
     assert hang.threads[0].is_alive()  # it really is still hung
 
-    events = buffered(stream)
+    events = stream.drain()
     mine = [e for e in events if (e.payload or {}).get("command_id") == future.command_id]
     assert [e.key for e in mine] == [
         "queue.command.submitted", "queue.command.started", "queue.command.timeout"]
@@ -172,7 +163,7 @@ def test_cancel_token_is_set_so_a_command_can_stop_cooperatively(timeout_manager
     assert seen == [False, True]
     # The late return changes nothing: the outcome stays the timeout.
     assert isinstance(future.exception(0), CommandTimeoutError)
-    assert "queue.command.completed" not in keys_for(buffered(stream), future.command_id)
+    assert "queue.command.completed" not in keys_for(stream.drain(), future.command_id)
     stats = manager.stats()
     assert stats.abandoned_threads == 0  # it has stopped
     assert stats.abandoned_total == 1
@@ -295,7 +286,7 @@ def test_a_timed_out_attempt_is_retried_and_the_future_resolves_once(timeout_man
     future.add_done_callback(resolutions.append)
     assert future.result(WAIT) == "second"
     assert len(resolutions) == 1
-    events = buffered(stream)
+    events = stream.drain()
     assert keys_for(events, future.command_id) == [
         "queue.command.submitted", "queue.command.started", "queue.command.retry",
         "queue.command.started", "queue.command.completed"]
@@ -335,7 +326,7 @@ def test_timeouts_exhausting_retries_dead_letter_then_emit_timeout(timeout_manag
     assert isinstance(error, CommandTimeoutError)
     assert len(hang.threads) == 2  # both attempts ran and were abandoned
 
-    events = buffered(stream)
+    events = stream.drain()
     assert keys_for(events, future.command_id) == [
         "queue.command.submitted", "queue.command.started", "queue.command.retry",
         "queue.command.started", "queue.command.dead_lettered", "queue.command.timeout"]
@@ -386,7 +377,7 @@ def test_commands_ending_around_their_deadline_resolve_exactly_once(timeout_mana
     assert completed + timed_out == len(futures)
     print(f"{completed} completed, {timed_out} timed out")
 
-    events = buffered(stream)
+    events = stream.drain()
     ends = {}
     for event in events:
         if event.key in ("queue.command.completed", "queue.command.timeout",
