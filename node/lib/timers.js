@@ -38,9 +38,9 @@ function checkDuration(value, name, where) {
 }
 
 /**
- * Calls `fn` once after `ms` milliseconds, however long that is: past
- * `maxDelay` (the setTimeout limit; smaller only in tests) the wait is a
- * chain of timers, each re-armed for what is left. Returns `{ clear() }`.
+ * Calls `fn` once after `ms` milliseconds (never sooner), however long that
+ * is: past `maxDelay` (the setTimeout limit; smaller only in tests) the wait
+ * is a chain of timers, each re-armed for what is left. Returns `{ clear() }`.
  * The timers are ref'd, like a plain setTimeout.
  */
 function setLongTimeout(fn, ms, maxDelay = MAX_TIMER_DELAY) {
@@ -56,15 +56,18 @@ class LongTimeout {
     this._arm(ms);
   }
 
+  // Waits at most maxDelay at a time; fires only once the clock has reached
+  // the deadline (a timer armed on a stale loop time can fire a little early).
   _arm(left) {
-    if (left > this._maxDelay) {
-      this._timer = setTimeout(() => this._arm(this._deadline - performance.now()), this._maxDelay);
-    } else {
-      this._timer = setTimeout(() => {
-        this._timer = null;
-        this._fn();
-      }, Math.max(0, left));
-    }
+    this._timer = setTimeout(() => {
+      const rest = this._deadline - performance.now();
+      if (rest > 0) {
+        this._arm(rest);
+        return;
+      }
+      this._timer = null;
+      this._fn();
+    }, Math.min(Math.max(0, left), this._maxDelay));
   }
 
   /** Stops the wait; `fn` is not called. Again: no-op. */
