@@ -7,13 +7,28 @@ from typing import Any, Optional
 
 from .errors import InvalidConfigError
 
+# The engine keeps concurrency windows and worker counts in uint32_t.
+UINT32_MAX = 2**32 - 1
+INT64_MAX = 2**63 - 1
+# Worker threads are real threads: far more than this fails half-way through
+# start() ("can't start new thread"), so it is refused up front.
+MAX_WORKERS = 4096
 
-def check_count(name: str, value: Any, minimum: int) -> int:
-    """An integer field; bool is refused because True would read as 1."""
+
+def check_workers(value: Any) -> int:
+    return check_count("max_workers", value, 1, MAX_WORKERS)
+
+
+def check_count(name: str, value: Any, minimum: int, maximum: int = UINT32_MAX) -> int:
+    """An integer field within [minimum, maximum]; bool is refused because
+    True would read as 1. The default maximum is what the engine's 32-bit
+    counts hold."""
     if not isinstance(value, int) or isinstance(value, bool):
         raise InvalidConfigError(f"{name} must be an integer, got {type(value).__name__}")
     if value < minimum:
         raise InvalidConfigError(f"{name} must be >= {minimum}, got {value}")
+    if value > maximum:
+        raise InvalidConfigError(f"{name} must be <= {maximum}, got {value}")
     return value
 
 

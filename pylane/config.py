@@ -12,12 +12,15 @@ from __future__ import annotations
 import copy
 from typing import Any, Optional
 
-from ._checks import check_count, check_lane_id, check_priority
+from ._checks import INT64_MAX, check_count, check_lane_id, check_priority
 from ._durations import Duration, to_seconds
 from .errors import InvalidConfigError
 from .lanes.boost import PriorityBoostConfig
 from .lanes.rate_limit import RateLimitConfig
 from .lanes.retry import RetryPolicy
+
+# Seconds a timed-out command gets to unwind after the interrupt.
+DEFAULT_TIMEOUT_GRACE = 1.0
 
 # The SDK's keyword form defaulted max_concurrency to 10; LaneConfig.default()
 # keeps the Rust default of 4. Both are the original's values.
@@ -35,7 +38,7 @@ class LaneConfig:
 
     __slots__ = (
         "lane_id", "max_concurrency", "min_concurrency", "pressure_threshold", "priority",
-        "priority_boost", "rate_limit", "retry_policy", "timeout",
+        "priority_boost", "rate_limit", "retry_policy", "timeout", "timeout_grace",
     )
 
     def __init__(
@@ -51,6 +54,7 @@ class LaneConfig:
         timeout: Optional[Duration] = None,
         rate_limit: Optional[RateLimitConfig] = None,
         priority_boost: Optional[PriorityBoostConfig] = None,
+        timeout_grace: Duration = DEFAULT_TIMEOUT_GRACE,
     ) -> None:
         if timeout is not None and timeout_secs is not None:
             raise InvalidConfigError("give timeout or timeout_secs, not both")
@@ -60,6 +64,9 @@ class LaneConfig:
             self.timeout = to_seconds(timeout, "timeout")
             if self.timeout == 0:
                 raise InvalidConfigError("timeout must be greater than 0 (None means no timeout)")
+        # How long a command interrupted at its deadline may take to leave
+        # (its finally: blocks run) before its thread is abandoned.
+        self.timeout_grace = to_seconds(timeout_grace, "timeout_grace")
         if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
             raise InvalidConfigError(
                 f"retry_policy must be a RetryPolicy, got {type(retry_policy).__name__}"
@@ -67,7 +74,7 @@ class LaneConfig:
         self.retry_policy = retry_policy
         self.pressure_threshold = (
             None if pressure_threshold is None
-            else check_count("pressure_threshold", pressure_threshold, 1)
+            else check_count("pressure_threshold", pressure_threshold, 1, INT64_MAX)
         )
         if rate_limit is not None and not isinstance(rate_limit, RateLimitConfig):
             raise InvalidConfigError(
@@ -119,10 +126,17 @@ class LaneConfig:
     def with_concurrency(self, min_concurrency: int, max_concurrency: int) -> LaneConfig:
         return self._with(min_concurrency=min_concurrency, max_concurrency=max_concurrency)
 
-    def with_timeout(self, timeout: Optional[Duration]) -> LaneConfig:
+    def with_timeout(self, timeout: Optional[Duration],
+                     grace: Optional[Duration] = None) -> LaneConfig:
         """Each attempt of a command may run this long (seconds or a
-        timedelta); past it the attempt fails with ``CommandTimeoutError``."""
-        return self._with(timeout=timeout)
+        timedelta). At the deadline its future fails with
+        ``CommandTimeoutError``, its cancel token is set and the error is
+        raised inside the running Python code; its slot stays taken until
+        the command has left, or `grace` (default 1 s) has passed — then its
+        thread is abandoned and replaced."""
+        if grace is None:
+            return self._with(timeout=timeout)
+        return self._with(timeout=timeout, timeout_grace=grace)
 
     def with_retry_policy(self, policy: RetryPolicy) -> LaneConfig:
         return self._with(retry_policy=policy)

@@ -31,6 +31,9 @@ COMMAND_CANCELLED = "queue.command.cancelled"
 COMMAND_RETRY = "queue.command.retry"
 COMMAND_DEAD_LETTERED = "queue.command.dead_lettered"
 COMMAND_TIMEOUT = "queue.command.timeout"
+# A timed-out command still running when its grace ended: its slot is freed
+# and its thread replaced (the command runs on, outside the queue's count).
+COMMAND_ABANDONED = "queue.command.abandoned"
 SHUTDOWN_STARTED = "queue.shutdown.started"
 SHUTDOWN_COMPLETE = "queue.shutdown.complete"
 LANE_PRESSURE = "queue.lane.pressure"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, Union
 
-from ._checks import check_lane_id, check_priority
+from ._checks import check_lane_id, check_priority, check_workers
 from ._durations import Duration
 from ._runtime.future import CommandFuture
 from ._runtime.queue import CommandQueue
@@ -65,9 +65,7 @@ class QueueManagerBuilder:
         """Bounds the worker pool. Lanes' ``min_concurrency`` are reservations
         inside it, so it must be at least their sum. Without it the pool is
         sized so every lane can reach its max (capped at 64 threads)."""
-        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-            raise InvalidConfigError(f"max_workers must be a positive integer, got {workers!r}")
-        self._max_workers = workers
+        self._max_workers = check_workers(workers)
         return self
 
     def with_storage(self, storage: Storage) -> QueueManagerBuilder:

@@ -37,6 +37,9 @@ def _json_copy(payload: Any) -> Any:
         return json.loads(json.dumps(payload, allow_nan=False))
     except (TypeError, ValueError) as error:
         raise InvalidPayloadError(f"payload is not JSON-serialisable: {error}") from error
+    except RecursionError:
+        raise InvalidPayloadError(
+            "payload is nested too deeply to carry as JSON") from None
 
 
 class Lane:

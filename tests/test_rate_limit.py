@@ -202,7 +202,7 @@ def test_rate_limit_constructors():
     (lambda: RateLimitConfig.per_second(-1), "max_commands must be >= 0, got -1"),
     (lambda: RateLimitConfig.per_minute(2.5), "max_commands must be an integer, got float"),
     (lambda: RateLimitConfig.per_hour(True), "max_commands must be an integer, got bool"),
-    (lambda: RateLimitConfig.new(5, 0), "rate limit window must be > 0 (at least 1 ns) and finite"),
+    (lambda: RateLimitConfig.new(5, 0), "rate limit window must be at least 1 ns"),
     (lambda: RateLimitConfig.new(5, -1),
      "rate limit window must be a non-negative duration, got -1"),
     (lambda: RateLimitConfig.new(5, "1s"),

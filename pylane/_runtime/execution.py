@@ -1,9 +1,12 @@
-"""Running dispatched commands: one attempt, its outcome, retries, timeouts.
+"""Running dispatched commands: one attempt, its outcome, retries.
 
 ``Execution`` is the half of ``CommandQueue`` that workers use; it is a
-separate class only to keep each file about one thing. Every attempt ends in
-exactly one of: success, a retry (the engine holds the ticket for the back-off
-delay), or a terminal failure (dead letter, ``failed`` or ``timeout``).
+separate class only to keep each file about one thing (deadlines are in
+timeouts.py). Every attempt ends exactly once, in one of: success, a retry
+(the engine holds the ticket for the back-off delay), or a terminal failure
+(dead letter, ``failed`` or ``timeout``). If ending it fails (a dead letter
+queue, storage, alerts or metrics backend that raises), the command fails
+with a ``LaneError`` saying so, its slot is freed and the worker goes on.
 
 Order at the end of an attempt, and why:
   1. events first, so a subscriber sees an end before the start it allows;
@@ -16,17 +19,18 @@ Order at the end of an attempt, and why:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
+from concurrent.futures import Future, InvalidStateError
 from typing import Any, Callable, Optional
 
-from .._durations import describe
 from .._lane_core import ffi, lib
 from ..cancel import current
 from ..durable.dead_letters import DeadLetter, DeadLetterQueue
-from ..durable.storage import Storage, StoredDeadLetter
-from ..errors import CommandTimeoutError
+from ..durable.storage import Storage, StoredDeadLetter, move_to_dead_letters
+from ..errors import LaneError
 from ..events import (
     COMMAND_CANCELLED,
     COMMAND_COMPLETED,
@@ -37,10 +41,10 @@ from ..events import (
     COMMAND_TIMEOUT,
     EventEmitter,
 )
-from .jobs import DONE, QUEUED, RUNNING, TIMED_OUT, Job, Lane
+from .jobs import ABANDONED, DONE, QUEUED, RUNNING, TIMED_OUT, Job, Lane
 from .metrics_feed import EngineMetricsFeed
 from .pool import WorkerPool
-from .timeouts import DeadlineWatcher
+from .timeouts import Timeouts
 
 logger = logging.getLogger("pylane.queue")
 
@@ -60,7 +64,7 @@ def describe_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-class Execution:
+class Execution(Timeouts):
     """Mixed into CommandQueue, which provides the state below."""
 
     emitter: EventEmitter
@@ -74,8 +78,6 @@ class Execution:
     _alerts: Any
     _feed: Optional[EngineMetricsFeed]
     _timed: bool
-    _state_lock: threading.Lock
-    _deadlines: DeadlineWatcher
     _pool: WorkerPool
 
     def _check_pressure(self, lane: Lane) -> None:
@@ -105,67 +107,101 @@ class Execution:
 
     def _execute(self, job: Job) -> bool:
         """Runs one attempt of a dispatched job and ends it. The caller then
-        settles it in the engine. Returns False when the attempt timed out
-        while running: its end was handled by the deadline, and this thread
-        is abandoned (it must neither settle nor take more work)."""
+        settles it in the engine. Returns False when this thread was
+        abandoned at the end of a timeout's grace: the attempt was ended
+        for it, and it must neither settle nor take more work."""
         future = job.future
         lane = job.lane
         if not future.set_running_or_notify_cancel():
             self._end_cancelled(job)
             return True
         job.state = RUNNING
+        job.finished = False
         if lane.pressure_threshold is not None:
             self._check_pressure(lane)  # a dispatch may have emptied the lane
         attempt = job.attempt
         emitter = self.emitter
         timeout = lane.timeout
-        if timeout is not None:
-            job.thread = threading.current_thread()
-            self._deadlines.watch(time.monotonic() + timeout, (job, attempt))
+        if emitter.streams:
+            emitter.emit_new(COMMAND_STARTED, {
+                "lane_id": lane.lane_id,
+                "command_id": self._command_id_of(job.ticket),
+                "command_type": job.command_type,
+            })
         current.job = job
         # The clock only when someone records run times: it is on the hot
         # path. (The queue wait is timed by the engine at dispatch.)
         timed = self._timed
         started = _clock() if timed else 0
-        try:
-            if emitter.streams:
-                emitter.emit_new(COMMAND_STARTED, {
-                    "lane_id": lane.lane_id,
-                    "command_id": self._command_id_of(job.ticket),
-                    "command_type": job.command_type,
-                })
-            result = job.call()
-        except BaseException as error:
-            failure: Optional[BaseException] = error
+        if timeout is None:
+            try:
+                result = job.call()
+            except BaseException as error:
+                failure: Optional[BaseException] = error
+            else:
+                failure = None
+            finally:
+                current.job = None
+            timed_out = False
         else:
-            failure = None
-        finally:
-            current.job = None
+            job.thread = threading.current_thread()
+            job.interrupted = False
+            self._deadlines.watch(time.monotonic() + timeout, (False, job, attempt))
+            try:
+                result, failure, seen = self._call_timed(job, attempt)
+            finally:
+                current.job = None
+            if seen == ABANDONED:
+                self._pool.returned(job.thread)
+                return False
+            timed_out = seen == TIMED_OUT
         run_ns = _clock() - started if timed else _NOT_TIMED
-        if self._alerts is not None:
-            self._alerts.check_latency(lane.lane_id, run_ns / 1e6)
-        if timeout is not None:
-            with self._state_lock:
-                if job.state != RUNNING or job.attempt != attempt:
-                    self._pool.returned(threading.current_thread())
-                    return False
-                job.state = DONE
-        if failure is None:
-            self._succeed(job, result, run_ns)
-        else:
-            if not isinstance(failure, Exception):  # SystemExit, KeyboardInterrupt
-                logger.warning("command %s raised %r", self._command_id_of(job.ticket), failure)
-            self._fail_attempt(job, failure, max(run_ns, 0) / 1e9, timed_out=False)
+        try:
+            if self._alerts is not None:
+                self._alert("check_latency", lane.lane_id, run_ns / 1e6)
+            if timed_out:
+                self._end_timed_out(job)
+            elif failure is None:
+                self._succeed(job, result, run_ns)
+            else:
+                if not isinstance(failure, Exception):  # SystemExit, KeyboardInterrupt
+                    logger.warning("command %s raised %r", self._command_id_of(job.ticket),
+                                   failure)
+                self._fail_attempt(job, failure, max(run_ns, 0) / 1e9, timed_out=False)
+        except Exception as fault:
+            self._end_after_fault(job, fault)
         return True
+
+    def _end_after_fault(self, job: Job, fault: BaseException) -> None:
+        """Ending an attempt raised (our bookkeeping, or a backend the user
+        gave us). The command must still end exactly once: the engine is
+        told (unless it already was), the future fails with a LaneError
+        naming the fault, and the worker goes on."""
+        command_id = self._command_id_of(job.ticket)
+        logger.error("ending command %s failed; it fails with the fault", command_id,
+                     exc_info=fault)
+        try:
+            self._jobs.pop(job.ticket, None)
+            job.state = DONE
+            if not job.finished:
+                job.finished = True
+                lib.lc_finish_timed(self._ptr, job.lane.index, _FAILED, _NOT_TIMED)
+            error = LaneError(f"command {command_id} could not be ended cleanly: "
+                              f"{describe_error(fault)}")
+            error.__cause__ = fault
+            _fail_future(job.future, error)
+        except Exception:
+            logger.exception("could not end command %s after a fault", command_id)
 
     # ---- how an attempt ends --------------------------------------------------
 
-    def _finish(self, lane: Lane, outcome: int, run_ns: int = _NOT_TIMED) -> bool:
+    def _finish(self, job: Job, outcome: int, run_ns: int = _NOT_TIMED) -> bool:
         """Ends the attempt in the engine (which records its run time when
         metrics are on); True when the engine's samples are due to be
         handed to the metrics, which the caller does once the command's
         future is resolved, so no caller waits for the hand-over."""
-        return lib.lc_finish_timed(self._ptr, lane.index, outcome, run_ns) == _SAMPLES_DUE
+        job.finished = True
+        return lib.lc_finish_timed(self._ptr, job.lane.index, outcome, run_ns) == _SAMPLES_DUE
 
     def _hand_over_metrics(self) -> None:
         if self._feed is not None:
@@ -173,6 +209,14 @@ class Execution:
                 self._feed.collect(wait=False)
             except Exception:
                 logger.exception("handing metrics over failed; the queue goes on")
+
+    def _alert(self, check: str, *args: Any) -> None:
+        """Runs an alert check. Alerts observe; one that raises is logged
+        and costs no command its result."""
+        try:
+            getattr(self._alerts, check)(*args)
+        except Exception:
+            logger.exception("alert check %s failed; the queue goes on", check)
 
     def _record(self, hook: str, *args: Any) -> None:
         """Calls a metrics hook. A backend that raises must not cost the
@@ -195,6 +239,7 @@ class Execution:
             })
         job.state = DONE
         # _finish inlined: this runs once per command.
+        job.finished = True
         rc = lib.lc_finish_timed(self._ptr, lane.index, _COMPLETED, run_ns)
         job.future.set_result(result)
         if rc == _SAMPLES_DUE:
@@ -233,25 +278,36 @@ class Execution:
         job.state = QUEUED
         job.future.back_to_pending()
         self._jobs[job.ticket] = job
-        due = self._finish(lane, _RETRIED)
-        # The engine holds the back-off as a delayed entry: no thread sleeps.
+        # The delay is computed before the slot is freed: a fault here ends
+        # the command through _end_after_fault with the engine untold.
         due_ns = lib.lc_now_ns() + int(delay * 1e9)
+        due = self._finish(job, _RETRIED)
+        # The engine holds the back-off as a delayed entry: no thread sleeps.
         if lib.lc_retry_at(self._ptr, lane.index, job.ticket, due_ns) < 0:
             self._jobs.pop(job.ticket, None)
             job.future.set_running_or_notify_cancel()
-            job.future.set_exception(MemoryError("engine could not queue the retry"))
+            _fail_future(job.future, MemoryError("engine could not queue the retry"))
         if due:
             self._hand_over_metrics()
 
     def _fail_for_good(self, job: Job, error: BaseException, run_seconds: float,
                        timed_out: bool) -> None:
+        self._record_failure(job, error, run_seconds, timed_out)
+        due = self._finish(job, _FAILED)
+        # At a deadline the future may have failed already (see timeouts.py).
+        _fail_future(job.future, error)
+        if due:
+            self._hand_over_metrics()
+
+    def _record_failure(self, job: Job, error: BaseException, run_seconds: float,
+                        timed_out: bool) -> None:
+        """Everything a final failure leaves behind but the freed slot: the
+        dead letter, the event, metrics and counters."""
         lane = job.lane
         command_id = self._command_id_of(job.ticket)
         text = describe_error(error)
         self._jobs.pop(job.ticket, None)
-        if job.stored:
-            self._forget_stored(job)
-        self._dead_letter(job, command_id, text)
+        self._dead_letter(job, command_id, text)  # moves a stored command, atomically
         key = COMMAND_TIMEOUT if timed_out else COMMAND_FAILED
         self.emitter.emit_new(key, {"lane_id": lane.lane_id, "command_id": command_id,
                                     "error": text})
@@ -262,29 +318,30 @@ class Execution:
                 self._record("record_failure", lane.lane_id, run_seconds)
         if timed_out:
             lane.counters["timed_out"] += 1
-        due = self._finish(lane, _FAILED)
-        job.future.set_exception(error)
-        if due:
-            self._hand_over_metrics()
 
     def _dead_letter(self, job: Job, command_id: str, error: str) -> None:
         if self._dlq is None and not job.stored:
             return
         letter = DeadLetter(command_id, job.command_type, job.lane.lane_id, error, job.attempt + 1)
-        self._record_dead_letter(letter)
+        self._record_dead_letter(letter, stored=job.stored)
 
-    def _record_dead_letter(self, letter: DeadLetter) -> None:
-        """Keeps a dead letter in the DLQ and, with storage, on disk."""
+    def _record_dead_letter(self, letter: DeadLetter, stored: bool = False) -> None:
+        """Keeps a dead letter in the DLQ and, with storage, on disk. A
+        `stored` command moves from the commands to the dead letters in one
+        step, so a crash leaves it in one table or the other, never neither."""
+        if self._storage is not None:
+            on_disk = StoredDeadLetter(letter.command_id, letter.command_type, letter.lane_id,
+                                       letter.error, letter.attempts, letter.failed_at)
+            try:
+                if stored:
+                    move_to_dead_letters(self._storage, letter.command_id, on_disk)
+                else:
+                    self._storage.save_dead_letter(on_disk)
+            except Exception:
+                logger.exception("could not store the dead letter of %s; it may run again "
+                                 "after a restart", letter.command_id)
         if self._dlq is not None:
             self._dlq.push(letter)
-        if self._storage is not None:
-            try:
-                self._storage.save_dead_letter(StoredDeadLetter(
-                    letter.command_id, letter.command_type, letter.lane_id, letter.error,
-                    letter.attempts, letter.failed_at,
-                ))
-            except Exception:
-                logger.exception("could not store the dead letter of %s", letter.command_id)
         lane = self._lanes.get(letter.lane_id)
         if lane is not None:
             lane.counters["dead_lettered"] += 1
@@ -302,7 +359,7 @@ class Execution:
             self._forget_stored(job)
         job.state = DONE
         self._emit_cancelled_ticket(job.lane, job.ticket)
-        if self._finish(job.lane, _CANCELLED):
+        if self._finish(job, _CANCELLED):
             self._hand_over_metrics()
 
     def _end_cancelled_while_running(self, job: Job, error: BaseException) -> None:
@@ -312,8 +369,8 @@ class Execution:
         if job.stored:
             self._forget_stored(job)
         self._emit_cancelled_ticket(job.lane, job.ticket)
-        due = self._finish(job.lane, _CANCELLED)
-        job.future.set_exception(error)
+        due = self._finish(job, _CANCELLED)
+        _fail_future(job.future, error)
         if due:
             self._hand_over_metrics()
 
@@ -336,24 +393,9 @@ class Execution:
             "command_id": self._command_id_of(ticket),
         })
 
-    # ---- timeouts -----------------------------------------------------------------
 
-    def _on_deadline(self, item: tuple[Job, int]) -> None:
-        """The deadline thread: ends an attempt that is still running past its
-        lane's timeout. Python cannot stop the thread, so: the command's token
-        is set (it may stop by itself), the attempt fails with
-        CommandTimeoutError (or is retried), its slot is freed, and a new
-        worker replaces the one left running it, which is counted as
-        abandoned until its call returns."""
-        job, attempt = item
-        with self._state_lock:
-            if job.state != RUNNING or job.attempt != attempt:
-                return  # finished in time, or already retried
-            job.state = TIMED_OUT
-            self._pool.abandon(job.thread)
-        job.cancel_token().cancel("timed out")
-        timeout = job.lane.timeout or 0.0
-        error = CommandTimeoutError(f"Command timed out after {describe(timeout)}")
-        self._fail_attempt(job, error, timeout, timed_out=True)
-        lib.lc_settle(self._ptr)
-        self._pool.spawn()
+def _fail_future(future: Future, error: BaseException) -> None:
+    """Fails a future unless it has ended already (a timed-out command's
+    future fails at the deadline; its attempt may end later)."""
+    with contextlib.suppress(InvalidStateError):
+        future.set_exception(error)

@@ -16,17 +16,20 @@ from ..config import LaneConfig
 from .future import CommandFuture
 
 # Job states. A job is QUEUED (in its lane or waiting out a retry delay),
-# RUNNING (one attempt in progress), DONE, or TIMED_OUT (its attempt passed
-# the deadline; the thread running it has been abandoned).
-QUEUED, RUNNING, DONE, TIMED_OUT = range(4)
+# RUNNING (one attempt in progress), DONE (its attempt has ended, or the
+# worker has taken its end in hand), TIMED_OUT (past its deadline, the
+# thread interrupted but still inside the command, the slot still taken) or
+# ABANDONED (the grace after the deadline ran out: the slot is free and the
+# thread, still running the command, is replaced).
+QUEUED, RUNNING, DONE, TIMED_OUT, ABANDONED = range(5)
 
 
 class Lane:
     """A registered lane: its engine index and what its commands need."""
 
     __slots__ = (
-        "config", "counters", "index", "lane_id", "pressure_threshold", "pressured", "priority",
-        "retry", "timeout",
+        "config", "counters", "grace", "index", "lane_id", "pressure_threshold", "pressured",
+        "priority", "retry", "timeout",
     )
 
     def __init__(self, lane_id: str, index: int, config: LaneConfig, priority: int) -> None:
@@ -35,6 +38,7 @@ class Lane:
         self.config = config
         self.priority = priority
         self.timeout: Optional[float] = config.timeout
+        self.grace: float = config.timeout_grace
         policy = config.retry_policy
         self.retry = policy if policy is not None and policy.max_retries else None
         self.pressure_threshold: Optional[int] = config.pressure_threshold
@@ -49,8 +53,8 @@ class Job:
     ``source`` is what the user gave, for its ``command_type`` label."""
 
     __slots__ = (
-        "attempt", "call", "future", "lane", "source", "state", "stored", "thread", "ticket",
-        "token",
+        "attempt", "call", "finished", "future", "in_command", "interrupted", "lane", "source",
+        "state", "stored", "thread", "ticket", "token",
     )
 
     def __init__(self, call: Callable[[], Any], source: Any, future: CommandFuture,
@@ -65,6 +69,14 @@ class Job:
         self.stored = False
         self.token: Optional[CancelToken] = None
         self.thread: Optional[threading.Thread] = None
+        # Set once the engine has been told the current attempt ended, so a
+        # fault on the way out never frees the slot twice, nor not at all.
+        self.finished = False
+        # Timed lanes: whether the thread is inside the command (the only
+        # place a deadline interrupt may land), and whether one was sent.
+        # Both change under the queue's state lock.
+        self.in_command = False
+        self.interrupted = False
 
     @property
     def command_type(self) -> str:

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import threading
 import types
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional, Union
 
-from .._checks import check_lane_id, check_priority
+from .._checks import check_lane_id, check_priority, check_workers
 from .._durations import Duration, describe, to_seconds
 from .._lane_core import lib
 from ..command import Command
@@ -85,10 +86,8 @@ class CommandQueue(Execution):
                  dlq: Optional[DeadLetterQueue] = None,
                  metrics: Optional[QueueMetrics] = None,
                  alerts: Any = None) -> None:
-        if max_workers is not None and (
-            not isinstance(max_workers, int) or isinstance(max_workers, bool) or max_workers < 1
-        ):
-            raise InvalidConfigError(f"max_workers must be a positive integer, got {max_workers!r}")
+        if max_workers is not None:
+            check_workers(max_workers)
         if storage is not None and not isinstance(storage, Storage):
             raise InvalidConfigError(
                 f"storage must implement the Storage protocol, got {type(storage).__name__}"
@@ -244,10 +243,12 @@ class CommandQueue(Execution):
         for letter in todo.lost:
             recovery_log.error("stored command %s (%s in %s) cannot be recovered: %s",
                          letter.command_id, letter.command_type, letter.lane_id, letter.error)
-            self._record_dead_letter(letter)
-            storage.remove_command(letter.command_id)
+            self._record_dead_letter(letter, stored=True)
         for row_id, reason in todo.corrupt:
             self.emitter.emit_new(STORAGE_CORRUPT, {"command_id": row_id, "error": reason})
+        for command_id, reason in todo.corrupt_letters:
+            self.emitter.emit_new(STORAGE_CORRUPT, {"command_id": command_id, "error": reason,
+                                                    "dead_letter": True})
         for item in todo.requeue:
             command = item.command
             job = self._table.adopt(item.stored.id, command.execute, command, item.lane)
@@ -283,7 +284,10 @@ class CommandQueue(Execution):
         running. After ``shutdown()`` it then stops the workers and ends every
         event stream. Raises ``LaneTimeoutError`` saying what is left when
         `timeout` passes; what is left stays in storage for the next start."""
-        seconds = None if timeout is None else to_seconds(timeout, "drain timeout")
+        seconds = None if timeout is None else to_seconds(timeout, "drain timeout",
+                                                          endless_ok=True)
+        if seconds == math.inf:
+            seconds = None  # longer than anything can wait: no limit
         if not self._wait_idle(seconds):
             raise LaneTimeoutError(self._drain_timeout_message(seconds or 0.0))
         if self._shutting_down:
@@ -409,8 +413,8 @@ class CommandQueue(Execution):
                 self._storage.remove_command(self._command_id_of(ticket))
             raise
         if self._alerts is not None:
-            self._alerts.check_queue_depth(
-                job.lane.lane_id, lib.lc_lane_pending(self._ptr, job.lane.index))
+            self._alert("check_queue_depth",
+                        job.lane.lane_id, lib.lc_lane_pending(self._ptr, job.lane.index))
         if job.lane.pressure_threshold is not None:
             self._check_pressure(job.lane)
         return rc

@@ -42,7 +42,9 @@ class RecoveryPlan(Generic[L]):
     lost: list[DeadLetter] = field(default_factory=list)
     """Stored commands that cannot run again (their reason is the error)."""
     corrupt: list[tuple[str, str]] = field(default_factory=list)
-    """(row id, reason) of rows that could not be read at all."""
+    """(row id, reason) of command rows that could not be read at all."""
+    corrupt_letters: list[tuple[str, str]] = field(default_factory=list)
+    """(command id, reason) of dead letter rows that could not be read."""
 
 
 def rebuild(registry: CommandRegistry, json_handlers: Mapping[str, Callable[[Any], Any]],
@@ -83,9 +85,9 @@ def plan(storage: Storage, lanes: Mapping[str, L], registry: CommandRegistry,
                        letter.attempts, letter.failed_at)
             for letter in storage.load_dead_letters()
         ]
+        result.corrupt_letters = list(_unreadable(storage))
     records = storage.load_commands()
-    report = getattr(storage, "last_load", None)
-    for row_id, reason in getattr(report, "corrupt", []):
+    for row_id, reason in _unreadable(storage):
         result.corrupt.append((row_id, reason))
         result.lost.append(DeadLetter(row_id, "?", "?", f"unreadable stored record: {reason}", 0))
     for stored in records:
@@ -102,3 +104,9 @@ def plan(storage: Storage, lanes: Mapping[str, L], registry: CommandRegistry,
             continue
         result.requeue.append(Requeue(stored, command, lane))
     return result
+
+
+def _unreadable(storage: Storage) -> list[tuple[str, str]]:
+    """The rows the storage's last load skipped (custom backends may not say)."""
+    report = getattr(storage, "last_load", None)
+    return list(getattr(report, "corrupt", []))

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from .._checks import check_count
+from .._checks import INT64_MAX, check_count
 
 logger = logging.getLogger("pylane.dead_letters")
 
@@ -36,7 +36,7 @@ class DeadLetter:
 
 class DeadLetterQueue:
     def __init__(self, capacity: int = 1000) -> None:
-        self.capacity = check_count("dead letter capacity", capacity, 1)
+        self.capacity = check_count("dead letter capacity", capacity, 1, INT64_MAX)
         self._letters: deque[DeadLetter] = deque()
         self._lock = threading.Lock()
         self.evicted = 0

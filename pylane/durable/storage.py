@@ -60,7 +60,8 @@ class StoredDeadLetter:
 
 @dataclass
 class LoadReport:
-    """What ``load_commands`` could not read, for the queue to report."""
+    """What the last ``load_commands`` / ``load_dead_letters`` could not
+    read, for the queue to report."""
 
     corrupt: list[tuple[str, str]] = field(default_factory=list)  # (row id, reason)
 
@@ -189,7 +190,7 @@ class LocalStorage:
                     created_at=_parse_time(row[5]) or _now(),
                     last_attempt_at=_parse_time(row[6]), kind=str(row[7] or ""),
                 ))
-            except (TypeError, ValueError) as error:
+            except (TypeError, ValueError, RecursionError) as error:
                 report.corrupt.append((str(row[0]), f"{type(error).__name__}: {error}"))
                 logger.error("stored command %r is unreadable and was skipped: %s", row[0], error)
         self.last_load = report
@@ -205,24 +206,28 @@ class LocalStorage:
     # ---- dead letters ---------------------------------------------------------
 
     def save_dead_letter(self, letter: StoredDeadLetter) -> None:
-        self._write(
-            "INSERT INTO dead_letters (command_id, command_type, lane_id, error, attempts,"
-            " failed_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (letter.command_id, letter.command_type, letter.lane_id, letter.error,
-             letter.attempts, _iso(letter.failed_at)),
-        )
+        self._write(_INSERT_DEAD_LETTER, _dead_letter_row(letter))
 
     def load_dead_letters(self) -> list[StoredDeadLetter]:
+        """Every stored dead letter, oldest first. Rows that cannot be read
+        are skipped, logged and listed in ``last_load.corrupt``."""
+        report = LoadReport()
+        letters = []
         with self._lock:
             rows = self._db.execute(
                 "SELECT command_id, command_type, lane_id, error, attempts, failed_at"
                 " FROM dead_letters ORDER BY seq"
             ).fetchall()
-        return [
-            StoredDeadLetter(str(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]),
-                             _parse_time(r[5]) or _now())
-            for r in rows
-        ]
+        for r in rows:
+            try:
+                letters.append(StoredDeadLetter(str(r[0]), str(r[1]), str(r[2]), str(r[3]),
+                                                int(r[4]), _parse_time(r[5]) or _now()))
+            except (TypeError, ValueError) as error:
+                report.corrupt.append((str(r[0]), f"{type(error).__name__}: {error}"))
+                logger.error("stored dead letter %r is unreadable and was skipped: %s",
+                             r[0], error)
+        self.last_load = report
+        return letters
 
     def remove_dead_letter(self, command_id: str) -> None:
         """Removes the oldest stored dead letter of that command (a DLQ pop
@@ -232,6 +237,22 @@ class LocalStorage:
             " (SELECT MIN(seq) FROM dead_letters WHERE command_id = ?)",
             (command_id,),
         )
+
+    def move_to_dead_letters(self, command_id: str, letter: StoredDeadLetter) -> None:
+        """Removes a stored command and saves its dead letter in one
+        transaction: a crash leaves it in one table or the other."""
+        try:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.execute("DELETE FROM commands WHERE id = ?", (command_id,))
+                    self._db.execute(_INSERT_DEAD_LETTER, _dead_letter_row(letter))
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+        except sqlite3.Error as error:
+            raise StorageError(f"storage write failed ({self.path}): {error}") from error
 
     def clear_dead_letters(self) -> None:
         self._write("DELETE FROM dead_letters")
@@ -245,9 +266,36 @@ class LocalStorage:
             self._db.close()
 
 
+_INSERT_DEAD_LETTER = (
+    "INSERT INTO dead_letters (command_id, command_type, lane_id, error, attempts, failed_at)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+def _dead_letter_row(letter: StoredDeadLetter) -> tuple[Any, ...]:
+    return (letter.command_id, letter.command_type, letter.lane_id, letter.error,
+            letter.attempts, _iso(letter.failed_at))
+
+
+def move_to_dead_letters(storage: Storage, command_id: str, letter: StoredDeadLetter) -> None:
+    """A stored command becomes a dead letter. Backends with their own
+    atomic ``move_to_dead_letters`` (LocalStorage) do it in one step; for the
+    others the dead letter is saved before the command is removed, so a
+    crash in between leaves it in both (it runs again: at-least-once), never
+    in neither."""
+    move = getattr(storage, "move_to_dead_letters", None)
+    if move is not None:
+        move(command_id, letter)
+        return
+    storage.save_dead_letter(letter)
+    storage.remove_command(command_id)
+
+
 def encode_payload(payload: Any) -> str:
     """JSON text of a payload, or an InvalidPayloadError naming what is wrong."""
     try:
         return json.dumps(payload, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as error:
         raise InvalidPayloadError(f"payload cannot be stored as JSON: {error}") from error
+    except RecursionError:
+        raise InvalidPayloadError("payload is nested too deeply to store as JSON") from None

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .._durations import Duration, to_seconds
+from .._durations import MAX_SECONDS, Duration, to_seconds
 from ..errors import InvalidConfigError
 
 MAX_WINDOWS = 8
-MAX_SECONDS = 2**63 / 1e9  # what the engine's 64-bit nanoseconds hold
 
 
 @dataclass(frozen=True)
@@ -28,15 +27,23 @@ class PriorityBoostConfig:
     boost_intervals: tuple[tuple[float, int], ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        if self.enabled and not 0 < self.deadline < MAX_SECONDS:
+        if self.enabled and not (isinstance(self.deadline, (int, float))
+                                 and 0 < self.deadline <= MAX_SECONDS):
             raise InvalidConfigError(
                 f"boost deadline must be > 0 and finite (under {MAX_SECONDS:.0f} s), "
                 f"got {self.deadline}"
             )
+        try:
+            pairs = tuple((before, boost) for before, boost in self.boost_intervals)
+        except (TypeError, ValueError):
+            raise InvalidConfigError(
+                f"boost_intervals must be (seconds, boost) pairs, got {self.boost_intervals!r}"
+            ) from None
+        object.__setattr__(self, "boost_intervals", pairs)
         if len(self.boost_intervals) > MAX_WINDOWS:
             raise InvalidConfigError(f"at most {MAX_WINDOWS} boost windows")
         for before, boost in self.boost_intervals:
-            if not 0 <= before < MAX_SECONDS:
+            if not (isinstance(before, (int, float)) and 0 <= before <= MAX_SECONDS):
                 raise InvalidConfigError(f"boost window time must be finite and >= 0, got {before}")
             if not isinstance(boost, int) or not 0 <= boost < 2**31:
                 raise InvalidConfigError(f"boost amount must be an integer in [0, 2**31), got "

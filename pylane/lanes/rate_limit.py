@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .._checks import check_count
-from .._durations import Duration, to_seconds
+from .._checks import INT64_MAX, check_count
+from .._durations import Duration, check_seconds, to_seconds
 from ..errors import InvalidConfigError
-
-MAX_SECONDS = 2**63 / 1e9  # what 64-bit nanoseconds hold: about 292 years
 
 
 @dataclass(frozen=True)
@@ -23,16 +21,13 @@ class RateLimitConfig:
     window: float  # seconds
 
     def __post_init__(self) -> None:
-        check_count("max_commands", self.max_commands, 0)
-        if self.max_commands >= 2**63:
-            raise InvalidConfigError(f"max_commands must be below 2**63, got {self.max_commands}")
-        # The engine counts the window in 64-bit nanoseconds.
-        if not 1e-9 <= self.window < MAX_SECONDS and self.max_commands:
+        check_count("max_commands", self.max_commands, 0, INT64_MAX)
+        window = check_seconds(self.window, "rate limit window")
+        object.__setattr__(self, "window", window)  # frozen; timedelta -> seconds
+        # The engine counts the window in nanoseconds: less than one is none.
+        if self.max_commands and window < 1e-9:
             raise InvalidConfigError(
-                f"rate limit window must be > 0 (at least 1 ns) and finite (under "
-                f"{MAX_SECONDS:.0f} s), "
-                f"got {self.window}"
-            )
+                f"rate limit window must be at least 1 ns, got {self.window!r}")
 
     @classmethod
     def new(cls, max_commands: int, window: Duration) -> RateLimitConfig:

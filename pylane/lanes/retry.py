@@ -3,15 +3,24 @@
 Delays follow the original: ``delay_for_attempt(k)`` is ``initial *
 multiplier^(k-1)`` capped at ``max_delay``, and 0 for k = 0 or a policy with
 no retries. Unlike the original it keeps sub-millisecond precision.
+
+A policy is checked whole at construction (a worker computes delays on its
+own bookkeeping path, where an error would have nowhere to go): delays are
+finite durations the runtime can wait for, the multiplier a finite number
+>= 1, and the delay computation itself never overflows (it is capped before
+the power can grow past ``max_delay``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .._checks import check_count
-from .._durations import Duration, to_seconds
+from .._durations import Duration, check_seconds, to_seconds
 from ..errors import InvalidConfigError
+
+MAX_RETRIES = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -22,9 +31,16 @@ class RetryPolicy:
     multiplier: float = 1.0
 
     def __post_init__(self) -> None:
-        check_count("max_retries", self.max_retries, 0)
-        if not isinstance(self.multiplier, (int, float)) or self.multiplier < 1.0:
-            raise InvalidConfigError(f"multiplier must be >= 1.0, got {self.multiplier!r}")
+        check_count("max_retries", self.max_retries, 0, MAX_RETRIES)
+        # Frozen: normalise through object.__setattr__ (timedelta -> seconds).
+        object.__setattr__(self, "initial_delay",
+                           check_seconds(self.initial_delay, "initial_delay"))
+        object.__setattr__(self, "max_delay", check_seconds(self.max_delay, "max_delay"))
+        multiplier = self.multiplier
+        if (not isinstance(multiplier, (int, float)) or isinstance(multiplier, bool)
+                or not math.isfinite(multiplier) or multiplier < 1.0):
+            raise InvalidConfigError(
+                f"multiplier must be a finite number >= 1.0, got {multiplier!r}")
         if self.max_delay < self.initial_delay:
             raise InvalidConfigError(
                 f"max_delay ({self.max_delay}s) is below initial_delay ({self.initial_delay}s)"
@@ -52,4 +68,11 @@ class RetryPolicy:
         """Seconds to wait before retry number `attempt` (1-based)."""
         if attempt <= 0 or self.max_retries == 0:
             return 0.0
-        return min(self.initial_delay * self.multiplier ** (attempt - 1), self.max_delay)
+        initial, cap, multiplier = self.initial_delay, self.max_delay, self.multiplier
+        if initial == 0.0 or multiplier == 1.0:
+            return min(initial, cap)
+        # The power could overflow a float long before the cap is reached:
+        # compare exponents (logs) first.
+        if (attempt - 1) * math.log(multiplier) >= math.log(cap / initial):
+            return cap
+        return min(initial * multiplier ** (attempt - 1), cap)
