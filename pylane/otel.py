@@ -42,7 +42,8 @@ import logging
 import threading
 from typing import Any, Callable, Optional
 
-from .metrics import (
+from .metrics.local import LocalMetrics, _Counter
+from .metrics.names import (
     COMMAND_LATENCY,
     COMMAND_WAIT_TIME,
     COMMANDS_CANCELLED,
@@ -58,9 +59,9 @@ from .metrics import (
     QUEUE_ACTIVE,
     QUEUE_DEPTH,
     HistogramStats,
-    LocalMetrics,
+    MetricsBackend,
     MetricsSnapshot,
-    _Counter,
+    tee,
 )
 
 logger = logging.getLogger("pylane.otel")
@@ -132,7 +133,7 @@ class _Gauge:
         self.value = float(value)
 
 
-class OtelMetricsBackend:
+class OtelMetricsBackend(MetricsBackend):
     """A ``MetricsBackend`` that records into OpenTelemetry instruments.
 
     ``meter`` defaults to the global meter named ``a3s-lane``. Instruments are
@@ -292,65 +293,44 @@ class OtelMetricsBackend:
             self._local.reset()
 
     # -- per-lane binding for QueueMetrics: one instrument, a ``lane`` attribute
+    # (so no ``.<lane>`` name and no overall series), teed with the local copy.
 
     def bind_counter(self, name: str, lane_id: str) -> Callable[[], Any]:
         exported = self._point("counter", name, {LANE_ATTRIBUTE: lane_id}).inc
-        if self._local is None:
-            return exported
-        local = self._local.bind_counter(name, lane_id)
-
-        def add_one() -> None:
-            exported()
-            local()
-
-        return add_one
+        return self._with_local(exported, LocalMetrics.bind_counter, name, lane_id)
 
     def bind_counter_adder(self, name: str, lane_id: str) -> Callable[[int], None]:
         exported = self._point("counter", name, {LANE_ATTRIBUTE: lane_id}).add
-        if self._local is None:
-            return exported
-        local = self._local.bind_counter_adder(name, lane_id)
-
-        def add(n: int) -> None:
-            exported(n)
-            local(n)
-
-        return add
-
-    def bind_histogram_many(self, name: str, lane_id: str) -> Callable[[list[float]], None]:
-        record = self._histogram(name).record
-        attributes = {LANE_ATTRIBUTE: lane_id}
-        local = None if self._local is None else self._local.bind_histogram_many(name, lane_id)
-
-        def record_all(values: list[float]) -> None:
-            for value in values:
-                record(value, attributes)
-            if local is not None:
-                local(values)
-
-        return record_all
+        return self._with_local(exported, LocalMetrics.bind_counter_adder, name, lane_id)
 
     def bind_histogram(self, name: str, lane_id: str) -> Callable[[float], None]:
         record = self._histogram(name).record
         attributes = {LANE_ATTRIBUTE: lane_id}
-        if self._local is None:
-            return lambda value: record(value, attributes)
-        local = self._local.bind_histogram(name, lane_id)
 
         def observe(value: float) -> None:
             record(value, attributes)
-            local(value)
 
-        return observe
+        return self._with_local(observe, LocalMetrics.bind_histogram, name, lane_id)
+
+    def bind_histogram_many(self, name: str, lane_id: str) -> Callable[[list[float]], None]:
+        record = self._histogram(name).record
+        attributes = {LANE_ATTRIBUTE: lane_id}
+
+        def record_all(values: list[float]) -> None:
+            for value in values:  # OTel has no batch record
+                record(value, attributes)
+
+        # The local copy takes the whole list at once.
+        return self._with_local(record_all, LocalMetrics.bind_histogram_many, name, lane_id)
 
     def bind_gauge(self, name: str, lane_id: str) -> Callable[[float], None]:
         exported = self._point("gauge", name, {LANE_ATTRIBUTE: lane_id}).set
+        return self._with_local(exported, LocalMetrics.bind_gauge, name, lane_id)
+
+    def _with_local(self, exported: Callable[..., Any], bind: Callable[..., Any],
+                    name: str, lane_id: str) -> Any:
+        """``exported``, or with a local copy, a callable calling both it and
+        what the copy's ``bind`` method returns."""
         if self._local is None:
             return exported
-        local = self._local.bind_gauge(name, lane_id)
-
-        def set_value(value: float) -> None:
-            exported(value)
-            local(value)
-
-        return set_value
+        return tee(exported, bind(self._local, name, lane_id))

@@ -123,7 +123,7 @@ def test_histograms_in_milliseconds(otel: Any) -> None:
 def test_direct_calls_use_the_name_as_given(otel: Any) -> None:
     reader, meter = otel
     backend = backend_for(meter)
-    assert isinstance(backend, MetricsBackend)
+    assert MetricsBackend in type(backend).__mro__  # a subclass: no adapter around it
     backend.increment_counter("jobs.done", 2)
     backend.increment_counter("jobs.done", 3)
     backend.record_histogram("job.time_ms", 12.0)
