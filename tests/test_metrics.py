@@ -6,10 +6,12 @@ import math
 import random
 import sys
 import threading
+from typing import Any, Callable
 
 import pytest
 
 from conftest import WAIT
+from pylane import InvalidConfigError
 from pylane.metrics import (
     COMMAND_LATENCY,
     COMMAND_WAIT_TIME,
@@ -20,7 +22,11 @@ from pylane.metrics import (
     COMMANDS_RETRIED,
     COMMANDS_SUBMITTED,
     COMMANDS_TIMEOUT,
+    COUNTER_NAMES,
     EXACT_SAMPLES,
+    HISTOGRAM_NAMES,
+    QUEUE_ACTIVE,
+    QUEUE_DEPTH,
     HistogramStats,
     LocalMetrics,
     MetricsBackend,
@@ -315,6 +321,160 @@ def test_a_custom_backend_gets_lane_and_overall_names() -> None:
     assert backend.samples[COMMAND_LATENCY] == [2.0]
     assert backend.gauges == {"lane.queue.depth.query": 7}
     assert metrics.snapshot().counters[COMMANDS_SUBMITTED] == 1
+
+
+# ---- MetricsBackend: the base class's bind_* ------------------------------------------
+
+
+class BasicBackend(RecordingBackend, MetricsBackend):
+    """RecordingBackend as a MetricsBackend subclass: the basic methods only."""
+
+
+def every_hook(metrics: QueueMetrics, lane: str) -> None:
+    """Each hook and batch a queue calls, once (durations 1..7 ms)."""
+    metrics.record_submit(lane)
+    metrics.add_counts(lane, 2, 3)
+    metrics.record_start(lane, 0.001)
+    metrics.record_wait_times(lane, [2.0, 3.0])
+    metrics.record_complete(lane, 0.004)
+    metrics.record_run_times(lane, [5.0])
+    metrics.record_failure(lane, 0.006)
+    metrics.record_timeout(lane, 0.007)
+    metrics.record_retry(lane)
+    metrics.record_dead_letter(lane)
+    metrics.record_cancel(lane)
+    metrics.set_queue_depth(lane, 8)
+    metrics.set_active_commands(lane, 9)
+
+
+EVERY_COUNT = {COMMANDS_SUBMITTED: 3, COMMANDS_COMPLETED: 4, COMMANDS_FAILED: 1,
+               COMMANDS_TIMEOUT: 1, COMMANDS_RETRIED: 1, COMMANDS_DEAD_LETTERED: 1,
+               COMMANDS_CANCELLED: 1}
+EVERY_SAMPLE = {COMMAND_WAIT_TIME: [1.0, 2.0, 3.0], COMMAND_LATENCY: [4.0, 5.0, 6.0, 7.0]}
+
+
+def rounded(values: dict[Any, Any]) -> dict[Any, Any]:
+    """Sample lists rounded (seconds * 1000 is not always exact)."""
+    return {k: [round(x, 9) for x in v] if isinstance(v, list) else v
+            for k, v in values.items()}
+
+
+def test_a_subclass_with_only_the_basic_methods_gets_every_metric() -> None:
+    """The default bind_* record each lane's name and the overall name
+    through increment_counter / record_histogram / set_gauge."""
+    backend = BasicBackend()
+    metrics = QueueMetrics(backend)
+    every_hook(metrics, "query")
+    assert set(EVERY_COUNT) == set(COUNTER_NAMES)
+    assert backend.counters == {**EVERY_COUNT,
+                                **{f"{n}.query": v for n, v in EVERY_COUNT.items()}}
+    assert set(EVERY_SAMPLE) == set(HISTOGRAM_NAMES)
+    assert rounded(backend.samples) == {
+        **EVERY_SAMPLE, **{f"{n}.query": v for n, v in EVERY_SAMPLE.items()}}
+    assert backend.gauges == {f"{QUEUE_DEPTH}.query": 8, f"{QUEUE_ACTIVE}.query": 9}
+    assert metrics.backend() is backend
+    assert metrics.local_histograms("query") is None  # lists, not C buckets
+
+
+class LaneKeyBackend(BasicBackend):
+    """Overrides one bind_* per family so a lane is a key, not a name
+    suffix; the basic methods must then never be called."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.points: dict[tuple[str, str], Any] = {}
+
+    def bind_counter_adder(self, name: str, lane_id: str) -> Callable[[int], None]:
+        def add(n: int) -> None:
+            self.points[name, lane_id] = self.points.get((name, lane_id), 0) + n
+
+        return add
+
+    def bind_histogram(self, name: str, lane_id: str) -> Callable[[float], None]:
+        return self.points.setdefault((name, lane_id), []).append
+
+    def bind_gauge(self, name: str, lane_id: str) -> Callable[[float], None]:
+        return lambda value: self.points.__setitem__((name, lane_id), value)
+
+
+def test_overridden_bind_methods_are_used_and_their_family_follows() -> None:
+    """bind_counter defaults to bind_counter_adder and bind_histogram_many
+    to bind_histogram, so overriding those three covers every hook."""
+    backend = LaneKeyBackend()
+    every_hook(QueueMetrics(backend), "query")
+    assert (backend.counters, backend.samples, backend.gauges) == ({}, {}, {})
+    assert rounded(backend.points) == {
+        **{(n, "query"): v for n, v in EVERY_COUNT.items()},
+        **{(n, "query"): v for n, v in EVERY_SAMPLE.items()},
+        (QUEUE_DEPTH, "query"): 8, (QUEUE_ACTIVE, "query"): 9,
+    }
+
+
+@pytest.mark.parametrize(("method", "hook", "args"), [
+    ("bind_counter", "record_retry", ()),
+    ("bind_counter_adder", "add_counts", (2, 0)),
+    ("bind_histogram", "record_start", (0.001,)),
+    ("bind_histogram_many", "record_run_times", ([1.0, 2.0],)),
+    ("bind_gauge", "set_queue_depth", (4,)),
+])
+def test_each_overridden_bind_method_is_the_one_called(method: str, hook: str,
+                                                       args: tuple) -> None:
+    used: list[tuple[str, str, tuple]] = []
+
+    def override(self: BasicBackend, name: str, lane_id: str) -> Callable[..., None]:
+        default = getattr(MetricsBackend, method)(self, name, lane_id)
+
+        def call(*values: Any) -> None:
+            used.append((name, lane_id, values))
+            default(*values)
+
+        return call
+
+    backend = type("Overriding", (BasicBackend,), {method: override})()
+    metrics = QueueMetrics(backend)
+    getattr(metrics, hook)("query", *args)
+    assert [lane for _, lane, _ in used] == ["query"]
+    assert backend.counters or backend.samples or backend.gauges  # and still recorded
+
+
+class OldStyleBackend(RecordingBackend):
+    """Not a subclass, with the original protocol's optional bind_counter."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bound_adds = 0
+        self.refresh: Any = None
+
+    def bind_counter(self, name: str, lane_id: str) -> Callable[[], None]:
+        def add_one() -> None:
+            self.bound_adds += 1
+
+        return add_one
+
+    def set_refresher(self, refresh: Any) -> None:
+        self.refresh = refresh
+
+
+def test_a_backend_that_does_not_subclass_is_adopted_with_its_own_binds() -> None:
+    backend = OldStyleBackend()
+    assert isinstance(backend, MetricsBackend)
+    metrics = QueueMetrics(backend)
+    assert metrics.backend() is backend and backend.refresh == metrics.refresh
+    metrics.record_submit("query")
+    metrics.add_counts("query", 3, 2)  # its bind_counter, 5 times
+    metrics.record_start("query", 0.001)  # no bind_histogram: the default
+    assert backend.bound_adds == 6
+    assert backend.counters == {}
+    assert backend.samples == {f"{COMMAND_WAIT_TIME}.query": [1.0], COMMAND_WAIT_TIME: [1.0]}
+
+
+def test_an_object_lacking_backend_methods_is_refused_by_name() -> None:
+    class HalfBackend:
+        def increment_counter(self, name: str, value: int = 1) -> None: ...
+
+    assert not isinstance(HalfBackend(), MetricsBackend)
+    with pytest.raises(InvalidConfigError, match=r"set_gauge.*HalfBackend"):
+        QueueMetrics(HalfBackend())  # type: ignore[arg-type]
 
 
 def test_hooks_lose_nothing_under_threads() -> None:

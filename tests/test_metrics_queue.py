@@ -34,11 +34,17 @@ from pylane.metrics import (
     COMMANDS_RETRIED,
     COMMANDS_SUBMITTED,
     COMMANDS_TIMEOUT,
+    COUNTER_NAMES,
     EXACT_SAMPLES,
+    GAUGE_NAMES,
+    HISTOGRAM_NAMES,
+    HistogramStats,
     LocalMetrics,
+    MetricsBackend,
     MetricsSnapshot,
     QueueMetrics,
     _bucket_keys,
+    lane_metric,
 )
 
 
@@ -56,8 +62,56 @@ def boom() -> None:
     raise ValueError("boom")
 
 
-def test_counts_and_histograms_through_a_queue(managers: Any) -> None:
-    metrics = QueueMetrics.local()
+class MinimalBackend(MetricsBackend):
+    """A subclass with only the eight abstract methods: everything a queue
+    records reaches it through the base class's default ``bind_*``."""
+
+    def __init__(self) -> None:
+        self.counters: dict[str, int] = {}
+        self.gauges: dict[str, float] = {}
+        self.samples: dict[str, list[float]] = {}
+
+    def increment_counter(self, name: str, value: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + value
+
+    def set_gauge(self, name: str, value: float) -> None:
+        self.gauges[name] = value
+
+    def record_histogram(self, name: str, value: float) -> None:
+        self.samples.setdefault(name, []).append(value)
+
+    def snapshot(self) -> MetricsSnapshot:
+        return MetricsSnapshot(dict(self.counters), dict(self.gauges), {
+            name: HistogramStats(len(v), sum(v), min(v), max(v), sum(v) / len(v))
+            for name, v in self.samples.items()})
+
+    def reset(self) -> None:
+        self.counters.clear()
+        self.gauges.clear()
+        self.samples.clear()
+
+    def get_counter(self, name: str) -> Optional[int]:
+        return self.counters.get(name)
+
+    def get_gauge(self, name: str) -> Optional[float]:
+        return self.gauges.get(name)
+
+    def get_histogram_stats(self, name: str) -> Optional[HistogramStats]:
+        return self.snapshot().histograms.get(name)
+
+
+@pytest.fixture(params=["local", "minimal subclass"])
+def any_metrics(request: pytest.FixtureRequest) -> QueueMetrics:
+    """The same numbers from LocalMetrics and from a MetricsBackend subclass
+    that implements only the basic methods (the default bind_* at work)."""
+    if request.param == "local":
+        return QueueMetrics.local()
+    return QueueMetrics(MinimalBackend())
+
+
+def test_counts_and_histograms_through_a_queue(managers: Any, any_metrics: QueueMetrics
+                                               ) -> None:
+    metrics = any_metrics
     manager = metered(managers, metrics, ("query", LaneConfig.new(0, 2), 1),
                       ("prompt", LaneConfig.new(0, 2), 2))
     for n in range(30):
@@ -87,8 +141,9 @@ def test_counts_and_histograms_through_a_queue(managers: Any) -> None:
     assert snap.gauges["lane.queue.active.query"] == 0
 
 
-def test_rare_outcomes_are_counted(managers: Any, blocker: Any) -> None:
-    metrics = QueueMetrics.local()
+def test_rare_outcomes_are_counted(managers: Any, blocker: Any, any_metrics: QueueMetrics
+                                   ) -> None:
+    metrics = any_metrics
     dlq = DeadLetterQueue(10)
     manager = metered(
         managers, metrics,
@@ -126,6 +181,13 @@ def test_rare_outcomes_are_counted(managers: Any, blocker: Any) -> None:
     assert snap.counter(COMMANDS_CANCELLED, "held") == 1
     assert snap.counter(COMMANDS_SUBMITTED, "held") == 2
     assert snap.counter(COMMANDS_COMPLETED, "held") == 1
+    # Every counter and histogram a queue has came through, and each lane's
+    # gauges and histograms.
+    assert set(COUNTER_NAMES) <= set(snap.counters)
+    for lane in ("retrying", "slow", "held"):
+        assert {lane_metric(name, lane) for name in GAUGE_NAMES} <= set(snap.gauges)
+        for name in HISTOGRAM_NAMES:
+            assert snap.histogram(name).count > 0 and snap.histogram(name, lane).count > 0
 
 
 def test_sample_values_measure_the_wait_and_the_run(managers: Any, blocker: Any) -> None:
