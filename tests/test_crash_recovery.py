@@ -157,3 +157,63 @@ def test_no_command_is_lost_across_sigkills(tmp_path):
     # start must have recovered at least those.
     for run, left in exec_checks:
         assert recovered_per_start[run + 1] >= left, (run, left, recovered_per_start)
+
+
+# ---- a kill inside the dead-letter window ----------------------------------------------
+
+# A stored command that fails for good moves from the commands table to the
+# dead letters. The child's database connection SIGKILLs the process at the
+# moment it is asked to write the dead letter: with two separate writes
+# (remove, then save) the command was already gone from the commands table
+# and never reached the dead letters; in one transaction the kill rolls the
+# removal back.
+DEAD_LETTER_CHILD = """
+import os, signal, sys
+sys.path[:0] = [sys.argv[2]]
+from pylane import Command, LaneConfig, LocalStorage, QueueManagerBuilder
+
+class Fails(Command):
+    command_type = "fails"
+    def execute(self):
+        raise RuntimeError("for good")
+
+class KillAtDeadLetter:
+    def __init__(self, db):
+        self._db = db
+    def execute(self, sql, *params):
+        if sql.lstrip().upper().startswith("INSERT INTO DEAD_LETTERS"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self._db.execute(sql, *params)
+    def __getattr__(self, name):
+        return getattr(self._db, name)
+
+storage = LocalStorage(sys.argv[1])
+manager = (QueueManagerBuilder().with_lane("work", LaneConfig.new(1, 1))
+           .with_storage(storage).with_dlq(10).build())
+manager.start()
+manager.pause_lane("work")
+future = manager.submit("work", Fails())
+print(future.command_id, flush=True)
+storage._db = KillAtDeadLetter(storage._db)  # the test's window: see above
+manager.resume_lane("work")
+future.exception(30)
+print("NOT KILLED", flush=True)
+"""
+
+
+def test_a_kill_while_dead_lettering_loses_nothing(tmp_path):
+    from pylane import LocalStorage
+
+    child = subprocess.run(
+        [sys.executable, "-c", DEAD_LETTER_CHILD, str(tmp_path), str(WORKER.parent.parent)],
+        capture_output=True, text=True, timeout=LINE_WAIT)
+    assert child.returncode == -signal.SIGKILL, child.stdout + child.stderr
+    command_id = child.stdout.split()[0]
+    storage = LocalStorage(tmp_path)
+    try:
+        in_commands = [c.id for c in storage.load_commands()]
+        in_letters = [d.command_id for d in storage.load_dead_letters()]
+        assert command_id in in_commands + in_letters, "the command was lost"
+        assert in_commands == [command_id]  # the move was rolled back whole
+    finally:
+        storage.close()

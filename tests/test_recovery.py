@@ -120,6 +120,13 @@ def previous_process(path, records):
     storage.close()
 
 
+def crash(manager):
+    """The end of a simulated process: its storage lets go, as the kernel
+    drops a dead process's lock (a second live owner is refused)."""
+    queue = manager.manager.queue() if hasattr(manager, "manager") else manager.queue()
+    queue.storage().close()
+
+
 def note_row(command_id, sink, value, lane_id="work", **fields):
     return StoredCommand(command_id, "note", lane_id, {"sink": sink, "value": value},
                          kind=kind_of(Note), **fields)
@@ -137,7 +144,8 @@ def test_pending_commands_at_a_timed_out_drain_stay_stored_and_rerun_at_next_sta
     with pytest.raises(LaneTimeoutError, match="5 pending") as caught:
         first.drain(0.2)
     assert "work" in str(caught.value)
-    left = LocalStorage(tmp_path)
+    crash(first)
+    left = LocalStorage(tmp_path, readonly=True)
     assert [r.id for r in left.load_commands()] == [f.command_id for f in futures]
     left.close()
 
@@ -169,6 +177,7 @@ def test_sdk_commands_recover_with_no_extra_code(managers, tmp_path):
     first.shutdown()
     with pytest.raises(LaneTimeoutError):
         first.drain(0.1)
+    crash(first)
 
     second = managers.sdk([LaneConfig("x", priority=0, max_concurrency=1)],
                           storage=LocalStorage(tmp_path), start=False)
@@ -208,6 +217,7 @@ def test_custom_to_payload_round_trips_through_a_restart(managers, tmp_path, sin
     future = first.submit("work", Custom(sink, [4, 5]))
     [row] = first.queue().storage().load_commands()
     assert row.payload == {"s": sink, "n": [4, 5]}
+    crash(first)
     second = managers.build(builder_for(LocalStorage(tmp_path)))
     assert [f.result(WAIT) for f in second.recovered] == [9]
     assert future.cancel()
@@ -317,6 +327,7 @@ def test_stored_dead_letters_are_reloaded_into_the_dlq(managers, tmp_path, sink)
     future = first.submit("work", AlwaysFails(sink))
     future.exception(WAIT)
     [original] = first.dlq().list()
+    crash(first)
 
     second = managers.build(builder_for(LocalStorage(tmp_path), dlq=10))
     [reloaded] = second.dlq().list()
@@ -429,6 +440,7 @@ def test_a_corrupt_row_is_skipped_counted_and_reported(managers, tmp_path, sink,
     manager.drain(WAIT)
     assert storage.count_commands() == 0
     assert len(storage.load_dead_letters()) == 3
+    crash(manager)
     again, stream = start_with_stream(managers, builder_for(LocalStorage(tmp_path)))
     assert again.recovered == []
     assert [e for e in stream.drain() if e.key in (CORRUPT, RECOVERED)] == []

@@ -128,7 +128,7 @@ def storage_manager(managers, storage, *, policy=None, dlq=None, max_concurrency
 
 def rows(path):
     """What is on disk, read through a connection of our own."""
-    reader = LocalStorage(path)
+    reader = LocalStorage(path, readonly=True)
     try:
         return reader.load_commands()
     finally:

@@ -14,9 +14,11 @@ commit.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
+import socket
 import sqlite3
 import threading
 from dataclasses import dataclass, field
@@ -114,18 +116,37 @@ class LocalStorage:
     created in it, as the original took a directory) or a ``.db`` /
     ``.sqlite`` / ``.sqlite3`` file path."""
 
-    def __init__(self, path: Union[str, os.PathLike[str]], sync: str = "normal") -> None:
+    def __init__(self, path: Union[str, os.PathLike[str]], sync: str = "normal", *,
+                 readonly: bool = False) -> None:
+        """`readonly` opens it for inspection while its owner runs: no
+        ownership is taken and every write raises StorageError."""
         if sync not in ("normal", "full"):
             raise StorageError(f"sync must be 'normal' or 'full', got {sync!r}")
         target = Path(path)
         if target.suffix not in (".db", ".sqlite", ".sqlite3"):
             target = target / DEFAULT_FILE_NAME
         self.path = target
+        self.readonly = readonly
         self.last_load = LoadReport()
         self._lock = threading.Lock()
         self._seq = 0
+        self._owner: Optional[_Ownership] = None
+        if readonly:
+            try:
+                self._db = sqlite3.connect(f"{target.resolve().as_uri()}?mode=ro", uri=True,
+                                           check_same_thread=False, isolation_level=None)
+                self._db.execute("SELECT 1 FROM commands LIMIT 1")
+            except sqlite3.Error as error:
+                raise StorageError(f"cannot open storage at {target} to read: {error}") from error
+            return
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StorageError(f"cannot open storage at {target}: {error}") from error
+        # One owner at a time: two live processes recovering each other's
+        # commands would run them twice.
+        self._owner = _Ownership(target)
+        try:
             # One connection shared by every thread, serialised by our lock:
             # SQLite serialises writers anyway, and one connection keeps the
             # per-commit cost down.
@@ -142,9 +163,15 @@ class LocalStorage:
             row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM commands").fetchone()
             self._seq = int(row[0])
         except (sqlite3.Error, OSError) as error:
+            self._owner.release()
             raise StorageError(f"cannot open storage at {target}: {error}") from error
 
+    def _writable(self) -> None:
+        if self.readonly:
+            raise StorageError(f"storage at {self.path} was opened read-only")
+
     def _write(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        self._writable()
         try:
             with self._lock:
                 self._db.execute(sql, params)
@@ -156,6 +183,7 @@ class LocalStorage:
     def save_command(self, command: StoredCommand) -> None:
         """Inserts or replaces by id. The payload is serialised first, so an
         unserialisable payload writes nothing."""
+        self._writable()
         payload = encode_payload(command.payload)
         try:
             with self._lock:
@@ -241,6 +269,7 @@ class LocalStorage:
     def move_to_dead_letters(self, command_id: str, letter: StoredDeadLetter) -> None:
         """Removes a stored command and saves its dead letter in one
         transaction: a crash leaves it in one table or the other."""
+        self._writable()
         try:
             with self._lock:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -262,8 +291,51 @@ class LocalStorage:
         self._write("DELETE FROM dead_letters")
 
     def close(self) -> None:
+        """Closes the database and gives up ownership (another process, or
+        another LocalStorage here, may open it then)."""
         with self._lock:
             self._db.close()
+            if self._owner is not None:
+                self._owner.release()
+
+
+class _Ownership:
+    """An exclusive OS lock (``flock``) on ``<database>.lock``, held for the
+    life of the storage. The kernel drops it when the process dies, however
+    it dies, so recovery after a SIGKILL still opens the storage; a second
+    live opener — another process, or a second LocalStorage in this one —
+    fails with a StorageError naming the path and the holder."""
+
+    def __init__(self, database: Path) -> None:
+        self.path = database.with_name(database.name + ".lock")
+        try:
+            self._fd: Optional[int] = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise StorageError(f"cannot open the lock file {self.path}: {error}") from error
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = self._read_holder()
+            self.release()
+            raise StorageError(
+                f"storage at {database} is in use by {holder} (lock file {self.path}): one "
+                f"live process may own a LocalStorage; close it or use another path"
+            ) from None
+        os.ftruncate(self._fd, 0)
+        os.write(self._fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+
+    def _read_holder(self) -> str:
+        try:
+            os.lseek(self._fd, 0, os.SEEK_SET)  # type: ignore[arg-type]
+            text = os.read(self._fd, 200).decode(errors="replace").strip()  # type: ignore[arg-type]
+        except OSError:
+            text = ""
+        return f"process {text}" if text else "another process"
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # drops the flock
 
 
 _INSERT_DEAD_LETTER = (
