@@ -262,7 +262,9 @@ def test_lane_priority_holds_within_a_partition(make_queue: Callable, holds: Hol
     submitted = [("prompt", "p1"), ("query", "q1"), ("system", "s1"), ("prompt", "p2"),
                  ("query", "q2"), ("system", "s2")]
     futures = [queue.submit(lane, tagged, tag) for lane, tag in submitted]
-    assert [s.pending for s in queue.stats()] == [6]
+    # They wait in their lanes (the engine), not on the busy partition.
+    assert sum(queue.lane_stats(lane).pending for lane in queue.lane_ids()) == 6
+    assert [s.pending for s in queue.stats()] == [0]
     release.sendall(b"g")
     blocker.result(WAIT)
     ran = sorted((f.result(WAIT) for f in futures), key=lambda r: r[1])
@@ -303,10 +305,19 @@ def test_unkeyed_work_goes_to_the_least_loaded_partition(make_queue: Callable,
     assert blocker.result(WAIT)[2] == pids[0]
 
 
-def test_custom_partitioner_out_of_range_fails_the_submit(make_queue: Callable) -> None:
+def test_custom_partitioner_out_of_range_fails_the_command(make_queue: Callable) -> None:
+    # The partitioner is asked once the command is dispatched, so its answer
+    # fails the command's future rather than the submit.
     queue = make_queue(1, partitioner=lambda envelope, loads: 5)
     with pytest.raises(LaneError, match="out of range"):
-        queue.submit("query", add, 1)
+        queue.submit("query", add, 1).result(WAIT)
+    assert queue.lane_stats("query").failed == 1
+
+
+def test_a_pinned_partition_out_of_range_fails_the_enqueue(make_queue: Callable) -> None:
+    queue = make_queue(1)
+    with pytest.raises(LaneError, match="out of range"):
+        queue.enqueue(CommandEnvelope("id", "add", "query", b"", partition_id=3))
 
 
 # ---- cancel and shutdown --------------------------------------------------------------------
