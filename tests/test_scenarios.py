@@ -7,6 +7,7 @@ reads ``<file>.scn:<line>: <what was expected and what happened>``.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ import pytest
 
 from pylane._lane_core import ffi, lib
 from pylane._runtime.engine import Engine
+from pylane.distributed.protocol import CommandEnvelope, LeastLoadedPartitioner
+from pylane.distributed.scheduler import Entry, LaneSpec, PartitionState, Scheduler
 from pylane.errors import LaneError
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
@@ -239,9 +242,12 @@ def tokens_of(line: str) -> list[str]:
     return line.split("#", 1)[0].split()
 
 
-def replay_text(text: str, label: str) -> None:
-    """Replays one scenario; raises AssertionError '<label>:<line>: ...'."""
-    replayer = Replayer()
+def replay_text(text: str, label: str, replayer_class: type[Replayer] = Replayer) -> None:
+    """Replays one scenario; raises AssertionError '<label>:<line>: ...'.
+    ``replayer_class``: a Replayer that drives the engine through something
+    else (tests/test_distributed_scenarios.py: the distributed queue's
+    scheduler)."""
+    replayer = replayer_class()
     line_no = 0
     try:
         lines = text.split("\n")
@@ -338,3 +344,154 @@ def test_engine_try_next_matches_the_raw_dispatch():
     assert (stats.completed, stats.failed, stats.active) == (1, 1, 0)
     with pytest.raises(LaneError, match="nothing active"):
         engine.complete(lane, lib.LC_OUTCOME_COMPLETED)
+
+
+# ---- the same files through LocalDistributedQueue's scheduling step ----------------
+
+
+class DistributedReplayer(Replayer):
+    """Replays through ``pylane.distributed.scheduler.Scheduler``, the step
+    ``LocalDistributedQueue``'s dispatcher runs, with the scenario's clock
+    injected: submit and dispatch go through it, the default (least-loaded)
+    partitioner places each dispatched ticket, and that partition's worker
+    takes it at once. One partition per scenario worker; a scenario without
+    ``workers`` (unbounded) gets more partitions than it ever runs at once.
+    On top of the engine's checks: each dispatched ticket lands on an idle
+    partition, and the partitions run exactly what the engine counts active."""
+
+    UNBOUNDED = 64  # partitions for "workers 0": more than any scenario runs at once
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scheduler: Optional[Scheduler] = None
+        self.entries: dict[str, Entry] = {}
+
+    def run(self, command: str, args: list[str]) -> None:
+        if command != "workers" and self.scheduler is None:
+            partitions = [PartitionState(i) for i in range(self.workers or self.UNBOUNDED)]
+            self.scheduler = Scheduler(partitions, LeastLoadedPartitioner())
+            self.engine = self.scheduler.engine
+        super().run(command, args)
+
+    def check_partitions(self) -> None:
+        running = sum(p.running is not None for p in self.scheduler.partitions)
+        waiting = sum(len(p.waiting) for p in self.scheduler.partitions)
+        _pending, active = self.engine.totals()
+        if (running, waiting) != (active, 0):
+            raise ScenarioError(f"partitions run {running} and hold {waiting} waiting; "
+                                f"the engine counts {active} active")
+
+    def cmd_lane(self, args: list[str]) -> None:
+        if len(args) != 4:
+            raise ScenarioError("usage: lane <name> <priority> <min> <max>")
+        name = self.name(args[0])
+        priority, minimum, maximum = (self.number(a, UINT32_MAX) for a in args[1:])
+        if name in self.lanes:
+            raise ScenarioError(f"lane {name!r} declared twice")
+        if priority > INT32_MAX:
+            raise ScenarioError(f"priority too large: {priority}")
+        try:
+            index = self.scheduler.add_lane(LaneSpec(name, priority, minimum, maximum))
+        except LaneError as error:
+            raise ScenarioError(
+                f"add_lane({priority}, {minimum}, {maximum}) raised {error}") from error
+        if index != len(self.lanes):
+            raise ScenarioError(f"add_lane returned index {index}, expected {len(self.lanes)}")
+        self.lanes[name] = index
+
+    def cmd_submit(self, args: list[str]) -> None:
+        if len(args) < 2:
+            raise ScenarioError("usage: submit <lane> <ticket> [<ticket> ...]")
+        lane = self.lane(args[0])
+        for raw in args[1:]:
+            name = self.name(raw)
+            if name in self.tickets:
+                raise ScenarioError(f"ticket {name!r} submitted twice")
+            self.now += 1
+            envelope = CommandEnvelope(name, name, args[0], b"")
+            entry = self.scheduler.submit(envelope, now_ns=self.now)
+            ticket = Ticket(name, lane, entry.ticket, self.now)
+            if ticket.id != len(self.tickets) + 1:
+                raise ScenarioError(f"{name} got ticket {ticket.id}, expected "
+                                    f"{len(self.tickets) + 1}")
+            self.tickets[name] = ticket
+            self.by_id[ticket.id] = ticket
+            self.entries[name] = entry
+
+    def cmd_dispatch(self, expected: list[str]) -> None:
+        for position in itertools.count():
+            entry = self.scheduler.dispatch(self.now)
+            if entry is None:
+                if position < len(expected):
+                    raise ScenarioError(
+                        f"dispatch #{position + 1}: expected {expected[position]}, got nothing")
+                return
+            got = entry.envelope.id
+            if position >= len(expected):
+                raise ScenarioError(f"dispatch #{position + 1}: expected nothing more, "
+                                    f"got {got} (lane {entry.lane})")
+            want = self.ticket(expected[position])
+            if got != want.name:
+                raise ScenarioError(f"dispatch #{position + 1}: expected {want.name}, "
+                                    f"got {got} (lane {entry.lane})")
+            if entry.enqueued_ns != want.submitted_ns:
+                raise ScenarioError(f"dispatch #{position + 1}: {want.name} enqueued_ns "
+                                    f"{entry.enqueued_ns}, submitted at {want.submitted_ns}")
+            if entry.error is not None:
+                raise ScenarioError(f"{want.name} could not be placed: {entry.error}")
+            partition = self.scheduler.partitions[entry.partition]
+            if partition.running is not None or list(partition.waiting) != [entry]:
+                raise ScenarioError(f"{want.name} was placed on busy partition "
+                                    f"{partition.index}")
+            self.scheduler.start(partition)
+            want.state = "running"
+            self.check_partitions()
+
+    def cmd_finish(self, args: list[str], outcome: int) -> None:
+        if not args:
+            raise ScenarioError("usage: complete|fail <ticket> [...]")
+        for name in args:
+            ticket = self.ticket(name)
+            if ticket.state != "running":
+                raise ScenarioError(f"scenario error: {name} is not running")
+            self.scheduler.finish(self.entries[name], outcome)
+            ticket.state = "done"
+            self.check_partitions()
+
+    def cmd_cancel(self, args: list[str]) -> None:
+        if len(args) != 2 or args[1] not in ("yes", "no"):
+            raise ScenarioError("usage: cancel <ticket> yes|no")
+        ticket = self.ticket(args[0])
+        got = self.scheduler.cancel(self.entries[ticket.name])
+        if got != (args[1] == "yes"):
+            raise ScenarioError(f"cancel({ticket.name}) returned {int(got)}, "
+                                f"expected {int(not got)}")
+        if got:
+            ticket.state = "cancelled"
+
+    def cmd_pause_resume(self, args: list[str], pause: bool) -> None:
+        if len(args) != 1:
+            raise ScenarioError("usage: pause|resume <lane>")
+        self.lane(args[0])
+        (self.scheduler.pause if pause else self.scheduler.resume)(args[0])
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[path.stem for path in SCENARIOS])
+def test_scenario_through_the_distributed_scheduler(path: Path):
+    replay_text(path.read_text(encoding="ascii"), path.name, DistributedReplayer)
+
+
+@pytest.mark.parametrize(("text", "line", "words"), [
+    (GOOD + "dispatch t2\n", 5, "expected t2, got nothing"),
+    (GOOD.replace("dispatch t1", "dispatch t2"), 4, "expected t2, got t1"),
+    (GOOD + "complete t1\ndispatch\n", 6, "expected nothing more, got t2"),
+    (GOOD + "cancel t1 yes\n", 5, "cancel(t1) returned 0"),
+    (GOOD + "lane b 0 2 1\n", 5, "add_lane(0, 2, 1) raised"),
+], ids=["missing-dispatch", "wrong-order", "extra-dispatch", "cancel-mismatch",
+        "engine-refuses-lane"])
+def test_distributed_replayer_reports_file_and_line(text, line, words):
+    with pytest.raises(AssertionError) as caught:
+        replay_text(text, "broken.scn", DistributedReplayer)
+    message = str(caught.value)
+    assert message.startswith(f"broken.scn:{line}: "), message
+    assert words in message, message
