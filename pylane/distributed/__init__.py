@@ -15,7 +15,8 @@ The package, by job:
   partitioners, partition stats;
 - ``scheduler``: the scheduling step, the C engine deciding what starts and
   the partitioner where;
-- ``coordinator``: ``LocalDistributedQueue``, its dispatcher and its threads;
+- ``coordinator``: ``LocalDistributedQueue``, the queue's face;
+- ``threads``: its dispatcher thread and one thread per partition;
 - ``processes``: the worker processes seen from the coordinator (start one,
   send a command, read the reply, stop it);
 - ``worker``: what runs in a worker process (standard library only).

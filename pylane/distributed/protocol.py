@@ -1,20 +1,25 @@
 """What a distributed queue is made of: envelopes, results, partitioners, stats.
 
 Plain data and small callables, shared by the coordinator and its tests; no
-engine, no processes, no threads. ``DistributedQueue`` is the protocol a
-queue spanning machines (e.g. on Redis) would implement;
-``LocalDistributedQueue`` (``coordinator.py``) is the one-machine version.
+engine, no processes, no threads. ``pack`` turns a callable into an
+envelope. ``DistributedQueue`` is the protocol a queue spanning machines
+(e.g. on Redis) would implement; ``LocalDistributedQueue``
+(``coordinator.py``) is the one-machine version.
 """
 
 from __future__ import annotations
 
 import itertools
+import pickle
 import time
 import zlib
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol, Union, runtime_checkable
+
+from ..command import Command, command_type_of
+from ..errors import CommandSerializationError
 
 PartitionKey = Union[str, bytes, int]
 
@@ -46,6 +51,32 @@ class CommandEnvelope:
     partition_id: Optional[int] = None
     retry_count: int = 0
     created_at: float = field(default_factory=time.time)
+
+
+def pack(command_id: str, lane_id: str, command: Any, args: tuple, kwargs: dict,
+         partition_key: Optional[PartitionKey] = None) -> CommandEnvelope:
+    """The envelope for ``command(*args, **kwargs)`` (or a ``Command``'s
+    ``execute()``): pickled here, so a command that cannot cross to a worker
+    process fails now (``CommandSerializationError``), and a bad key too."""
+    if isinstance(command, Command):
+        if args or kwargs:
+            raise TypeError("arguments can only be passed with a plain callable, not a Command")
+        label, call = command_type_of(command), command.execute
+    elif callable(command):
+        label, call = getattr(command, "__name__", type(command).__name__), command
+    else:
+        raise TypeError(f"submit() needs a Command or a callable, got {type(command).__name__}")
+    if partition_key is not None:
+        stable_hash(partition_key)  # a bad key fails here, not in the partitioner
+    try:
+        payload = pickle.dumps((call, args, kwargs), pickle.HIGHEST_PROTOCOL)
+    except Exception as error:
+        raise CommandSerializationError(
+            f"command {label!r} for lane {lane_id!r} cannot be sent to a worker process "
+            f"(it must be picklable: a module-level function or class, with picklable "
+            f"arguments): {error}"
+        ) from error
+    return CommandEnvelope(command_id, label, lane_id, payload, partition_key=partition_key)
 
 
 @dataclass
