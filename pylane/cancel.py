@@ -10,7 +10,7 @@ command while it runs.
 from __future__ import annotations
 
 import threading
-from typing import Optional
+from typing import Any, Optional
 
 from .errors import CommandCancelledError
 
@@ -43,8 +43,14 @@ class CancelToken:
             raise CommandCancelledError(f"command {self.reason}")
 
 
-# The job running on each thread; its token is made only if asked for.
-current = threading.local()
+class _Current(threading.local):
+    """The job running on each thread (None between commands); its token
+    is made only if asked for."""
+
+    job: Any = None
+
+
+current = _Current()
 
 
 def cancel_token() -> CancelToken:

@@ -95,3 +95,20 @@ class RemoteCommandError(LaneError):
 class WorkerCrashedError(LaneError):
     """The worker process died (or could not start) while a command was
     assigned to it."""
+
+
+class LaneDeadlockError(LaneError):
+    """A command blocked on another command that can never run: the lane it
+    waits on is full of commands blocked the same way, or every worker is.
+    Raised at once instead of hanging."""
+
+
+class QueueForkedError(LaneError):
+    """A queue started in one process was used in a child made by fork():
+    the child has none of its worker threads. Create (and start) a new queue
+    in the child."""
+
+    def __init__(self, parent_pid: int) -> None:
+        super().__init__(f"this queue was started in process {parent_pid}; create or start "
+                         f"a new one in the child")
+        self.parent_pid = parent_pid

@@ -65,7 +65,8 @@ def describe_error(error: BaseException) -> str:
 
 
 class Execution(Timeouts):
-    """Mixed into CommandQueue, which provides the state below."""
+    """Mixed into CommandQueue, which provides the state below. (Only
+    annotations: a stub method here would shadow the real one in the MRO.)"""
 
     emitter: EventEmitter
     _ptr: Any
@@ -80,12 +81,8 @@ class Execution(Timeouts):
     _timed: bool
     _pool: WorkerPool
 
-    def _check_pressure(self, lane: Lane) -> None:
-        raise NotImplementedError  # CommandQueue's
-
-    def _save(self, job: Job, last_attempt: bool = False) -> None:
-        raise NotImplementedError  # CommandQueue's
-
+    _check_pressure: Callable[[Lane], None]
+    _save: Callable[..., None]
     # ---- the worker loop ------------------------------------------------------
 
     def _work(self) -> None:

@@ -52,6 +52,10 @@ class WorkerPool:
         with self._lock:
             self._abandoned.discard(thread)
 
+    def owns(self, thread: threading.Thread) -> bool:
+        """Whether `thread` is one of this pool's workers."""
+        return thread in self._threads
+
     @property
     def alive(self) -> int:
         """Workers taking commands (abandoned ones excluded)."""

@@ -13,34 +13,31 @@ deadline heap.
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
+import os
 import threading
-import types
-from datetime import datetime, timezone
+import weakref
 from typing import Any, Callable, Optional, Union
 
 from .._checks import check_lane_id, check_priority, check_workers
 from .._durations import Duration, describe, to_seconds
 from .._lane_core import lib
+from ..cancel import current
 from ..command import Command
 from ..config import LaneConfig
 from ..durable.dead_letters import DeadLetterQueue
 from ..durable.registry import CommandRegistry
-from ..durable.storage import Storage, StoredCommand
+from ..durable.storage import Storage
 from ..errors import (
     InvalidConfigError,
-    InvalidPayloadError,
     LaneNotFoundError,
     LaneTimeoutError,
     NotStartedError,
+    QueueForkedError,
     ShutdownInProgressError,
 )
 from ..events import (
-    COMMAND_SUBMITTED,
-    LANE_IDLE,
-    LANE_PRESSURE,
     SHUTDOWN_COMPLETE,
     SHUTDOWN_STARTED,
     STORAGE_CORRUPT,
@@ -56,26 +53,27 @@ from . import recovery
 from .engine import Engine, check
 from .execution import Execution
 from .future import CommandFuture
-from .jobs import RUNNING, Job, JobTable, Lane
+from .intake import Intake
+from .jobs import RUNNING, JobTable, Lane
 from .metrics_feed import EngineMetricsFeed
 from .pool import WorkerPool
 from .timeouts import DeadlineWatcher
 
 logger = logging.getLogger("pylane.queue")
+
+# Queues started in this process, for the fork() hook below.
+_STARTED: weakref.WeakSet[CommandQueue] = weakref.WeakSet()
+_PID = os.getpid()
 recovery_log = logging.getLogger("pylane.recovery")
 
 _RUN_INLINE = lib.LC_RUN_INLINE
-# Callables that cannot be a Command.
-_PLAIN_CALLABLES = frozenset({
-    types.FunctionType, types.BuiltinFunctionType, types.MethodType, functools.partial,
-})
 
 # Default pool: every lane can reach its max, up to this many threads (never
 # fewer than the lanes' reservations).
 DEFAULT_POOL_CAP = 64
 
 
-class CommandQueue(Execution):
+class CommandQueue(Intake, Execution):
     """Lanes, the engine and the workers. Usually built by
     ``QueueManagerBuilder``; usable on its own: ``CommandQueue(emitter)``,
     ``register_lane(...)``, ``start()``."""
@@ -132,6 +130,11 @@ class CommandQueue(Execution):
         self._state_lock = threading.Lock()
         self._deadlines = DeadlineWatcher(self._on_deadline)
         self._pool = WorkerPool(self._work)
+        self._self_blocked: dict[int, int] = {}
+        self._blocked_workers = 0
+        # Set in a child made by fork() after start(): the pid of the parent
+        # (the child has the queue's memory but none of its threads).
+        self._forked_from = 0
         self._started = False
         self._shutting_down = False
         self._stopped = False
@@ -219,12 +222,15 @@ class CommandQueue(Execution):
     def start(self) -> None:
         """Recovers what a previous process left in storage, then starts the
         worker pool. Calling it again does nothing."""
+        if self._forked_from:
+            raise self._forked_error()
         with self._registry_lock:
             if self._stopped:
                 raise ShutdownInProgressError()
             if self._started:
                 return
             size = self._pool_size()
+            _STARTED.add(self)
             if self._max_workers is None:
                 check(lib.lc_set_workers(self._ptr, size), "set worker budget")
             self._started = True
@@ -273,6 +279,7 @@ class CommandQueue(Execution):
     def shutdown(self) -> None:
         """Stops intake; commands already submitted still run. Emits
         ``queue.shutdown.started`` once."""
+        self._check_process()
         with self._intake:
             if self._shutting_down:
                 return
@@ -284,6 +291,7 @@ class CommandQueue(Execution):
         running. After ``shutdown()`` it then stops the workers and ends every
         event stream. Raises ``LaneTimeoutError`` saying what is left when
         `timeout` passes; what is left stays in storage for the next start."""
+        self._check_process()
         seconds = None if timeout is None else to_seconds(timeout, "drain timeout",
                                                           endless_ok=True)
         if seconds == math.inf:
@@ -365,103 +373,29 @@ class CommandQueue(Execution):
         if self._enqueue(job, engine_submit) == _RUN_INLINE:
             self._execute(job)
             lib.lc_settle(self._ptr)
+            return job.future.result()
+        caller = current.job
+        # (Lane objects are the queue's own: the caller is a command of ours,
+        # run by a worker or inline.)
+        if caller is not None and self._lanes.get(caller.lane.lane_id) is caller.lane:
+            return self._wait_nested(caller, job)  # a command of ours waits on another
         return job.future.result()
 
-    def _new_job(self, lane_id: str, command: Any, args: tuple, kwargs: dict) -> Job:
-        lane = self._lanes.get(lane_id)
-        if lane is None:
-            raise LaneNotFoundError(lane_id, list(self._lanes))
-        # No wrapper object per command: fewer allocations on the hot path.
-        # Plain functions skip the ABC check (a Python-level call per miss).
-        if type(command) not in _PLAIN_CALLABLES and isinstance(command, Command):
-            if args or kwargs:
-                raise TypeError("arguments can only be passed with a plain callable, not a Command")
-            call = command.execute
-        elif callable(command):
-            call = functools.partial(command, *args, **kwargs) if args or kwargs else command
-        else:
-            raise TypeError(f"submit() needs a Command or a callable, got {type(command).__name__}")
-        return self._table.new_job(call, command, lane)
+    # ---- fork() ----------------------------------------------------------------
 
-    def _enqueue(self, job: Job, engine_submit: Callable[..., int]) -> int:
-        """Hands the job to the engine (``lc_submit`` or
-        ``lc_submit_or_claim``) and returns the engine's code.
+    def _check_process(self) -> None:
+        if self._forked_from:
+            raise self._forked_error()
 
-        With storage the command is on disk before the engine sees it, so it
-        is durable once submit returns. Under the intake lock, so that once
-        ``shutdown()`` has returned no submit can still reach the engine (a
-        drain would miss it); the ``submitted`` event goes out before the
-        engine can start the job, so it always comes before ``started``."""
-        ticket = job.ticket
-        if self._storage is not None:
-            if self._shutting_down:
-                raise ShutdownInProgressError()
-            self._save(job)
-        try:
-            with self._intake:
-                if self._shutting_down:
-                    raise ShutdownInProgressError()
-                if self.emitter.streams:
-                    self._emit_submitted(job)
-                self._jobs[ticket] = job
-                rc = engine_submit(self._ptr, job.lane.index, ticket, 0)
-                if rc == _RUN_INLINE or rc < 0:
-                    del self._jobs[ticket]
-            check(rc, "submit")
-        except BaseException:
-            if job.stored:
-                self._storage.remove_command(self._command_id_of(ticket))
-            raise
-        if self._alerts is not None:
-            self._alert("check_queue_depth",
-                        job.lane.lane_id, lib.lc_lane_pending(self._ptr, job.lane.index))
-        if job.lane.pressure_threshold is not None:
-            self._check_pressure(job.lane)
-        return rc
+    def _forked_error(self) -> Exception:
+        return QueueForkedError(self._forked_from)
 
-    def _check_pressure(self, lane: Lane) -> None:
-        """``queue.lane.pressure`` on the first crossing of pending >=
-        threshold, ``queue.lane.idle`` when pending is back to 0 after it;
-        nothing in between. Checked on every change of the lane's pending
-        count (submit, dispatch, cancel), not on a timer as the original did,
-        so no crossing is missed."""
-        with self._state_lock:
-            # Read under the lock: a count read before it could be stale by
-            # the time it is compared, and mark a lane pressured at 0.
-            pending = lib.lc_lane_pending(self._ptr, lane.index)
-            if not lane.pressured and pending >= lane.pressure_threshold:
-                lane.pressured = True
-                key = LANE_PRESSURE
-            elif lane.pressured and pending == 0:
-                lane.pressured = False
-                key = LANE_IDLE
-            else:
-                return
-            # Under the lock, so that pressure and idle reach subscribers in order.
-            self.emitter.emit_new(key, {"lane_id": lane.lane_id})
-
-    def _save(self, job: Job, last_attempt: bool = False) -> None:
-        """Writes the job to storage (insert, or update its retry count)."""
-        source = job.source
-        if not isinstance(source, Command):
-            raise InvalidPayloadError(
-                "a plain callable cannot be stored: with storage, submit a Command "
-                "(its to_payload() is saved and from_payload() rebuilds it after a restart)"
-            )
-        self._storage.save_command(StoredCommand(
-            id=self._command_id_of(job.ticket), command_type=job.command_type,
-            lane_id=job.lane.lane_id, payload=source.to_payload(), retry_count=job.attempt,
-            last_attempt_at=datetime.now(timezone.utc) if last_attempt else None,
-            kind=source.storage_kind,
-        ))
-        job.stored = True
-
-    def _emit_submitted(self, job: Job) -> None:
-        self.emitter.emit_new(COMMAND_SUBMITTED, {
-            "lane_id": job.lane.lane_id,
-            "command_id": self._command_id_of(job.ticket),
-            "command_type": job.command_type,
-        })
+    def _after_fork_in_child(self, parent_pid: int) -> None:
+        """In a child made by fork(): the engine may have been copied with
+        its lock held by a parent thread, and no worker exists here, so the
+        queue refuses every use with QueueForkedError (create a new queue
+        in the child) instead of hanging."""
+        self._forked_from = parent_pid
 
     # ---- cancel and pause ---------------------------------------------------
 
@@ -488,19 +422,23 @@ class CommandQueue(Execution):
         """Cancels a command by id: True if it will not run. A running
         command gets its cancel token set (and False is returned). An id
         this queue does not know (or not a string) gives False."""
+        self._check_process()
         job = self._table.find(command_id)
         return job is not None and job.future.cancel()
 
     def pause_lane(self, lane_id: str) -> None:
         """Running commands finish; no new ones start until resume_lane."""
+        self._check_process()
         self._engine.pause(self._lane(lane_id).index)
 
     def resume_lane(self, lane_id: str) -> None:
+        self._check_process()
         self._engine.resume(self._lane(lane_id).index)
 
     # ---- observation ----------------------------------------------------------
 
     def stats(self) -> QueueStats:
+        self._check_process()
         lanes = []
         for lane in self._lanes_by_index:
             s = self._engine.lane_stats(lane.index)
@@ -533,3 +471,14 @@ class CommandQueue(Execution):
     def subscribe_filtered(self, predicate: Callable[[LaneEvent], bool]) -> EventStream:
         return self.emitter.subscribe_filtered(predicate)
 
+
+def _after_fork_in_child() -> None:
+    global _PID
+    parent, _PID = _PID, os.getpid()
+    for queue in list(_STARTED):
+        queue._after_fork_in_child(parent)
+    _STARTED.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

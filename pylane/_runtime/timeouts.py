@@ -111,22 +111,11 @@ class Timeouts:
     _command_id_of: Callable[[int], str]
     emitter: EventEmitter
 
-    def _retry(self, job: Job, delay: float) -> None:
-        raise NotImplementedError  # Execution's
-
-    def _record_failure(self, job: Job, error: BaseException, run_seconds: float,
-                        timed_out: bool) -> None:
-        raise NotImplementedError  # Execution's
-
-    def _finish(self, job: Job, outcome: int, run_ns: int = -1) -> bool:
-        raise NotImplementedError  # Execution's
-
-    def _hand_over_metrics(self) -> None:
-        raise NotImplementedError  # Execution's
-
-    def _end_after_fault(self, job: Job, fault: BaseException) -> None:
-        raise NotImplementedError  # Execution's
-
+    _retry: Callable[[Job, float], None]
+    _record_failure: Callable[[Job, BaseException, float, bool], None]
+    _finish: Callable[..., bool]
+    _hand_over_metrics: Callable[[], None]
+    _end_after_fault: Callable[[Job, BaseException], None]
     def _call_timed(self, job: Job, attempt: int) -> tuple[Any, Optional[BaseException], int]:
         """Runs the command; returns (result, failure, state seen on leaving)."""
         result: Any = None
