@@ -3,6 +3,7 @@ field it rejects."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, Optional
 
 from .errors import InvalidConfigError
@@ -30,6 +31,25 @@ def check_count(name: str, value: Any, minimum: int, maximum: int = UINT32_MAX) 
     if value > maximum:
         raise InvalidConfigError(f"{name} must be <= {maximum}, got {value}")
     return value
+
+
+def check_real(name: str, value: Any, minimum: float) -> float:
+    """A finite real number >= minimum (ints of any size, floats; not bool)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise InvalidConfigError(f"{name} must be a number, got {type(value).__name__}")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number) or number < minimum:
+        raise InvalidConfigError(f"{name} must be a finite number >= {minimum:g}, got "
+                                 f"{_short(value)}")
+    return number
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def check_priority(value: Any, lane_id: Optional[str] = None) -> int:

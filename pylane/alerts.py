@@ -61,7 +61,8 @@ class Alert:
 
 def _check_thresholds(name: str, warning: float, critical: float) -> None:
     for label, value in (("warning", warning), ("critical", critical)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or (isinstance(value, float) and math.isnan(value))):
             raise InvalidConfigError(f"{name} {label} threshold must be a number, got {value!r}")
         if value < 0:
             raise InvalidConfigError(f"{name} {label} threshold must be >= 0, got {value}")
@@ -171,7 +172,8 @@ class AlertManager:
         called in registration order, outside any lock, on the checking
         thread; alerts from different threads may interleave."""
         if not callable(callback):
-            raise TypeError(f"alert callback must be callable, got {type(callback).__name__}")
+            raise InvalidConfigError("alert callback must be callable, got "
+                                  f"{type(callback).__name__}")
         with self._lock:
             self._callbacks = (*self._callbacks, callback)
         return callback

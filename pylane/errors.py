@@ -55,6 +55,12 @@ class LaneTimeoutError(LaneError, TimeoutError):
     """A wait (drain, or later a command's deadline) ran out of time."""
 
 
+class InvalidArgumentError(LaneError, TypeError):
+    """An argument of the wrong kind: a command that is neither a Command
+    nor a callable, a command type that is not a string, a lane id that is
+    not a string. Also a ``TypeError``, which such calls raised before."""
+
+
 class InvalidPayloadError(LaneError, ValueError):
     """A payload cannot be carried as JSON (SDK submit)."""
 

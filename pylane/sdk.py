@@ -21,7 +21,7 @@ from .command import JsonCommand
 from .config import LaneConfig, default_lane_configs
 from .durable.dead_letters import DeadLetterQueue
 from .durable.storage import Storage
-from .errors import InvalidConfigError, InvalidPayloadError
+from .errors import InvalidArgumentError, InvalidConfigError, InvalidPayloadError
 from .events import EventEmitter, EventStream
 from .manager import QueueManager, QueueManagerBuilder
 from .stats import QueueStats
@@ -101,7 +101,8 @@ class Lane:
 
     def _command(self, command_type: str, payload: Any) -> JsonCommand:
         if not isinstance(command_type, str):
-            raise TypeError(f"command_type must be a string, got {type(command_type).__name__}")
+            raise InvalidArgumentError("command_type must be a string, got "
+                                    f"{type(command_type).__name__}")
         return JsonCommand(command_type, _json_copy(payload), handlers=self._handlers)
 
     def submit(self, lane_id: str, command_type: str, payload: Any = None) -> Any:
@@ -118,7 +119,8 @@ class Lane:
     def subscribe_filtered(self, keys: Sequence[str]) -> EventStream:
         """Events whose key is exactly one of `keys`."""
         if isinstance(keys, str):
-            raise TypeError("subscribe_filtered() takes a list of event keys, not a string")
+            raise InvalidArgumentError("subscribe_filtered() takes a list of "
+                                    "event keys, not a string")
         wanted = frozenset(keys)
         return self._manager.subscribe_filtered(lambda event: event.key in wanted)
 

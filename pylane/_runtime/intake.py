@@ -17,6 +17,7 @@ from .._lane_core import lib
 from ..command import Command
 from ..durable.storage import Storage, StoredCommand
 from ..errors import (
+    InvalidArgumentError,
     InvalidPayloadError,
     LaneDeadlockError,
     LaneNotFoundError,
@@ -63,19 +64,24 @@ class Intake:
     def _new_job(self, lane_id: str, command: Any, args: tuple, kwargs: dict) -> Job:
         if self._forked_from:
             raise self._forked_error()
-        lane = self._lanes.get(lane_id)
+        try:
+            lane = self._lanes.get(lane_id)
+        except TypeError:  # unhashable: not a lane id either
+            lane = None
         if lane is None:
             raise LaneNotFoundError(lane_id, list(self._lanes))
         # No wrapper object per command: fewer allocations on the hot path.
         # Plain functions skip the ABC check (a Python-level call per miss).
         if type(command) not in _PLAIN_CALLABLES and isinstance(command, Command):
             if args or kwargs:
-                raise TypeError("arguments can only be passed with a plain callable, not a Command")
+                raise InvalidArgumentError("arguments can only be passed with a plain "
+                                        "callable, not a Command")
             call = command.execute
         elif callable(command):
             call = functools.partial(command, *args, **kwargs) if args or kwargs else command
         else:
-            raise TypeError(f"submit() needs a Command or a callable, got {type(command).__name__}")
+            raise InvalidArgumentError("submit() needs a Command or a callable, got "
+                                    f"{type(command).__name__}")
         return self._table.new_job(call, command, lane)
 
     def _enqueue(self, job: Job, engine_submit: Callable[..., int]) -> int:

@@ -194,7 +194,7 @@ class CommandQueue(Intake, Execution):
         return list(self._lanes)
 
     def _lane(self, lane_id: str) -> Lane:
-        lane = self._lanes.get(lane_id)
+        lane = self._lanes.get(lane_id) if isinstance(lane_id, str) else None
         if lane is None:
             raise LaneNotFoundError(lane_id, list(self._lanes))
         return lane

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol, Union, runtime_checkable
 
 from ..command import Command, command_type_of
-from ..errors import CommandSerializationError
+from ..errors import CommandSerializationError, InvalidArgumentError
 
 PartitionKey = Union[str, bytes, int]
 
@@ -60,12 +60,14 @@ def pack(command_id: str, lane_id: str, command: Any, args: tuple, kwargs: dict,
     process fails now (``CommandSerializationError``), and a bad key too."""
     if isinstance(command, Command):
         if args or kwargs:
-            raise TypeError("arguments can only be passed with a plain callable, not a Command")
+            raise InvalidArgumentError("arguments can only be passed with a plain "
+                                    "callable, not a Command")
         label, call = command_type_of(command), command.execute
     elif callable(command):
         label, call = getattr(command, "__name__", type(command).__name__), command
     else:
-        raise TypeError(f"submit() needs a Command or a callable, got {type(command).__name__}")
+        raise InvalidArgumentError("submit() needs a Command or a callable, got "
+                                f"{type(command).__name__}")
     if partition_key is not None:
         stable_hash(partition_key)  # a bad key fails here, not in the partitioner
     try:
@@ -151,7 +153,8 @@ def stable_hash(key: PartitionKey) -> int:
     elif isinstance(key, int) and not isinstance(key, bool):
         data = str(key).encode("ascii")
     else:
-        raise TypeError(f"partition key must be str, bytes or int, got {type(key).__name__}")
+        raise InvalidArgumentError("partition key must be str, bytes or int, "
+                                f"got {type(key).__name__}")
     return zlib.crc32(data)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .._checks import check_count
+from .._checks import check_count, check_real
 from .._durations import Duration, check_seconds, to_seconds
 from ..errors import InvalidConfigError
 
@@ -36,11 +36,7 @@ class RetryPolicy:
         object.__setattr__(self, "initial_delay",
                            check_seconds(self.initial_delay, "initial_delay"))
         object.__setattr__(self, "max_delay", check_seconds(self.max_delay, "max_delay"))
-        multiplier = self.multiplier
-        if (not isinstance(multiplier, (int, float)) or isinstance(multiplier, bool)
-                or not math.isfinite(multiplier) or multiplier < 1.0):
-            raise InvalidConfigError(
-                f"multiplier must be a finite number >= 1.0, got {multiplier!r}")
+        object.__setattr__(self, "multiplier", check_real("multiplier", self.multiplier, 1.0))
         if self.max_delay < self.initial_delay:
             raise InvalidConfigError(
                 f"max_delay ({self.max_delay}s) is below initial_delay ({self.initial_delay}s)"
