@@ -1,5 +1,6 @@
 """Intake: how a submit becomes a job in the engine, and the checks on the
-way (storage first, pressure, alerts), plus the one wait that can deadlock.
+way (storage first, pressure, alerts); how what a previous process left in
+storage is queued again at start; and the one wait that can deadlock.
 
 ``Intake`` is mixed into ``CommandQueue``, as ``Execution`` is: one class,
 kept in files about one thing each.
@@ -8,6 +9,7 @@ kept in files about one thing each.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import types
 from datetime import datetime, timezone
@@ -23,9 +25,19 @@ from ..errors import (
     LaneNotFoundError,
     ShutdownInProgressError,
 )
-from ..events import COMMAND_SUBMITTED, LANE_IDLE, LANE_PRESSURE, EventEmitter
+from ..events import (
+    COMMAND_SUBMITTED,
+    LANE_IDLE,
+    LANE_PRESSURE,
+    STORAGE_CORRUPT,
+    STORAGE_RECOVERED,
+    EventEmitter,
+)
+from . import recovery
 from .engine import Engine, check
 from .jobs import Job, JobTable, Lane
+
+recovery_log = logging.getLogger("pylane.recovery")
 
 _RUN_INLINE = lib.LC_RUN_INLINE
 # Callables that cannot be a Command.
@@ -57,6 +69,11 @@ class Intake:
     _blocked_workers: int
     _pool: Any
     _forked_from: int
+    _dlq: Any
+    registry: Any
+    json_handlers: dict[str, Callable[[Any], Any]]
+    recovered: list[Any]
+    _record_dead_letter: Callable[..., None]
 
     _forked_error: Callable[[], Exception]
     _alert: Callable[..., None]
@@ -163,6 +180,45 @@ class Intake:
             "command_id": self._command_id_of(job.ticket),
             "command_type": job.command_type,
         })
+
+    # ---- recovery at start ------------------------------------------------------
+
+    def _recover(self, storage: Storage) -> None:
+        """Queues again what a previous process left in storage (see
+        recovery.py); what cannot run again becomes a dead letter."""
+        todo = recovery.plan(storage, self._lanes, self.registry, self.json_handlers,
+                             self._table.is_own, with_dead_letters=self._dlq is not None)
+        for letter in todo.restored_letters:
+            self._dlq.push(letter)  # type: ignore[union-attr]
+        for letter in todo.lost:
+            recovery_log.error("stored command %s (%s in %s) cannot be recovered: %s",
+                         letter.command_id, letter.command_type, letter.lane_id, letter.error)
+            self._record_dead_letter(letter, stored=True)
+        for row_id, reason in todo.corrupt:
+            self.emitter.emit_new(STORAGE_CORRUPT, {"command_id": row_id, "error": reason})
+        for command_id, reason in todo.corrupt_letters:
+            self.emitter.emit_new(STORAGE_CORRUPT, {"command_id": command_id, "error": reason,
+                                                    "dead_letter": True})
+        for item in todo.requeue:
+            command = item.command
+            job = self._table.adopt(item.stored.id, command.execute, command, item.lane)
+            job.attempt = item.stored.retry_count
+            job.stored = True
+            self._jobs[job.ticket] = job
+            rc = lib.lc_submit(self._ptr, item.lane.index, job.ticket, 0)
+            if rc < 0:
+                self._jobs.pop(job.ticket, None)
+                check(rc, "recover")
+            self.recovered.append(job.future)
+        unrecoverable = len(todo.lost) - len(todo.corrupt)
+        if todo.lost or todo.requeue:
+            recovery_log.info(
+                "recovered %d stored commands (%d unreadable, %d could not be rebuilt)",
+                len(todo.requeue), len(todo.corrupt), unrecoverable)
+            self.emitter.emit_new(STORAGE_RECOVERED, {
+                "recovered": len(todo.requeue), "corrupt": len(todo.corrupt),
+                "unrecoverable": unrecoverable,
+            })
 
     # ---- a command waiting on another -----------------------------------------
 

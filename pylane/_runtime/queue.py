@@ -21,7 +21,7 @@ import weakref
 from typing import Any, Callable, Optional, Union
 
 from .._checks import check_lane_id, check_priority, check_workers
-from .._durations import Duration, describe, to_seconds
+from .._durations import Duration, to_seconds
 from .._lane_core import lib
 from ..cancel import current
 from ..command import Command
@@ -40,22 +40,20 @@ from ..errors import (
 from ..events import (
     SHUTDOWN_COMPLETE,
     SHUTDOWN_STARTED,
-    STORAGE_CORRUPT,
-    STORAGE_RECOVERED,
     CallbackSubscription,
     EventEmitter,
     EventStream,
     LaneEvent,
 )
 from ..metrics import QueueMetrics, as_queue_metrics
-from ..stats import LaneStatus, QueueStats
-from . import recovery
+from ..stats import QueueStats
 from .engine import Engine, check
 from .execution import Execution
 from .future import CommandFuture
 from .intake import Intake
 from .jobs import RUNNING, JobTable, Lane
 from .metrics_feed import EngineMetricsFeed
+from .observe import drain_timeout_message, queue_stats
 from .pool import WorkerPool
 from .timeouts import DeadlineWatcher
 
@@ -64,7 +62,6 @@ logger = logging.getLogger("pylane.queue")
 # Queues started in this process, for the fork() hook below.
 _STARTED: weakref.WeakSet[CommandQueue] = weakref.WeakSet()
 _PID = os.getpid()
-recovery_log = logging.getLogger("pylane.recovery")
 
 _RUN_INLINE = lib.LC_RUN_INLINE
 
@@ -239,43 +236,6 @@ class CommandQueue(Intake, Execution):
         for _ in range(size):
             self._pool.spawn()
 
-    def _recover(self, storage: Storage) -> None:
-        """Queues again what a previous process left in storage (see
-        recovery.py); what cannot run again becomes a dead letter."""
-        todo = recovery.plan(storage, self._lanes, self.registry, self.json_handlers,
-                             self._table.is_own, with_dead_letters=self._dlq is not None)
-        for letter in todo.restored_letters:
-            self._dlq.push(letter)  # type: ignore[union-attr]
-        for letter in todo.lost:
-            recovery_log.error("stored command %s (%s in %s) cannot be recovered: %s",
-                         letter.command_id, letter.command_type, letter.lane_id, letter.error)
-            self._record_dead_letter(letter, stored=True)
-        for row_id, reason in todo.corrupt:
-            self.emitter.emit_new(STORAGE_CORRUPT, {"command_id": row_id, "error": reason})
-        for command_id, reason in todo.corrupt_letters:
-            self.emitter.emit_new(STORAGE_CORRUPT, {"command_id": command_id, "error": reason,
-                                                    "dead_letter": True})
-        for item in todo.requeue:
-            command = item.command
-            job = self._table.adopt(item.stored.id, command.execute, command, item.lane)
-            job.attempt = item.stored.retry_count
-            job.stored = True
-            self._jobs[job.ticket] = job
-            rc = lib.lc_submit(self._ptr, item.lane.index, job.ticket, 0)
-            if rc < 0:
-                self._jobs.pop(job.ticket, None)
-                check(rc, "recover")
-            self.recovered.append(job.future)
-        unrecoverable = len(todo.lost) - len(todo.corrupt)
-        if todo.lost or todo.requeue:
-            recovery_log.info(
-                "recovered %d stored commands (%d unreadable, %d could not be rebuilt)",
-                len(todo.requeue), len(todo.corrupt), unrecoverable)
-            self.emitter.emit_new(STORAGE_RECOVERED, {
-                "recovered": len(todo.requeue), "corrupt": len(todo.corrupt),
-                "unrecoverable": unrecoverable,
-            })
-
     def shutdown(self) -> None:
         """Stops intake; commands already submitted still run. Emits
         ``queue.shutdown.started`` once."""
@@ -297,7 +257,7 @@ class CommandQueue(Intake, Execution):
         if seconds == math.inf:
             seconds = None  # longer than anything can wait: no limit
         if not self._wait_idle(seconds):
-            raise LaneTimeoutError(self._drain_timeout_message(seconds or 0.0))
+            raise LaneTimeoutError(drain_timeout_message(self.stats(), seconds or 0.0))
         if self._shutting_down:
             self._stop_workers()
 
@@ -317,18 +277,6 @@ class CommandQueue(Intake, Execution):
                 return True
             if deadline is not None and lib.lc_now_ns() >= deadline:
                 return False
-
-    def _drain_timeout_message(self, seconds: float) -> str:
-        stats = self.stats()
-        busy = [
-            f"{s.lane_id}: {s.pending} pending, {s.delayed} retrying, {s.active} active"
-            for s in stats.lanes if s.pending or s.active or s.delayed
-        ]
-        return (
-            f"drain timed out after {describe(seconds)} with {stats.total_pending} pending, "
-            f"{stats.total_delayed} waiting to retry and {stats.total_active} active "
-            f"({'; '.join(busy) or 'finishing'})"
-        )
 
     def _stop_workers(self) -> None:
         with self._registry_lock:
@@ -439,27 +387,7 @@ class CommandQueue(Intake, Execution):
 
     def stats(self) -> QueueStats:
         self._check_process()
-        lanes = []
-        for lane in self._lanes_by_index:
-            s = self._engine.lane_stats(lane.index)
-            lanes.append(LaneStatus(
-                lane_id=lane.lane_id, priority=lane.priority, pending=s.pending,
-                active=s.active, min_concurrency=s.min_concurrency,
-                max_concurrency=s.max_concurrency, paused=s.paused, submitted=s.submitted,
-                completed=s.completed, failed=s.failed, cancelled=s.cancelled,
-                delayed=s.delayed, retried=s.retried, throttled=s.throttled,
-                timed_out=lane.counters["timed_out"],
-                dead_lettered=lane.counters["dead_lettered"],
-            ))
-        return QueueStats(
-            total_pending=sum(s.pending for s in lanes),
-            total_active=sum(s.active for s in lanes),
-            dead_letter_count=len(self._dlq) if self._dlq is not None else 0,
-            lanes=lanes,
-            total_delayed=sum(s.delayed for s in lanes),
-            abandoned_threads=self._pool.abandoned,
-            abandoned_total=self._pool.abandoned_total,
-        )
+        return queue_stats(self._engine, self._lanes_by_index, self._dlq, self._pool)
 
     def subscribe(
         self, callback: Optional[Callable[[LaneEvent], Any]] = None
