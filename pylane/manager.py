@@ -149,6 +149,13 @@ class QueueManager:
         works) resolved with the command's result or exception."""
         return self._queue.submit(lane_id, command, *args, **kwargs)
 
+    async def asubmit(self, lane_id: str, command: Any, *args: Any, **kwargs: Any) -> Any:
+        """``await manager.asubmit(lane, command)``: the result, from asyncio
+        code; cancelling the awaiting task cancels the command (withdrawn if
+        waiting, its token set — and an async command's coroutine cancelled
+        — if running)."""
+        return await self._queue.asubmit(lane_id, command, *args, **kwargs)
+
     def run(self, lane_id: str, command: Any, *args: Any, **kwargs: Any) -> Any:
         """Blocking submit: returns the result or raises the command's error."""
         return self._queue.run(lane_id, command, *args, **kwargs)

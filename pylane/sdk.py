@@ -113,6 +113,11 @@ class Lane:
         """Queues the command and returns a ``concurrent.futures.Future``."""
         return self._manager.submit(lane_id, self._command(command_type, payload))
 
+    async def asubmit(self, lane_id: str, command_type: str, payload: Any = None) -> Any:
+        """``await lane.asubmit(lane_id, type, payload)``: the result, from
+        asyncio code. Cancelling the awaiting task cancels the command."""
+        return await self._manager.asubmit(lane_id, self._command(command_type, payload))
+
     def subscribe(self) -> EventStream:
         return self._manager.subscribe()
 

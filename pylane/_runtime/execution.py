@@ -23,6 +23,7 @@ import contextlib
 import logging
 import threading
 import time
+import types
 from concurrent.futures import Future, InvalidStateError
 from typing import Any, Callable, Optional
 
@@ -41,6 +42,7 @@ from ..events import (
     COMMAND_TIMEOUT,
     EventEmitter,
 )
+from .aio import EventLoopThread
 from .jobs import ABANDONED, DONE, QUEUED, RUNNING, TIMED_OUT, Job, Lane
 from .metrics_feed import EngineMetricsFeed
 from .pool import WorkerPool
@@ -57,6 +59,7 @@ _SAMPLES_DUE = lib.LC_SAMPLES_DUE
 _NOT_TIMED = -1  # lc_finish_timed: no run-time sample
 _clock = time.perf_counter_ns
 _WAIT_FOREVER = -1
+_COROUTINE = types.CoroutineType
 
 
 def describe_error(error: BaseException) -> str:
@@ -80,6 +83,7 @@ class Execution(Timeouts):
     _feed: Optional[EngineMetricsFeed]
     _timed: bool
     _pool: WorkerPool
+    _aio: EventLoopThread
 
     _check_pressure: Callable[[Lane], None]
     _save: Callable[..., None]
@@ -133,6 +137,8 @@ class Execution(Timeouts):
         if timeout is None:
             try:
                 result = job.call()
+                if type(result) is _COROUTINE:
+                    result = self._aio.run(result, job.cancel_token())
             except BaseException as error:
                 failure: Optional[BaseException] = error
             else:

@@ -13,6 +13,7 @@ deadline heap.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import os
@@ -47,6 +48,7 @@ from ..events import (
 )
 from ..metrics import QueueMetrics, as_queue_metrics
 from ..stats import QueueStats
+from .aio import EventLoopThread
 from .engine import Engine, check
 from .execution import Execution
 from .future import CommandFuture
@@ -127,6 +129,7 @@ class CommandQueue(Intake, Execution):
         self._state_lock = threading.Lock()
         self._deadlines = DeadlineWatcher(self._on_deadline)
         self._pool = WorkerPool(self._work)
+        self._aio = EventLoopThread()  # for async commands, started at the first
         self._self_blocked: dict[int, int] = {}
         self._blocked_workers = 0
         # Set in a child made by fork() after start(): the pid of the parent
@@ -287,6 +290,7 @@ class CommandQueue(Intake, Execution):
         self._engine.stop()
         self._deadlines.stop()
         self._pool.join()
+        self._aio.stop()
         if self._feed is not None:
             # Last hand-over, then let go: a QueueMetrics that outlives the
             # queue must not keep its engine alive, nor refresh it forever.
@@ -307,6 +311,13 @@ class CommandQueue(Intake, Execution):
         job = self._new_job(lane_id, command, args, kwargs)
         self._enqueue(job, lib.lc_submit)
         return job.future
+
+    async def asubmit(self, lane_id: str, command: Any, *args: Any, **kwargs: Any) -> Any:
+        """Submits and awaits the result, from asyncio code. Cancelling the
+        awaiting task cancels the command: a waiting one is withdrawn, a
+        running one gets its cancel token set (an async command's coroutine
+        is cancelled with it)."""
+        return await asyncio.wrap_future(self.submit(lane_id, command, *args, **kwargs))
 
     def run(self, lane_id: str, command: Any, *args: Any, **kwargs: Any) -> Any:
         """Submits and waits for the result. When the command would start at

@@ -15,6 +15,7 @@ import itertools
 import logging
 import threading
 import time
+import types
 from concurrent.futures import InvalidStateError
 from typing import Any, Callable, Optional
 
@@ -108,6 +109,7 @@ class Timeouts:
     _pool: Any
     _ptr: Any
     _jobs: dict[int, Job]
+    _aio: Any
     _command_id_of: Callable[[int], str]
     emitter: EventEmitter
 
@@ -134,6 +136,8 @@ class Timeouts:
                     if job.in_command:
                         try:
                             result = job.call()
+                            if type(result) is types.CoroutineType:
+                                result = self._aio.run(result, job.cancel_token())
                         except BaseException as error:
                             failure = error
                 if seen < 0:
