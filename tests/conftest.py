@@ -198,3 +198,38 @@ def recv_until(stream: Any, predicate: Callable[[Any], bool],
         seen.append(event)
         if predicate(event):
             return seen
+
+
+# ---- Redis (tests/test_redis_*.py) -------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Any:
+    """A redis-server of this test session's own on a free 127.0.0.1 port
+    (tests/redis_server.py), stopped by its PID at the end. Tests that use it
+    are skipped only when redis-server is not installed (tests/run_all.sh
+    installs it) or the ``redis`` extra is missing. Tests share it and keep
+    apart by queue name (the ``redis_queue`` fixture)."""
+    from redis_server import RedisServer, redis_server_binary
+
+    if redis_server_binary() is None:
+        pytest.skip("redis-server is not installed (bash tests/run_all.sh installs it)")
+    pytest.importorskip("redis", reason="the redis extra is not installed "
+                                        "(pip install -e '.[test]')")
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: Any) -> str:
+    return redis_server.url
+
+
+@pytest.fixture
+def redis_queue(request: Any) -> str:
+    """A queue name no other test uses."""
+    import uuid
+
+    return f"t-{request.node.name[:40]}-{uuid.uuid4().hex[:8]}".replace("[", "_").replace(
+        "]", "_")

@@ -12,6 +12,7 @@ command -v cmake >/dev/null || need_apt+=(cmake)
 command -v gcc >/dev/null || need_apt+=(gcc)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 command -v npm >/dev/null || need_apt+=(nodejs npm)
+command -v redis-server >/dev/null || need_apt+=(redis-server)  # tests/test_redis_*.py
 if ((${#need_apt[@]})); then
   step "apt-get install ${need_apt[*]}"
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
