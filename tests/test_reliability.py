@@ -10,6 +10,7 @@ around it.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -211,3 +212,21 @@ def test_a_deeply_nested_payload_is_an_invalid_payload(managers):
     with pytest.raises(InvalidPayloadError, match="nest"):
         lane.submit("query", "echo", payload)
     assert lane.submit("query", "echo", {"after": 1}) == {"after": 1}
+
+
+def test_log_records_about_a_command_carry_its_lane_id_and_type(managers, caplog):
+    manager = managers.build(QueueManagerBuilder().with_lane("work", LaneConfig.new(1, 1))
+                             .with_dlq(BrokenDeadLetters(10)))
+
+    def fails():
+        raise ValueError("boom")
+
+    caplog.set_level(logging.ERROR, logger="pylane.queue")
+    future = manager.submit("work", fails)
+    future.exception(WAIT)
+    manager.drain(WAIT)
+    [record] = [r for r in caplog.records if "could not be ended" in r.getMessage()
+                or "ending command" in r.getMessage()]
+    assert record.lane_id == "work"
+    assert record.command_id == future.command_id
+    assert record.command_type == "fails"

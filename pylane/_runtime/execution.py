@@ -169,11 +169,17 @@ class Execution(Timeouts):
             else:
                 if not isinstance(failure, Exception):  # SystemExit, KeyboardInterrupt
                     logger.warning("command %s raised %r", self._command_id_of(job.ticket),
-                                   failure)
+                                   failure, extra=self._log_fields(job))
                 self._fail_attempt(job, failure, max(run_ns, 0) / 1e9, timed_out=False)
         except Exception as fault:
             self._end_after_fault(job, fault)
         return True
+
+    def _log_fields(self, job: Job) -> dict[str, str]:
+        """Structured fields for log records about a command (``extra=``):
+        a formatter can use %(lane_id)s, %(command_id)s, %(command_type)s."""
+        return {"lane_id": job.lane.lane_id, "command_id": self._command_id_of(job.ticket),
+                "command_type": job.command_type}
 
     def _end_after_fault(self, job: Job, fault: BaseException) -> None:
         """Ending an attempt raised (our bookkeeping, or a backend the user
@@ -182,7 +188,7 @@ class Execution(Timeouts):
         naming the fault, and the worker goes on."""
         command_id = self._command_id_of(job.ticket)
         logger.error("ending command %s failed; it fails with the fault", command_id,
-                     exc_info=fault)
+                     exc_info=fault, extra=self._log_fields(job))
         try:
             self._jobs.pop(job.ticket, None)
             job.state = DONE
@@ -194,7 +200,8 @@ class Execution(Timeouts):
             error.__cause__ = fault
             _fail_future(job.future, error)
         except Exception:
-            logger.exception("could not end command %s after a fault", command_id)
+            logger.exception("could not end command %s after a fault", command_id,
+                             extra=self._log_fields(job))
 
     # ---- how an attempt ends --------------------------------------------------
 
@@ -272,7 +279,7 @@ class Execution(Timeouts):
                 self._save(job, last_attempt=True)
             except Exception:
                 logger.exception("could not store the retry count of %s; retrying anyway",
-                                 command_id)
+                                 command_id, extra=self._log_fields(job))
         self.emitter.emit_new(COMMAND_RETRY, {
             "lane_id": lane.lane_id, "command_id": command_id, "attempt": job.attempt,
         })
@@ -342,7 +349,9 @@ class Execution(Timeouts):
                     self._storage.save_dead_letter(on_disk)
             except Exception:
                 logger.exception("could not store the dead letter of %s; it may run again "
-                                 "after a restart", letter.command_id)
+                                 "after a restart", letter.command_id, extra={
+                                     "lane_id": letter.lane_id, "command_id": letter.command_id,
+                                     "command_type": letter.command_type})
         if self._dlq is not None:
             self._dlq.push(letter)
         lane = self._lanes.get(letter.lane_id)
@@ -386,7 +395,7 @@ class Execution(Timeouts):
             self._storage.remove_command(command_id)
         except Exception:
             logger.exception("could not remove ended command %s from storage; it may run "
-                             "again after a restart", command_id)
+                             "again after a restart", command_id, extra=self._log_fields(job))
 
     def _emit_cancelled_ticket(self, lane: Lane, ticket: int) -> None:
         if self._metrics is not None:

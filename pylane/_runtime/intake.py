@@ -192,7 +192,10 @@ class Intake:
             self._dlq.push(letter)  # type: ignore[union-attr]
         for letter in todo.lost:
             recovery_log.error("stored command %s (%s in %s) cannot be recovered: %s",
-                         letter.command_id, letter.command_type, letter.lane_id, letter.error)
+                               letter.command_id, letter.command_type, letter.lane_id,
+                               letter.error, extra={
+                                   "lane_id": letter.lane_id, "command_id": letter.command_id,
+                                   "command_type": letter.command_type})
             self._record_dead_letter(letter, stored=True)
         for row_id, reason in todo.corrupt:
             self.emitter.emit_new(STORAGE_CORRUPT, {"command_id": row_id, "error": reason})

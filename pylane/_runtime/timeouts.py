@@ -110,6 +110,7 @@ class Timeouts:
     _ptr: Any
     _jobs: dict[int, Job]
     _aio: Any
+    _log_fields: Callable[[Job], dict[str, str]]
     _command_id_of: Callable[[int], str]
     emitter: EventEmitter
 
@@ -193,7 +194,7 @@ class Timeouts:
         command_id = self._command_id_of(job.ticket)
         logger.warning("command %s of lane %s still running %s after its deadline: its "
                        "thread is abandoned and replaced", command_id, job.lane.lane_id,
-                       describe(job.lane.grace))
+                       describe(job.lane.grace), extra=self._log_fields(job))
         self.emitter.emit_new(COMMAND_ABANDONED, {
             "lane_id": job.lane.lane_id, "command_id": command_id, "grace": job.lane.grace,
         })
