@@ -118,3 +118,26 @@ class QueueForkedError(LaneError):
         super().__init__(f"this queue was started in process {parent_pid}; create or start "
                          f"a new one in the child")
         self.parent_pid = parent_pid
+
+
+class RedisConnectionError(LaneError, ConnectionError):
+    """Redis cannot be reached: at start (after a bounded connect timeout) or
+    lost mid-run. The message names the URL (without its password). Also a
+    ``ConnectionError``."""
+
+
+class LibraryVersionError(LaneError):
+    """Redis already holds a3s-lane functions of a version this package
+    cannot use (newer, or too old to replace in place); names both."""
+
+    def __init__(self, loaded: object, ours: int) -> None:
+        super().__init__(f"Redis holds the a3s_lane function library version {loaded}; this "
+                         f"package ships version {ours} and cannot use or replace it (upgrade "
+                         "this package, or FUNCTION DELETE a3s_lane once no worker uses it)")
+        self.loaded = loaded
+        self.ours = ours
+
+
+class LaneConfigConflictError(InvalidConfigError):
+    """A lane's configuration differs from the one a shared (Redis) queue
+    already stores; the message names the lane, the field and both values."""

@@ -1,0 +1,861 @@
+#!lua name=a3s_lane
+--[[
+a3s-lane's lane rules, inside Redis (7.0+): one function library that every
+SDK loads (Python: pylane/redis; Node: later, from this very file).
+
+A queue lives under one base key, "a3s:{<queue>}", the one key each function
+is given (KEYS[1]). Every other key of the queue is derived from it by a
+suffix, so all of them share the hash tag {<queue>}: one queue, one shard.
+
+  <base>:meta             hash: seq, lease_seq, slots (live workers' slots),
+                          late_acks, requeued, events_max, dead_max, max_lost
+  <base>:lanes            list: lane ids in the order they were registered
+  <base>:config           hash: lane id -> config JSON (see register_lanes)
+  <base>:lane:<lane>      hash: active, paused, tokens, refilled,
+                          throttled_until, delayed and the counters
+  <base>:q:<lane>         list: the lane's pending command ids, front first
+  <base>:cmd:<id>         hash: lane, type, payload, seq, enq, state, reply,
+                          failures, lost, starts, worker, lease
+  <base>:delayed          zset: command id -> due time (retry back-off)
+  <base>:workers          zset: worker id -> lease expiry
+  <base>:worker:<wid>     hash: slots, types (JSON list), joined, beat, info
+  <base>:leased:<wid>     set: the command ids a worker holds
+  <base>:types            hash: command type -> live workers handling it
+  <base>:dead             list: dead letters (JSON), oldest first, bounded
+  <base>:events           stream: key, data (JSON); XADD MAXLEN ~ events_max
+  <base>:wake:<wid>       list: wake tokens a worker's idle slots block on (BLPOP)
+  <base>:results:<client> list: results for one submitting client (BLPOP)
+
+Time: every function takes ARGV[1] = now in milliseconds, or "" for Redis
+TIME (production). Only tests pass a time, to replay scenarios.
+
+The scheduling rule is the C engine's (c_core/lane_core.c, lane_rules.c):
+the eligible lane with the lowest effective priority goes first (deadline
+boost from its front command's age; -1 past the deadline), ties to the
+older front (lower seq); a lane is eligible when it has pending commands,
+is not paused, runs fewer than its max and is not throttled; with F free
+slots (live workers' slots minus active) and U unfilled reservations
+(sum of min - active where positive), any eligible lane may go when F > U,
+otherwise only a lane below its own min. A rate-limited lane is checked
+when picked: without a token it is throttled until its next token and the
+pick is made again. On top: a worker takes a lane only if it can run the
+lane's front command (it handles the type, or no live worker does).
+]]
+
+local VERSION = 1
+local COMPATIBLE_FROM = 1 -- a loaded library this old or newer is replaced in place
+
+local DEFAULT_EVENTS_MAX = 10000
+local DEFAULT_DEAD_MAX = 10000
+local DEFAULT_MAX_LOST = 5
+local RESULT_TTL_MS = 86400000
+
+-- ---- helpers ---------------------------------------------------------------
+
+local function now_of(arg)
+  if arg ~= nil and arg ~= '' then
+    local t = tonumber(arg)
+    if not t then error('A3S_ARG now_ms is not a number: ' .. tostring(arg)) end
+    return t
+  end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+end
+
+local function ms(x) return string.format('%.3f', x) end
+
+local function fail(code, message)
+  return redis.error_reply(code .. ' ' .. message)
+end
+
+local function lane_key(base, lane) return base .. ':lane:' .. lane end
+local function queue_key(base, lane) return base .. ':q:' .. lane end
+local function cmd_key(base, id) return base .. ':cmd:' .. id end
+
+local function meta_number(base, field, default)
+  local v = redis.call('HGET', base .. ':meta', field)
+  return tonumber(v) or default
+end
+
+local function emit(base, key, data)
+  local max = meta_number(base, 'events_max', DEFAULT_EVENTS_MAX)
+  redis.call('XADD', base .. ':events', 'MAXLEN', '~', max, '*', 'key', key,
+             'data', cjson.encode(data))
+end
+
+-- Wakes up to n idle worker slots that can run one of `types` (nil: any
+-- type): a token in each chosen worker's own wake list, which its idle slot
+-- threads block on. Workers with the most free slots go first; no worker
+-- gets more tokens than it has free slots.
+local function wake(base, n, types)
+  if n <= 0 then return end
+  local candidates = {}
+  for _, wid in ipairs(redis.call('ZRANGE', base .. ':workers', 0, -1)) do
+    local w = redis.call('HMGET', base .. ':worker:' .. wid, 'slots', 'types')
+    local free = (tonumber(w[1]) or 0) - redis.call('SCARD', base .. ':leased:' .. wid)
+                 - redis.call('LLEN', base .. ':wake:' .. wid)
+    local fits = types == nil
+    if not fits and free > 0 then
+      local mine = {}
+      for _, t in ipairs(cjson.decode(w[2] or '[]')) do mine[t] = true end
+      for _, t in ipairs(types) do
+        if mine[t] or (tonumber(redis.call('HGET', base .. ':types', t)) or 0) == 0 then
+          fits = true
+          break
+        end
+      end
+    end
+    if fits and free > 0 then candidates[#candidates + 1] = { wid = wid, free = free } end
+  end
+  table.sort(candidates, function(a, b) return a.free > b.free end)
+  for _, c in ipairs(candidates) do
+    if n <= 0 then break end
+    local k = c.free
+    if k > n then k = n end
+    for _ = 1, k do redis.call('RPUSH', base .. ':wake:' .. c.wid, '1') end
+    n = n - k
+  end
+end
+
+local function deliver(base, reply, message)
+  if reply == nil or reply == false or reply == '' then return end
+  local key = base .. ':results:' .. reply
+  redis.call('RPUSH', key, cjson.encode(message))
+  redis.call('PEXPIRE', key, RESULT_TTL_MS)
+end
+
+local function hash_of(flat)
+  local t = {}
+  for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
+  return t
+end
+
+-- ---- lanes -----------------------------------------------------------------
+
+-- lane_rules.c boost_configure: boost windows in a stable sort, widest first.
+local function normalized(cfg)
+  if cfg.boost then
+    local sorted = {}
+    for _, w in ipairs(cfg.boost.windows or {}) do
+      local at = #sorted + 1
+      while at > 1 and sorted[at - 1][1] < w[1] do
+        sorted[at] = sorted[at - 1]
+        at = at - 1
+      end
+      sorted[at] = w
+    end
+    cfg.boost.windows = sorted
+  end
+  return cfg
+end
+
+-- Every lane with its config and scheduling state, in registration order.
+local function load_lanes(base)
+  local ids = redis.call('LRANGE', base .. ':lanes', 0, -1)
+  local lanes, by_id = {}, {}
+  for i, id in ipairs(ids) do
+    local cfg = normalized(cjson.decode(redis.call('HGET', base .. ':config', id)))
+    local st = redis.call('HMGET', lane_key(base, id), 'active', 'paused', 'tokens',
+                          'refilled', 'throttled_until')
+    local lane = {
+      id = id, cfg = cfg, active = tonumber(st[1]) or 0, paused = st[2] == '1',
+      tokens = tonumber(st[3]) or 0, refilled = tonumber(st[4]) or 0,
+      throttled = tonumber(st[5]) or 0, pending = redis.call('LLEN', queue_key(base, id)),
+      front = nil, dirty = false,
+    }
+    if cfg.rate then lane.rate_ns = cfg.rate.max / (cfg.rate.window_ms * 1e6) end
+    lanes[i] = lane
+    by_id[id] = lane
+  end
+  return lanes, by_id
+end
+
+local function save_lane(base, lane)
+  if not lane.dirty then return end
+  redis.call('HSET', lane_key(base, lane.id), 'active', lane.active, 'tokens', lane.tokens,
+             'refilled', lane.refilled, 'throttled_until', lane.throttled)
+  lane.dirty = false
+end
+
+-- The lane's front command: id, seq, enq, type (false when empty).
+local function front(base, lane)
+  if lane.front == nil then
+    local id = redis.call('LINDEX', queue_key(base, lane.id), 0)
+    if not id then
+      lane.front = false
+    else
+      local f = redis.call('HMGET', cmd_key(base, id), 'seq', 'enq', 'type')
+      lane.front = { id = id, seq = tonumber(f[1]), enq = tonumber(f[2]), type = f[3] }
+    end
+  end
+  return lane.front
+end
+
+-- lane_rules.c: the token bucket, in the engine's nanosecond arithmetic.
+local function refill(lane, now)
+  if now <= lane.refilled then return end
+  local tokens = lane.tokens + (now - lane.refilled) * 1e6 * lane.rate_ns
+  local burst = lane.cfg.rate.max
+  if tokens > burst then tokens = burst end
+  lane.tokens = tokens
+  lane.refilled = now
+  lane.dirty = true
+end
+
+local function bucket_take(lane, now)
+  refill(lane, now)
+  if lane.tokens < 1.0 then return false end
+  lane.tokens = lane.tokens - 1.0
+  lane.dirty = true
+  return true
+end
+
+local function throttle(lane, now)
+  local missing = 1.0 - lane.tokens
+  local wait_ns = 1
+  if missing > 0 then wait_ns = math.floor(missing / lane.rate_ns) + 1 end
+  lane.throttled = now + wait_ns / 1e6
+  lane.dirty = true
+end
+
+-- lane_rules.c effective_priority: windows are sorted widest first.
+local function priority_now(lane, fr, now)
+  local boost = lane.cfg.boost
+  if not boost then return lane.cfg.priority end
+  local due = fr.enq + boost.deadline_ms
+  if now >= due then return -1 end
+  local left = due - now
+  local amount = 0
+  for _, w in ipairs(boost.windows) do
+    if w[1] >= left then amount = w[2] else break end
+  end
+  local p = lane.cfg.priority - amount
+  if p < 0 then p = 0 end
+  return p
+end
+
+local function runnable(lane)
+  return lane.pending > 0 and not lane.paused and lane.active < lane.cfg.max
+      and lane.throttled == 0
+end
+
+-- Which command types a worker may take: those it handles, and those no
+-- live worker handles (anyone runs them: the SDK echoes unknown types).
+local function type_filter(base, wid)
+  local mine = {}
+  local raw = redis.call('HGET', base .. ':worker:' .. wid, 'types')
+  if raw then for _, t in ipairs(cjson.decode(raw)) do mine[t] = true end end
+  local known = {}
+  return function(t)
+    if mine[t] then return true end
+    if known[t] == nil then
+      known[t] = (tonumber(redis.call('HGET', base .. ':types', t)) or 0) == 0
+    end
+    return known[t]
+  end
+end
+
+-- The lane the next dispatch comes from, or nil: lane_core.c's
+-- pick_lane_locked + rate check of take_next_locked, for a worker that can
+-- run `can_run` types.
+local function pick(base, lanes, slots, now, can_run)
+  while true do
+    local total_active, unfilled = 0, 0
+    for _, lane in ipairs(lanes) do
+      total_active = total_active + lane.active
+      if lane.active < lane.cfg.min then unfilled = unfilled + lane.cfg.min - lane.active end
+    end
+    if total_active >= slots then return nil end
+    local reserved_only = not (slots - total_active > unfilled)
+    local best, best_p, best_seq
+    for _, lane in ipairs(lanes) do
+      if runnable(lane) and (not reserved_only or lane.active < lane.cfg.min) then
+        local fr = front(base, lane)
+        if fr and can_run(fr.type) then
+          local p = priority_now(lane, fr, now)
+          if best == nil or p < best_p or (p == best_p and fr.seq < best_seq) then
+            best, best_p, best_seq = lane, p, fr.seq
+          end
+        end
+      end
+    end
+    if best == nil then return nil end
+    if best.rate_ns == nil or bucket_take(best, now) then return best end
+    throttle(best, now)
+  end
+end
+
+-- ---- commands ending ---------------------------------------------------------
+
+local function retry_delay_ms(policy, attempt)
+  if not policy or attempt <= 0 or policy.max_retries == 0 then return 0 end
+  local initial, cap, mult = policy.initial_ms, policy.max_ms, policy.multiplier
+  if initial == 0 or mult == 1 then
+    if initial < cap then return initial end
+    return cap
+  end
+  if (attempt - 1) * math.log(mult) >= math.log(cap / initial) then return cap end
+  local d = initial * mult ^ (attempt - 1)
+  if d < cap then return d end
+  return cap
+end
+
+local function dead_letter(base, lane, cmd, id, error_text, attempts, now)
+  local letter = cjson.encode({
+    command_id = id, command_type = cmd.type, lane_id = lane.id, error = error_text,
+    attempts = attempts, failed_at_ms = ms(now), payload = cmd.payload,
+  })
+  local key = base .. ':dead'
+  redis.call('RPUSH', key, letter)
+  local max = meta_number(base, 'dead_max', DEFAULT_DEAD_MAX)
+  if redis.call('LLEN', key) > max then redis.call('LTRIM', key, -max, -1) end
+  redis.call('HINCRBY', lane_key(base, lane.id), 'dead_lettered', 1)
+  emit(base, 'queue.command.dead_lettered',
+       { lane_id = lane.id, command_id = id, command_type = cmd.type })
+end
+
+-- Frees the slot of a running command (the caller checked its lease).
+local function release(base, lane, cmd, id)
+  lane.active = lane.active - 1
+  lane.dirty = true
+  if cmd.worker then redis.call('SREM', base .. ':leased:' .. cmd.worker, id) end
+end
+
+-- Ends an attempt: completed, or failed / timed out (retry or dead letter).
+local function finish(base, lane, cmd, id, ack, now)
+  local lk = lane_key(base, lane.id)
+  if ack.status == 'ok' then
+    redis.call('HINCRBY', lk, 'completed', 1)
+    emit(base, 'queue.command.completed', { lane_id = lane.id, command_id = id })
+    deliver(base, cmd.reply, { id = id, status = 'ok', result = ack.result or 'null' })
+    redis.call('DEL', cmd_key(base, id))
+    return
+  end
+  local failures = (tonumber(cmd.failures) or 0) + 1
+  local policy = lane.cfg.retry
+  local error_text = ack.error or 'failed'
+  if policy and failures <= policy.max_retries then
+    local due = now + retry_delay_ms(policy, failures)
+    redis.call('HSET', cmd_key(base, id), 'state', 'delayed', 'failures', failures,
+               'enq', now, 'worker', '', 'lease', '')
+    redis.call('ZADD', base .. ':delayed', due, id)
+    redis.call('HINCRBY', lk, 'delayed', 1)
+    redis.call('HINCRBY', lk, 'retried', 1)
+    emit(base, 'queue.command.retry', { lane_id = lane.id, command_id = id, attempt = failures })
+    return
+  end
+  redis.call('HINCRBY', lk, 'failed', 1)
+  if ack.status == 'timeout' then
+    redis.call('HINCRBY', lk, 'timed_out', 1)
+    emit(base, 'queue.command.timeout', { lane_id = lane.id, command_id = id, error = error_text })
+  else
+    emit(base, 'queue.command.failed', { lane_id = lane.id, command_id = id, error = error_text })
+  end
+  dead_letter(base, lane, cmd, id, error_text, failures, now)
+  deliver(base, cmd.reply, { id = id, status = ack.status, error = error_text })
+  redis.call('DEL', cmd_key(base, id))
+end
+
+-- Applies a worker's acks; returns the ids whose lease it no longer holds.
+local function apply_acks(base, by_id, wid, acks, now)
+  local rejected = {}
+  for _, ack in ipairs(acks) do
+    local id = ack.id
+    local cmd = hash_of(redis.call('HGETALL', cmd_key(base, id)))
+    local lane = cmd.lane and by_id[cmd.lane]
+    if cmd.state ~= 'running' or cmd.lease ~= ack.lease or cmd.worker ~= wid or not lane then
+      rejected[#rejected + 1] = id
+      redis.call('HINCRBY', base .. ':meta', 'late_acks', 1)
+    else
+      release(base, lane, cmd, id)
+      finish(base, lane, cmd, id, ack, now)
+    end
+  end
+  return rejected
+end
+
+-- Moves due delayed commands to the back of their lanes; returns how many.
+local function promote_due(base, by_id, now)
+  local due = redis.call('ZRANGEBYSCORE', base .. ':delayed', '-inf', now)
+  for _, id in ipairs(due) do
+    redis.call('ZREM', base .. ':delayed', id)
+    local lane_id = redis.call('HGET', cmd_key(base, id), 'lane')
+    local lane = lane_id and by_id[lane_id]
+    if lane then
+      local seq = redis.call('HINCRBY', base .. ':meta', 'seq', 1)
+      redis.call('HSET', cmd_key(base, id), 'state', 'pending', 'seq', seq)
+      redis.call('RPUSH', queue_key(base, lane.id), id)
+      redis.call('HINCRBY', lane_key(base, lane.id), 'delayed', -1)
+      lane.pending = lane.pending + 1
+      if lane.pending == 1 then lane.front = nil end
+    end
+  end
+  return #due
+end
+
+-- ---- workers -------------------------------------------------------------------
+
+local function drop_worker(base, wid)
+  local w = hash_of(redis.call('HGETALL', base .. ':worker:' .. wid))
+  redis.call('ZREM', base .. ':workers', wid)
+  if w.slots then redis.call('HINCRBY', base .. ':meta', 'slots', -tonumber(w.slots)) end
+  if w.types then
+    for _, t in ipairs(cjson.decode(w.types)) do
+      if redis.call('HINCRBY', base .. ':types', t, -1) <= 0 then
+        redis.call('HDEL', base .. ':types', t)
+      end
+    end
+  end
+  redis.call('DEL', base .. ':worker:' .. wid)
+end
+
+-- Puts a worker's leased commands back at the FRONT of their lanes (oldest
+-- first), counting a lost lease on each when `count_lost`; a command that
+-- has lost max_lost leases becomes a dead letter. Returns requeued, dead.
+local function requeue_leased(base, by_id, wid, count_lost, now)
+  local ids = redis.call('SMEMBERS', base .. ':leased:' .. wid)
+  local max_lost = meta_number(base, 'max_lost', DEFAULT_MAX_LOST)
+  local back = {}
+  local requeued, dead = 0, 0
+  for _, id in ipairs(ids) do
+    local cmd = hash_of(redis.call('HGETALL', cmd_key(base, id)))
+    local lane = cmd.lane and by_id[cmd.lane]
+    if lane and cmd.state == 'running' and cmd.worker == wid then
+      release(base, lane, cmd, id)
+      local lost = (tonumber(cmd.lost) or 0) + (count_lost and 1 or 0)
+      if lost >= max_lost then
+        redis.call('HINCRBY', lane_key(base, lane.id), 'failed', 1)
+        local text = 'lost its worker ' .. lost .. ' times (last: ' .. wid .. ')'
+        emit(base, 'queue.command.failed', { lane_id = lane.id, command_id = id, error = text })
+        dead_letter(base, lane, cmd, id, text, (tonumber(cmd.failures) or 0) + 1, now)
+        deliver(base, cmd.reply, { id = id, status = 'error', error = text })
+        redis.call('DEL', cmd_key(base, id))
+        dead = dead + 1
+      else
+        redis.call('HSET', cmd_key(base, id), 'state', 'pending', 'lost', lost, 'worker', '',
+                   'lease', '')
+        back[#back + 1] = { id = id, lane = lane, seq = tonumber(cmd.seq) or 0 }
+        redis.call('HINCRBY', lane_key(base, lane.id), 'requeued', 1)
+        emit(base, 'queue.command.requeued',
+             { lane_id = lane.id, command_id = id, worker_id = wid, lost = lost })
+        requeued = requeued + 1
+      end
+    end
+  end
+  -- Newest first onto the front, so the oldest ends up at the very front.
+  table.sort(back, function(a, b) return a.seq > b.seq end)
+  for _, entry in ipairs(back) do
+    redis.call('LPUSH', queue_key(base, entry.lane.id), entry.id)
+    entry.lane.pending = entry.lane.pending + 1
+    entry.lane.front = nil
+  end
+  redis.call('DEL', base .. ':leased:' .. wid)
+  return requeued, dead
+end
+
+-- Reaps every worker whose lease expired before `now`.
+local function reap(base, by_id, lanes, now)
+  local expired = redis.call('ZRANGEBYSCORE', base .. ':workers', '-inf', '(' .. now)
+  local total = 0
+  for _, wid in ipairs(expired) do
+    local requeued, dead = requeue_leased(base, by_id, wid, true, now)
+    drop_worker(base, wid)
+    redis.call('DEL', base .. ':wake:' .. wid)
+    emit(base, 'queue.worker.lost', { worker_id = wid, requeued = requeued, dead_lettered = dead })
+    total = total + requeued
+  end
+  for _, lane in ipairs(lanes) do save_lane(base, lane) end
+  if total > 0 then wake(base, total, nil) end
+  return #expired
+end
+
+local function min_sum(lanes)
+  local sum = 0
+  for _, lane in ipairs(lanes) do sum = sum + lane.cfg.min end
+  return sum
+end
+
+-- ---- functions -----------------------------------------------------------------
+
+local function f_version()
+  return VERSION
+end
+
+-- register_lanes(base; now, options JSON, config JSON, config JSON, ...)
+-- config: {id, priority, min, max, timeout_ms?, retry?{max_retries, initial_ms, max_ms,
+-- multiplier}, rate?{max, window_ms}, boost?{deadline_ms, windows:[[before_ms, amount]...]}},
+-- stored as the text given. A lane already stored must match field for field; nothing
+-- is written unless every lane fits. options: {events_max, dead_max, max_lost}, each
+-- set by the first queue that gives it. Returns how many lanes were new.
+local FIELDS = { 'priority', 'min', 'max', 'timeout_ms' }
+local function describe(value)
+  if value == nil then return 'none' end
+  if type(value) == 'table' then return cjson.encode(value) end
+  return tostring(value)
+end
+local function same(a, b)
+  if type(a) ~= type(b) then return false end
+  if type(a) ~= 'table' then return a == b end
+  for k, v in pairs(a) do if not same(v, b[k]) then return false end end
+  for k, _ in pairs(b) do if a[k] == nil then return false end end
+  return true
+end
+
+local function f_register_lanes(keys, args)
+  local base = keys[1]
+  local now = now_of(args[1])
+  local options = cjson.decode(args[2])
+  local fresh = {}
+  for i = 3, #args do
+    local cfg = normalized(cjson.decode(args[i]))
+    cfg.text = args[i]
+    local stored = redis.call('HGET', base .. ':config', cfg.id)
+    if stored then
+      local old = normalized(cjson.decode(stored))
+      for _, field in ipairs(FIELDS) do
+        if old[field] ~= cfg[field] then
+          return fail('A3S_CONFLICT', 'lane ' .. cjson.encode(cfg.id) .. ': ' .. field .. ' is '
+                      .. describe(old[field]) .. ' in Redis, ' .. describe(cfg[field]) .. ' here')
+        end
+      end
+      for _, field in ipairs({ 'retry', 'rate', 'boost' }) do
+        if not same(old[field], cfg[field]) then
+          return fail('A3S_CONFLICT', 'lane ' .. cjson.encode(cfg.id) .. ': ' .. field .. ' is '
+                      .. describe(old[field]) .. ' in Redis, ' .. describe(cfg[field]) .. ' here')
+        end
+      end
+    else
+      fresh[#fresh + 1] = cfg
+    end
+  end
+  local slots = meta_number(base, 'slots', 0)
+  if #fresh > 0 and slots > 0 then
+    local lanes = load_lanes(base)
+    local sum = min_sum(lanes)
+    for _, cfg in ipairs(fresh) do sum = sum + cfg.min end
+    if sum > slots then
+      return fail('A3S_BUDGET', 'the lanes\' min_concurrency sum (' .. sum .. ') exceeds the '
+                  .. slots .. ' slots of the live workers')
+    end
+  end
+  for _, cfg in ipairs(fresh) do
+    redis.call('HSET', base .. ':config', cfg.id, cfg.text)
+    redis.call('RPUSH', base .. ':lanes', cfg.id)
+    local lk = lane_key(base, cfg.id)
+    redis.call('HSET', lk, 'active', 0, 'paused', 0, 'throttled_until', 0)
+    if cfg.rate then redis.call('HSET', lk, 'tokens', cfg.rate.max, 'refilled', now) end
+  end
+  for _, name in ipairs({ 'events_max', 'dead_max', 'max_lost' }) do
+    if options[name] then redis.call('HSETNX', base .. ':meta', name, options[name]) end
+  end
+  return #fresh
+end
+
+-- join(base; now, worker id, slots, types JSON, lease ms, info)
+local function f_join(keys, args)
+  local base = keys[1]
+  local now = now_of(args[1])
+  local wid, slots, types, lease = args[2], tonumber(args[3]), args[4], tonumber(args[5])
+  if not slots or slots < 1 then return fail('A3S_ARG', 'slots must be >= 1') end
+  local lanes, by_id = load_lanes(base)
+  reap(base, by_id, lanes, now)
+  -- Joining again (a heartbeat found it reaped, or its types changed): what it
+  -- still holds stays leased to it.
+  if redis.call('EXISTS', base .. ':worker:' .. wid) == 1 then drop_worker(base, wid) end
+  local total = meta_number(base, 'slots', 0) + slots
+  local sum = min_sum(lanes)
+  if sum > total then
+    return fail('A3S_BUDGET', 'the lanes\' min_concurrency sum (' .. sum .. ') exceeds the '
+                .. total .. ' slots of the live workers with this one (' .. slots .. ')')
+  end
+  redis.call('ZADD', base .. ':workers', now + lease, wid)
+  redis.call('HSET', base .. ':worker:' .. wid, 'slots', slots, 'types', types, 'joined', now,
+             'beat', now, 'info', args[6] or '')
+  redis.call('HINCRBY', base .. ':meta', 'slots', slots)
+  for _, t in ipairs(cjson.decode(types)) do redis.call('HINCRBY', base .. ':types', t, 1) end
+  emit(base, 'queue.worker.joined', { worker_id = wid, slots = slots })
+  return total
+end
+
+-- leave(base; now, worker id): a worker that stops; what it holds goes back
+-- to the front of its lanes (no lost lease counted).
+local function f_leave(keys, args)
+  local base = keys[1]
+  local now = now_of(args[1])
+  local wid = args[2]
+  if redis.call('EXISTS', base .. ':worker:' .. wid) == 0 then return 0 end
+  local lanes, by_id = load_lanes(base)
+  local requeued = requeue_leased(base, by_id, wid, false, now)
+  for _, lane in ipairs(lanes) do save_lane(base, lane) end
+  drop_worker(base, wid)
+  redis.call('DEL', base .. ':wake:' .. wid)
+  emit(base, 'queue.worker.left', { worker_id = wid, requeued = requeued })
+  if requeued > 0 then wake(base, requeued, nil) end
+  return 1
+end
+
+-- heartbeat(base; now, worker id, lease ms) -> {known 1|0, workers reaped}
+local function f_heartbeat(keys, args)
+  local base = keys[1]
+  local now = now_of(args[1])
+  local wid, lease = args[2], tonumber(args[3])
+  local known = 0
+  if redis.call('ZSCORE', base .. ':workers', wid) then
+    redis.call('ZADD', base .. ':workers', 'XX', now + lease, wid)
+    redis.call('HSET', base .. ':worker:' .. wid, 'beat', now)
+    known = 1
+  end
+  local lanes, by_id = load_lanes(base)
+  return { known, reap(base, by_id, lanes, now) }
+end
+
+-- submit(base; now, id, lane, type, payload JSON text, reply-to client) -> id
+local function f_submit(keys, args)
+  local base = keys[1]
+  local now = now_of(args[1])
+  local id, lane, ctype, payload, reply = args[2], args[3], args[4], args[5], args[6]
+  if redis.call('HEXISTS', base .. ':config', lane) == 0 then
+    return fail('A3S_NO_LANE', lane)
+  end
+  local ck = cmd_key(base, id)
+  if redis.call('EXISTS', ck) == 1 then
+    return fail('A3S_DUPLICATE', 'command id ' .. id .. ' is already queued or running')
+  end
+  local seq = redis.call('HINCRBY', base .. ':meta', 'seq', 1)
+  redis.call('HSET', ck, 'lane', lane, 'type', ctype, 'payload', payload, 'seq', seq,
+             'enq', now, 'state', 'pending', 'reply', reply or '', 'failures', 0, 'lost', 0,
+             'starts', 0)
+  redis.call('RPUSH', queue_key(base, lane), id)
+  redis.call('HINCRBY', lane_key(base, lane), 'submitted', 1)
+  emit(base, 'queue.command.submitted', { lane_id = lane, command_id = id, command_type = ctype })
+  wake(base, 1, { ctype })
+  return id
+end
+
+-- claim(base; now, worker id, free, acks JSON) -> JSON
+--   acks: [{id, lease, status "ok"|"error"|"timeout", result (JSON text), error}]
+--   reply: {known, claimed: [{id, lane, type, payload, lease, enq, seq, failures,
+--   timeout_ms}], rejected: [ids], next_due: ms string or ""}
+local function f_claim(keys, args)
+  local base = keys[1]
+  local now = now_of(args[1])
+  local wid, free = args[2], tonumber(args[3]) or 0
+  local acks = cjson.decode(args[4] or '[]')
+  local lanes, by_id = load_lanes(base)
+  local acked = #acks
+  local rejected = {}
+  if acked > 0 then rejected = apply_acks(base, by_id, wid, acks, now) end
+  local known = redis.call('ZSCORE', base .. ':workers', wid) ~= false
+  local promoted = promote_due(base, by_id, now)
+  local released = 0
+  for _, lane in ipairs(lanes) do
+    if lane.throttled ~= 0 and lane.throttled <= now then
+      lane.throttled = 0
+      lane.dirty = true
+      released = released + 1
+    end
+  end
+  local claimed = {}
+  if known and free > 0 then
+    local wk = base .. ':worker:' .. wid
+    local slots_of_mine = tonumber(redis.call('HGET', wk, 'slots')) or 0
+    local room = slots_of_mine - redis.call('SCARD', base .. ':leased:' .. wid)
+    if free > room then free = room end
+    local slots = meta_number(base, 'slots', 0)
+    local can_run = type_filter(base, wid)
+    while #claimed < free do
+      local lane = pick(base, lanes, slots, now, can_run)
+      if not lane then break end
+      local id = redis.call('LPOP', queue_key(base, lane.id))
+      local fr = lane.front
+      lane.pending = lane.pending - 1
+      lane.front = nil
+      lane.active = lane.active + 1
+      lane.dirty = true
+      local lease = wid .. '#' .. redis.call('HINCRBY', base .. ':meta', 'lease_seq', 1)
+      local ck = cmd_key(base, id)
+      redis.call('HSET', ck, 'state', 'running', 'worker', wid, 'lease', lease, 'started', now)
+      redis.call('HINCRBY', ck, 'starts', 1)
+      redis.call('SADD', base .. ':leased:' .. wid, id)
+      redis.call('HINCRBY', lane_key(base, lane.id), 'dispatched', 1)
+      local c = redis.call('HMGET', ck, 'payload', 'failures', 'type')
+      emit(base, 'queue.command.started', { lane_id = lane.id, command_id = id, command_type = c[3] })
+      claimed[#claimed + 1] = {
+        id = id, lane = lane.id, type = c[3], payload = c[1], lease = lease,
+        enq = ms(fr.enq), seq = fr.seq, failures = tonumber(c[2]) or 0,
+        timeout_ms = lane.cfg.timeout_ms,
+      }
+    end
+  end
+  local next_due = nil
+  local first = redis.call('ZRANGE', base .. ':delayed', 0, 0, 'WITHSCORES')
+  if first[2] then next_due = tonumber(first[2]) end
+  local pending = 0
+  for _, lane in ipairs(lanes) do
+    save_lane(base, lane)
+    pending = pending + lane.pending
+    if lane.throttled ~= 0 and lane.pending > 0 and not lane.paused
+        and (next_due == nil or lane.throttled < next_due) then
+      next_due = lane.throttled
+    end
+  end
+  -- Slots freed by acks, promoted retries and released rate limits may let
+  -- other idle workers start something now: wake those that can run the
+  -- runnable lanes' front commands. A call that changed none of these wakes
+  -- nobody, so wake-ups cannot chase each other.
+  if (acked - #rejected) + promoted + released > 0 and pending > 0 then
+    local n, types = 0, {}
+    for _, lane in ipairs(lanes) do
+      if runnable(lane) then
+        local fr = front(base, lane)
+        if fr then
+          local room = lane.cfg.max - lane.active
+          if room > lane.pending then room = lane.pending end
+          n = n + room
+          types[#types + 1] = fr.type
+        end
+      end
+    end
+    wake(base, n, types)
+  end
+  return cjson.encode({
+    known = known, claimed = claimed, rejected = rejected,
+    next_due = next_due and ms(next_due) or '', now = ms(now),
+  })
+end
+
+-- cancel(base; now, id) -> 1 if the command was pending or delayed (now gone), else 0
+local function f_cancel(keys, args)
+  local base = keys[1]
+  now_of(args[1])
+  local id = args[2]
+  local ck = cmd_key(base, id)
+  local c = redis.call('HMGET', ck, 'state', 'lane', 'reply')
+  local state, lane = c[1], c[2]
+  if state == 'pending' then
+    if redis.call('LREM', queue_key(base, lane), 1, id) == 0 then return 0 end
+  elseif state == 'delayed' then
+    if redis.call('ZREM', base .. ':delayed', id) == 0 then return 0 end
+    redis.call('HINCRBY', lane_key(base, lane), 'delayed', -1)
+  else
+    return 0
+  end
+  redis.call('HINCRBY', lane_key(base, lane), 'cancelled', 1)
+  emit(base, 'queue.command.cancelled', { lane_id = lane, command_id = id })
+  deliver(base, c[3], { id = id, status = 'cancelled' })
+  redis.call('DEL', ck)
+  return 1
+end
+
+local function set_paused(keys, args, paused)
+  local base = keys[1]
+  now_of(args[1])
+  local lane = args[2]
+  if redis.call('HEXISTS', base .. ':config', lane) == 0 then return fail('A3S_NO_LANE', lane) end
+  redis.call('HSET', lane_key(base, lane), 'paused', paused)
+  if paused == 0 then
+    local head = redis.call('LINDEX', queue_key(base, lane), 0)
+    if head then
+      wake(base, redis.call('LLEN', queue_key(base, lane)),
+           { redis.call('HGET', cmd_key(base, head), 'type') })
+    end
+  end
+  return 1
+end
+
+local function f_pause(keys, args) return set_paused(keys, args, 1) end
+local function f_resume(keys, args) return set_paused(keys, args, 0) end
+
+local COUNTERS = { 'submitted', 'dispatched', 'completed', 'failed', 'cancelled', 'delayed',
+                   'retried', 'timed_out', 'dead_lettered', 'requeued' }
+
+-- stats(base; now) -> JSON: lanes (with why a lane with pending work waits),
+-- workers, totals. Read-only.
+local function f_stats(keys, args)
+  local base = keys[1]
+  local now = now_of(args[1])
+  local lanes = load_lanes(base)
+  local slots = meta_number(base, 'slots', 0)
+  local workers = {}
+  local live = redis.call('ZRANGE', base .. ':workers', 0, -1, 'WITHSCORES')
+  local handled = {}
+  for i = 1, #live, 2 do
+    local wid = live[i]
+    local w = hash_of(redis.call('HGETALL', base .. ':worker:' .. wid))
+    local active = redis.call('SCARD', base .. ':leased:' .. wid)
+    local free = (tonumber(w.slots) or 0) - active
+    for _, t in ipairs(cjson.decode(w.types or '[]')) do
+      handled[t] = (handled[t] or 0) + free
+    end
+    workers[#workers + 1] = {
+      worker_id = wid, slots = tonumber(w.slots) or 0, active = active,
+      types = w.types or '[]', info = w.info or '',
+      lease_left_ms = ms(tonumber(live[i + 1]) - now),
+      beat_age_ms = ms(now - (tonumber(w.beat) or now)),
+    }
+  end
+  local total_active, unfilled = 0, 0
+  for _, lane in ipairs(lanes) do
+    total_active = total_active + lane.active
+    if lane.active < lane.cfg.min then unfilled = unfilled + lane.cfg.min - lane.active end
+  end
+  local out = {}
+  for _, lane in ipairs(lanes) do
+    local counters = redis.call('HMGET', lane_key(base, lane.id), unpack(COUNTERS))
+    local s = {
+      lane_id = lane.id, priority = lane.cfg.priority, min = lane.cfg.min, max = lane.cfg.max,
+      pending = lane.pending, active = lane.active, paused = lane.paused,
+      throttled = lane.throttled ~= 0 and lane.throttled > now, waiting = '',
+    }
+    for i, name in ipairs(COUNTERS) do s[name] = tonumber(counters[i]) or 0 end
+    if lane.pending > 0 then
+      local fr = front(base, lane)
+      if lane.paused then
+        s.waiting = 'paused'
+      elseif lane.active >= lane.cfg.max then
+        s.waiting = 'at max_concurrency'
+      elseif s.throttled then
+        s.waiting = 'rate limited for ' .. ms(lane.throttled - now) .. ' ms'
+      elseif slots == 0 then
+        s.waiting = 'no live worker'
+      elseif total_active >= slots then
+        s.waiting = 'every worker slot is busy'
+      elseif not (slots - total_active > unfilled) and lane.active >= lane.cfg.min then
+        s.waiting = 'the free slots are reserved for other lanes\' min_concurrency'
+      elseif fr and (tonumber(redis.call('HGET', base .. ':types', fr.type)) or 0) > 0
+          and (handled[fr.type] or 0) <= 0 then
+        s.waiting = 'its front command (type ' .. fr.type .. ') waits for a free worker '
+            .. 'that handles it'
+      end
+    end
+    out[#out + 1] = s
+  end
+  return cjson.encode({
+    now = ms(now), slots = slots, lanes = out, workers = workers,
+    delayed = redis.call('ZCARD', base .. ':delayed'),
+    dead_letters = redis.call('LLEN', base .. ':dead'),
+    late_acks = meta_number(base, 'late_acks', 0),
+    version = VERSION,
+  })
+end
+
+-- dead_letters(base; now, start, stop) -> the letters (JSON strings), oldest first
+local function f_dead_letters(keys, args)
+  return redis.call('LRANGE', keys[1] .. ':dead', tonumber(args[2]) or 0, tonumber(args[3]) or -1)
+end
+
+redis.register_function { function_name = 'a3s_version', callback = f_version,
+                          flags = { 'no-writes' } }
+redis.register_function('a3s_register_lanes', f_register_lanes)
+redis.register_function('a3s_join', f_join)
+redis.register_function('a3s_leave', f_leave)
+redis.register_function('a3s_heartbeat', f_heartbeat)
+redis.register_function('a3s_submit', f_submit)
+redis.register_function('a3s_claim', f_claim)
+redis.register_function('a3s_cancel', f_cancel)
+redis.register_function('a3s_pause', f_pause)
+redis.register_function('a3s_resume', f_resume)
+redis.register_function { function_name = 'a3s_stats', callback = f_stats,
+                          flags = { 'no-writes' } }
+redis.register_function { function_name = 'a3s_dead_letters', callback = f_dead_letters,
+                          flags = { 'no-writes' } }
