@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import glob
 import re
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 
 from cffi import FFI
 
@@ -82,7 +84,8 @@ def _declarations(text: str) -> list[str]:
     return out
 
 
-def build_cdef(headers=HEADERS, blocking=BLOCKING) -> str:
+def build_cdef(headers: Sequence[str] = HEADERS,
+               blocking: AbstractSet[str] = BLOCKING) -> str:
     """The headers' cffi sections without the blocking functions, plus the
     wrappers' declarations. Fails if a blocking function is not found, so a
     rename cannot expose it by accident."""

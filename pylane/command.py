@@ -74,7 +74,7 @@ class FunctionCommand(Command):
         self.function = function
         self.args = args
         self.kwargs = kwargs or {}
-        self.label = command_type or getattr(function, "__name__", type(function).__name__)
+        self.label = command_type or _name_of(function)
 
     @property
     def command_type(self) -> str:
@@ -123,6 +123,12 @@ class JsonCommand(Command):
     @property
     def storage_kind(self) -> str:
         return registry.JSON_KIND
+
+
+def _name_of(function: object) -> str:
+    """A callable's ``__name__``, else the name of its type."""
+    name: str = getattr(function, "__name__", type(function).__name__)
+    return name
 
 
 def command_type_of(command: Command) -> str:

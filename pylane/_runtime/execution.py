@@ -42,6 +42,7 @@ from ..events import (
     COMMAND_TIMEOUT,
     EventEmitter,
 )
+from ..metrics import QueueMetrics
 from .aio import EventLoopThread
 from .jobs import ABANDONED, DONE, QUEUED, RUNNING, TIMED_OUT, Job, Lane
 from .metrics_feed import EngineMetricsFeed
@@ -78,7 +79,7 @@ class Execution(Timeouts):
     _command_id_of: Callable[[int], str]
     _storage: Optional[Storage]
     _dlq: Optional[DeadLetterQueue]
-    _metrics: Any
+    _metrics: Optional[QueueMetrics]
     _alerts: Any
     _feed: Optional[EngineMetricsFeed]
     _timed: bool
@@ -391,8 +392,10 @@ class Execution(Timeouts):
         cost the result or the slot: the command has run; at worst it runs
         again after a restart (at-least-once), which the log says."""
         command_id = self._command_id_of(job.ticket)
+        storage = self._storage
+        assert storage is not None  # only a stored job is forgotten: there is storage
         try:
-            self._storage.remove_command(command_id)
+            storage.remove_command(command_id)
         except Exception:
             logger.exception("could not remove ended command %s from storage; it may run "
                              "again after a restart", command_id, extra=self._log_fields(job))
@@ -406,7 +409,7 @@ class Execution(Timeouts):
         })
 
 
-def _fail_future(future: Future, error: BaseException) -> None:
+def _fail_future(future: Future[Any], error: BaseException) -> None:
     """Fails a future unless it has ended already (a timed-out command's
     future fails at the deadline; its attempt may end later)."""
     with contextlib.suppress(InvalidStateError):

@@ -93,7 +93,7 @@ class _SettledCondition:
 _SETTLED = _SettledCondition()
 
 
-class CommandFuture(Future):
+class CommandFuture(Future[Any]):
     """A ``concurrent.futures.Future`` that knows its command.
 
     ``cancel()`` on a command still waiting in its lane (or waiting out a
@@ -126,8 +126,11 @@ class CommandFuture(Future):
         self._lane = lane
         self._ticket = ticket
 
+    # Read-only properties in place of Future's attributes (mypy: "cannot
+    # override writeable attribute"): Future.__init__, their only writer,
+    # is never called, and Future's methods only read them.
     @property
-    def _condition(self) -> Any:
+    def _condition(self) -> Any:  # type: ignore[override]
         condition = self._cond
         if condition is None:
             if self._state in _FINAL_STATES:
@@ -142,7 +145,7 @@ class CommandFuture(Future):
         return condition
 
     @property
-    def _waiters(self) -> list[Any]:
+    def _waiters(self) -> list[Any]:  # type: ignore[override]
         # Future only touches it with the condition held.
         waiters = self._waiter_list
         if waiters is None:

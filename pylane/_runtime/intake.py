@@ -17,6 +17,8 @@ from typing import Any, Callable, Optional
 
 from .._lane_core import lib
 from ..command import Command
+from ..durable.dead_letters import DeadLetterQueue
+from ..durable.registry import CommandRegistry
 from ..durable.storage import Storage, StoredCommand
 from ..errors import (
     InvalidArgumentError,
@@ -36,6 +38,7 @@ from ..events import (
 from . import recovery
 from .engine import Engine, check
 from .jobs import Job, JobTable, Lane
+from .pool import WorkerPool
 
 recovery_log = logging.getLogger("pylane.recovery")
 
@@ -67,10 +70,10 @@ class Intake:
     # command of their own lane, and the workers blocked in all.
     _self_blocked: dict[int, int]
     _blocked_workers: int
-    _pool: Any
+    _pool: WorkerPool
     _forked_from: int
-    _dlq: Any
-    registry: Any
+    _dlq: Optional[DeadLetterQueue]
+    registry: CommandRegistry
     json_handlers: dict[str, Callable[[Any], Any]]
     recovered: list[Any]
     _record_dead_letter: Callable[..., None]
@@ -78,7 +81,8 @@ class Intake:
     _forked_error: Callable[[], Exception]
     _alert: Callable[..., None]
     worker_count: Callable[[], int]
-    def _new_job(self, lane_id: str, command: Any, args: tuple, kwargs: dict) -> Job:
+    def _new_job(self, lane_id: str, command: Any, args: tuple[Any, ...],
+                 kwargs: dict[str, Any]) -> Job:
         if self._forked_from:
             raise self._forked_error()
         try:
@@ -128,6 +132,8 @@ class Intake:
             check(rc, "submit")
         except BaseException:
             if job.stored:
+                # _save() above stored it: only with storage.
+                assert self._storage is not None
                 self._storage.remove_command(self._command_id_of(ticket))
             raise
         if self._alerts is not None:
@@ -147,7 +153,10 @@ class Intake:
             # Read under the lock: a count read before it could be stale by
             # the time it is compared, and mark a lane pressured at 0.
             pending = lib.lc_lane_pending(self._ptr, lane.index)
-            if not lane.pressured and pending >= lane.pressure_threshold:
+            threshold = lane.pressure_threshold
+            # Callers check it first; a lane's threshold never changes.
+            assert threshold is not None
+            if not lane.pressured and pending >= threshold:
                 lane.pressured = True
                 key = LANE_PRESSURE
             elif lane.pressured and pending == 0:
@@ -159,14 +168,17 @@ class Intake:
             self.emitter.emit_new(key, {"lane_id": lane.lane_id})
 
     def _save(self, job: Job, last_attempt: bool = False) -> None:
-        """Writes the job to storage (insert, or update its retry count)."""
+        """Writes the job to storage (insert, or update its retry count).
+        Only called with storage: at submit, and for a retry of a stored job."""
+        storage = self._storage
+        assert storage is not None
         source = job.source
         if not isinstance(source, Command):
             raise InvalidPayloadError(
                 "a plain callable cannot be stored: with storage, submit a Command "
                 "(its to_payload() is saved and from_payload() rebuilds it after a restart)"
             )
-        self._storage.save_command(StoredCommand(
+        storage.save_command(StoredCommand(
             id=self._command_id_of(job.ticket), command_type=job.command_type,
             lane_id=job.lane.lane_id, payload=source.to_payload(), retry_count=job.attempt,
             last_attempt_at=datetime.now(timezone.utc) if last_attempt else None,
@@ -188,8 +200,11 @@ class Intake:
         recovery.py); what cannot run again becomes a dead letter."""
         todo = recovery.plan(storage, self._lanes, self.registry, self.json_handlers,
                              self._table.is_own, with_dead_letters=self._dlq is not None)
+        dlq = self._dlq
         for letter in todo.restored_letters:
-            self._dlq.push(letter)  # type: ignore[union-attr]
+            # plan() restores dead letters only with_dead_letters, i.e. with a DLQ.
+            assert dlq is not None
+            dlq.push(letter)
         for letter in todo.lost:
             recovery_log.error("stored command %s (%s in %s) cannot be recovered: %s",
                                letter.command_id, letter.command_type, letter.lane_id,

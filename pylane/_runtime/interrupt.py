@@ -30,7 +30,8 @@ class DeadlineInterrupt(CommandTimeoutError):
 def interrupt(thread_id: int) -> bool:
     """Schedules a ``DeadlineInterrupt`` in the thread; False if the thread
     no longer exists."""
-    return _set_async_exc(thread_id, DeadlineInterrupt) == 1
+    modified: int = _set_async_exc(thread_id, DeadlineInterrupt)  # restype c_int
+    return modified == 1
 
 
 def withdraw_interrupt(thread_id: int) -> None:

@@ -298,6 +298,7 @@ class CommandQueue(Intake, Execution):
                 self._feed.collect()
             except Exception:
                 logger.exception("the last metrics hand-over failed; the queue stops anyway")
+            assert self._metrics is not None  # the feed is made only with metrics
             self._metrics.remove_refresher(self._feed.collect)
         # The original defined this event and never sent it.
         self.emitter.emit_new(SHUTDOWN_COMPLETE, None)

@@ -17,14 +17,16 @@ import threading
 import time
 import types
 from concurrent.futures import InvalidStateError
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Protocol
 
 from .._durations import describe
 from .._lane_core import lib
 from ..errors import CommandTimeoutError
 from ..events import COMMAND_ABANDONED, EventEmitter
+from .aio import EventLoopThread
 from .interrupt import DeadlineInterrupt, interrupt, withdraw_interrupt
 from .jobs import ABANDONED, DONE, RUNNING, TIMED_OUT, Job
+from .pool import WorkerPool
 
 logger = logging.getLogger("pylane.timeouts")
 
@@ -82,6 +84,13 @@ class DeadlineWatcher:
                     self._wakeup.acquire()
 
 
+class _RecordFailure(Protocol):
+    """``Execution._record_failure``: `timed_out` is passed by keyword."""
+
+    def __call__(self, job: Job, error: BaseException, run_seconds: float,
+                 timed_out: bool) -> None: ...
+
+
 class Timeouts:
     """Mixed into CommandQueue (through Execution): runs commands of lanes
     with a timeout, and ends them at their deadline.
@@ -106,16 +115,16 @@ class Timeouts:
 
     _state_lock: threading.Lock
     _deadlines: DeadlineWatcher
-    _pool: Any
+    _pool: WorkerPool
     _ptr: Any
     _jobs: dict[int, Job]
-    _aio: Any
+    _aio: EventLoopThread
     _log_fields: Callable[[Job], dict[str, str]]
     _command_id_of: Callable[[int], str]
     emitter: EventEmitter
 
     _retry: Callable[[Job, float], None]
-    _record_failure: Callable[[Job, BaseException, float, bool], None]
+    _record_failure: _RecordFailure
     _finish: Callable[..., bool]
     _hand_over_metrics: Callable[[], None]
     _end_after_fault: Callable[[Job, BaseException], None]

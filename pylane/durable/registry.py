@@ -15,27 +15,30 @@ A command that cannot be rebuilt goes to the dead letters with the reason.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import LaneError, RebuildError
+
+if TYPE_CHECKING:  # command.py imports this module
+    from ..command import Command
 
 JSON_KIND = "json"
 
 Factory = Callable[[Any], Any]
 
 # Every Command subclass, by "module:qualname" (filled by Command.__init_subclass__).
-_CLASSES: dict[str, type] = {}
+_CLASSES: dict[str, type[Command]] = {}
 
 
 def kind_of(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def record_class(cls: type) -> None:
+def record_class(cls: type[Command]) -> None:
     _CLASSES[kind_of(cls)] = cls
 
 
-def class_for(kind: str) -> type:
+def class_for(kind: str) -> type[Command]:
     cls = _CLASSES.get(kind)
     if cls is not None:
         return cls

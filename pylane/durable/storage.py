@@ -309,25 +309,27 @@ class _Ownership:
     def __init__(self, database: Path) -> None:
         self.path = database.with_name(database.name + ".lock")
         try:
-            self._fd: Optional[int] = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as error:
             raise StorageError(f"cannot open the lock file {self.path}: {error}") from error
+        self._fd: Optional[int] = fd  # None once released
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            holder = self._read_holder()
+            holder = self._read_holder(fd)
             self.release()
             raise StorageError(
                 f"storage at {database} is in use by {holder} (lock file {self.path}): one "
                 f"live process may own a LocalStorage; close it or use another path"
             ) from None
-        os.ftruncate(self._fd, 0)
-        os.write(self._fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
 
-    def _read_holder(self) -> str:
+    @staticmethod
+    def _read_holder(fd: int) -> str:
         try:
-            os.lseek(self._fd, 0, os.SEEK_SET)  # type: ignore[arg-type]
-            text = os.read(self._fd, 200).decode(errors="replace").strip()  # type: ignore[arg-type]
+            os.lseek(fd, 0, os.SEEK_SET)
+            text = os.read(fd, 200).decode(errors="replace").strip()
         except OSError:
             text = ""
         return f"process {text}" if text else "another process"
