@@ -518,8 +518,10 @@ int lc_lane_set_boost(lc_engine *engine, uint32_t index, uint64_t deadline_ns,
 
 /* ---- submit and dispatch -------------------------------------------------- */
 
+/* `now_ns` is the ticket's enqueue time, never 0: the public calls read the
+ * clock (for now_ns 0) before they take the lock. */
 static int enqueue_locked(lc_engine *engine, lane *l, uint64_t ticket, uint64_t now_ns) {
-    int rc = enqueue_entry_locked(engine, l, ticket, now_ns ? now_ns : lc_now_ns());
+    int rc = enqueue_entry_locked(engine, l, ticket, now_ns);
     if (rc != LC_OK) return rc;
     l->submitted++;
     wake_one_worker_locked(engine);
@@ -528,8 +530,9 @@ static int enqueue_locked(lc_engine *engine, lane *l, uint64_t ticket, uint64_t 
 
 /* Parks a ticket until due_ns. A sleeping worker is woken so that it can
  * shorten its sleep if this is now the earliest due time. */
-static int delay_locked(lc_engine *engine, lane *l, uint64_t ticket, uint64_t due_ns) {
-    delayed_entry entry = {due_ns, ticket, lc_now_ns(), l->index};
+static int delay_locked(lc_engine *engine, lane *l, uint64_t ticket, uint64_t due_ns,
+                        uint64_t now_ns) {
+    delayed_entry entry = {due_ns, ticket, now_ns, l->index};
     if (delay_heap_push(&engine->delayed, entry) != 0) return LC_ERR_NOMEM;
     l->delayed++;
     wake_one_worker_locked(engine);
@@ -540,16 +543,16 @@ static int delay_locked(lc_engine *engine, lane *l, uint64_t ticket, uint64_t du
  * anything else as a submit. */
 static int schedule_at(lc_engine *engine, uint32_t index, uint64_t ticket, uint64_t due_ns,
                        int is_retry) {
+    uint64_t now = lc_now_ns(); /* outside the critical section */
     pthread_mutex_lock(&engine->lock);
     lane *l = lane_at_locked(engine, index);
     int rc = LC_ERR_NO_LANE;
     if (l) {
-        uint64_t now = lc_now_ns();
         if (due_ns <= now) {
             rc = enqueue_entry_locked(engine, l, ticket, now);
             if (rc == LC_OK) wake_one_worker_locked(engine);
         } else {
-            rc = delay_locked(engine, l, ticket, due_ns);
+            rc = delay_locked(engine, l, ticket, due_ns, now);
         }
         if (rc == LC_OK) {
             if (is_retry)
@@ -577,7 +580,11 @@ uint64_t lc_next_wake_ns(lc_engine *engine) {
     return wake;
 }
 
+/* The enqueue time for now_ns 0 is read before the lock is taken: a clock
+ * read inside the critical section lengthens it for every thread queued on
+ * the lock. */
 int lc_submit(lc_engine *engine, uint32_t index, uint64_t ticket, uint64_t now_ns) {
+    if (!now_ns) now_ns = lc_now_ns();
     pthread_mutex_lock(&engine->lock);
     lane *l = lane_at_locked(engine, index);
     int rc = l ? enqueue_locked(engine, l, ticket, now_ns) : LC_ERR_NO_LANE;
@@ -621,6 +628,7 @@ static uint64_t claim_clock_locked(lc_engine *engine) {
 }
 
 int lc_submit_or_claim(lc_engine *engine, uint32_t index, uint64_t ticket, uint64_t now_ns) {
+    if (!now_ns) now_ns = lc_now_ns(); /* as in lc_submit; a claim does not use it */
     pthread_mutex_lock(&engine->lock);
     lane *l = lane_at_locked(engine, index);
     int rc;
