@@ -24,7 +24,7 @@ import sys
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from pylane import (
     Command,
@@ -58,7 +58,7 @@ def generate(prompt_number: int) -> str:
 class ControlCommand(Command):
     """pause / resume / cancel, acting on the prompt lane."""
 
-    def __init__(self, action: str, manager: QueueManager, prompts: list[Future]) -> None:
+    def __init__(self, action: str, manager: QueueManager, prompts: list[Future[Any]]) -> None:
         self.action = action
         self.manager = manager
         self.prompts = prompts
@@ -77,7 +77,7 @@ class ControlCommand(Command):
         return f"cancelled {cancel_newest(self.prompts, CANCEL_BATCH)} queued prompts"
 
 
-def cancel_newest(prompts: list[Future], count: int) -> int:
+def cancel_newest(prompts: list[Future[Any]], count: int) -> int:
     cancelled = 0
     for future in reversed(prompts):
         if cancelled == count:
@@ -109,7 +109,7 @@ class ControlStart:
 class Demo:
     manager: QueueManager
     starts_stream: EventStream
-    prompts: list[Future]
+    prompts: list[Future[Any]]
     workers: int
     seconds: float
     interval: float
@@ -138,7 +138,7 @@ def control_starts(manager: QueueManager) -> EventStream:
     )
 
 
-def flood_prompts(manager: QueueManager, jobs: int) -> list[Future]:
+def flood_prompts(manager: QueueManager, jobs: int) -> list[Future[Any]]:
     return [manager.submit("prompt", generate, number) for number in range(jobs)]
 
 
@@ -155,7 +155,9 @@ def collect_starts(demo: Demo) -> list[ControlStart]:
     """Turns new ``queue.command.started`` events into wait times."""
     new = []
     while (event := demo.starts_stream.try_recv()) is not None:
-        sent = demo.sent.get(event.payload["command_id"])
+        payload = event.payload
+        assert payload is not None  # control_starts() lets no other event through
+        sent = demo.sent.get(payload["command_id"])
         if sent is None:
             continue
         wait_ms = (event.time_ns - sent.submitted_ns) / 1e6
@@ -165,8 +167,12 @@ def collect_starts(demo: Demo) -> list[ControlStart]:
 
 
 def prompt_status(stats: QueueStats) -> LaneStatus:
-    status = stats.lane("prompt")
-    assert status is not None
+    return lane_status(stats, "prompt")
+
+
+def lane_status(stats: QueueStats, lane_id: str) -> LaneStatus:
+    status = stats.lane(lane_id)
+    assert status is not None  # one of the default lanes, which the demo's queue has
     return status
 
 
@@ -226,7 +232,7 @@ class PlainView:
         if demo.elapsed() >= self.next_line:
             self.next_line += PLAIN_EVERY
             prompt = prompt_status(stats)
-            control = stats.lane("control")
+            control = lane_status(stats, "control")
             print(f"[{demo.elapsed():5.1f}s] prompt: {prompt.pending} pending, "
                   f"{prompt.active} active, {prompt.completed} completed"
                   f"{' (paused)' if prompt.paused else ''} | control: {control.completed} done"
@@ -251,6 +257,7 @@ def run_timeline(demo: Demo, live: Optional[LiveView]) -> None:
             if live:
                 live.draw(live_frame(demo, stats))
             else:
+                assert plain is not None  # made above, when there is no live view
                 plain.update(demo, stats, new_starts)
         time.sleep(max(0.0, min(next_control, next_frame, demo.seconds) - demo.elapsed()))
 

@@ -140,7 +140,9 @@ class QueueMonitor:
                 self.check_health()
             except Exception:  # keep watching: the next tick may succeed
                 logger.exception("queue monitor tick failed")
-            if stop.wait(self.config.interval):
+            interval = self.config.interval
+            assert not isinstance(interval, timedelta)  # __post_init__ made it seconds
+            if stop.wait(interval):
                 return
 
     # -- one tick
@@ -189,7 +191,8 @@ class QueueMonitor:
 
     def stats(self) -> QueueStats:
         """The queue's stats now (the original computed them afresh too)."""
-        return self._queue.stats()
+        stats: QueueStats = self._queue.stats()
+        return stats
 
     @property
     def last_stats(self) -> Optional[QueueStats]:

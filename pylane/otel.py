@@ -327,8 +327,9 @@ class OtelMetricsBackend(MetricsBackend):
         exported = self._point("gauge", name, {LANE_ATTRIBUTE: lane_id}).set
         return self._with_local(exported, LocalMetrics.bind_gauge, name, lane_id)
 
-    def _with_local(self, exported: Callable[..., Any], bind: Callable[..., Any],
-                    name: str, lane_id: str) -> Any:
+    def _with_local(self, exported: Callable[..., Any],
+                    bind: Callable[[LocalMetrics, str, str], Callable[..., Any]],
+                    name: str, lane_id: str) -> Callable[..., Any]:
         """``exported``, or with a local copy, a callable calling both it and
         what the copy's ``bind`` method returns."""
         if self._local is None:

@@ -111,7 +111,7 @@ class LocalDistributedQueue:
         return True
 
     def submit(self, lane_id: str, command: Any, *args: Any,
-               partition_key: Optional[PartitionKey] = None, **kwargs: Any) -> Future:
+               partition_key: Optional[PartitionKey] = None, **kwargs: Any) -> Future[Any]:
         """Queues ``command(*args, **kwargs)`` (or a ``Command``'s
         ``execute()``) in a lane; the same `partition_key` always runs in
         the same partition."""
@@ -120,9 +120,9 @@ class LocalDistributedQueue:
                         kwargs, partition_key)
         return self.enqueue(envelope)
 
-    def enqueue(self, envelope: CommandEnvelope) -> Future:
+    def enqueue(self, envelope: CommandEnvelope) -> Future[Any]:
         self._scheduler.lane_index(envelope.lane_id)
-        future: Future = Future()
+        future: Future[Any] = Future()
         with self._lock:
             if self._threads.closed:
                 raise ShutdownInProgressError()
@@ -255,7 +255,7 @@ class LocalDistributedQueue:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _withdraw(self, ticket: int, future: Future) -> None:
+    def _withdraw(self, ticket: int, future: Future[Any]) -> None:
         if not future.cancelled():
             return
         with self._lock:

@@ -53,8 +53,9 @@ class CommandEnvelope:
     created_at: float = field(default_factory=time.time)
 
 
-def pack(command_id: str, lane_id: str, command: Any, args: tuple, kwargs: dict,
-         partition_key: Optional[PartitionKey] = None) -> CommandEnvelope:
+def pack(command_id: str, lane_id: str, command: Any, args: tuple[Any, ...],
+         kwargs: dict[str, Any], partition_key: Optional[PartitionKey] = None
+         ) -> CommandEnvelope:
     """The envelope for ``command(*args, **kwargs)`` (or a ``Command``'s
     ``execute()``): pickled here, so a command that cannot cross to a worker
     process fails now (``CommandSerializationError``), and a bad key too."""
@@ -111,7 +112,7 @@ class PartitionStats:
 class DistributedQueue(Protocol):
     """A queue whose commands run in partitions, possibly elsewhere."""
 
-    def enqueue(self, envelope: CommandEnvelope) -> Future:
+    def enqueue(self, envelope: CommandEnvelope) -> Future[Any]:
         """Queues the command in its lane; the future resolves with its
         result."""
         ...

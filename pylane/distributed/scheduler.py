@@ -111,7 +111,7 @@ class Entry:
                  "ticket")
 
     def __init__(self, ticket: int, lane: int, envelope: CommandEnvelope,
-                 future: Optional[Future]) -> None:
+                 future: Optional[Future[Any]]) -> None:
         self.ticket = ticket
         self.lane = lane
         self.envelope = envelope
@@ -120,6 +120,14 @@ class Entry:
         self.partition: Optional[int] = None
         self.enqueued_ns = 0
         self.error: Optional[BaseException] = None  # why it could not be placed
+
+    @property
+    def placed_on(self) -> int:
+        """The partition it is placed on: for an entry ``assign`` placed (no
+        ``error``) or ``claim`` took, so ASSIGNED, RUNNING or CLAIMED."""
+        index = self.partition
+        assert index is not None, f"command {self.envelope.id} is not placed ({self.state})"
+        return index
 
 
 class PartitionState:
@@ -203,7 +211,7 @@ class Scheduler:
     def find(self, command_id: str) -> Optional[Entry]:
         return self._by_id.get(command_id)
 
-    def submit(self, envelope: CommandEnvelope, future: Optional[Future] = None,
+    def submit(self, envelope: CommandEnvelope, future: Optional[Future[Any]] = None,
                now_ns: int = 0) -> Entry:
         """Queues the command at the back of its lane (`now_ns` 0: the clock)."""
         lane = self.lane_index(envelope.lane_id)
@@ -267,7 +275,7 @@ class Scheduler:
         caller dispatches for the freed worker itself, then calls
         ``settle()``."""
         if entry.state == RUNNING:
-            partition = self.partitions[entry.partition]  # type: ignore[index]
+            partition = self.partitions[entry.placed_on]
             partition.running = None
             if outcome == COMPLETED:
                 partition.completed += 1
@@ -293,7 +301,7 @@ class Scheduler:
             self._forget(entry)
             return True
         if entry.state == ASSIGNED:
-            self.partitions[entry.partition].waiting.remove(entry)  # type: ignore[index]
+            self.partitions[entry.placed_on].waiting.remove(entry)
             self._sync_budget()
             self._end(entry, CANCELLED)
             return True

@@ -51,7 +51,9 @@ class Threads:
     def start(self) -> None:
         self.dispatcher.start()
         for partition in self.partitions:
-            partition.thread.start()  # type: ignore[union-attr]
+            thread = partition.thread
+            assert thread is not None  # made in __init__
+            thread.start()
 
     def stop_if_done(self) -> None:
         """Under the lock: once closed and nothing is left, stop."""
@@ -92,7 +94,7 @@ class Threads:
                     if dropped:  # no partition will start it any more
                         self.scheduler.cancel(entry)
                     elif entry.error is None:
-                        self.partitions[entry.partition].ready.notify()
+                        self.partitions[entry.placed_on].ready.notify()
                     self.stop_if_done()
                 if dropped:
                     drop_future(entry.future)
@@ -156,7 +158,7 @@ class Threads:
             if result is not None and done.future is not None:
                 settle_future(done.future, result)
             for lost in failed:
-                drop_future(lost.future, lost.error)  # type: ignore[arg-type]
+                drop_future(lost.future, lost.error)
 
     def _take_next(self, partition: Partition) -> tuple[Optional[Entry], list[Entry]]:
         """Under the lock, once the partition's worker is free: its next
@@ -175,11 +177,11 @@ class Threads:
             elif placed.partition == partition.index:
                 entry = self.scheduler.start(partition)
             else:
-                self.partitions[placed.partition].ready.notify()
+                self.partitions[placed.placed_on].ready.notify()
         return entry, failed
 
 
-def start_future(future: Future) -> bool:
+def start_future(future: Future[Any]) -> bool:
     """Marks the future running; False if it was cancelled (or already
     resolved by ``complete()``)."""
     try:
@@ -188,7 +190,7 @@ def start_future(future: Future) -> bool:
         return False
 
 
-def settle_future(future: Future, result: CommandResult) -> None:
+def settle_future(future: Future[Any], result: CommandResult) -> None:
     with contextlib.suppress(InvalidStateError):  # cancelled or reported meanwhile
         if result.ok:
             future.set_result(result.value)
@@ -196,7 +198,7 @@ def settle_future(future: Future, result: CommandResult) -> None:
             future.set_exception(result.error or LaneError("command failed"))
 
 
-def drop_future(future: Optional[Future], error: Optional[BaseException] = None) -> None:
+def drop_future(future: Optional[Future[Any]], error: Optional[BaseException] = None) -> None:
     """Cancels the future (`error` None) or fails it, unless it is settled."""
     if future is not None and error is None:
         future.cancel()

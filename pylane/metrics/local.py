@@ -24,7 +24,7 @@ import sys
 import threading
 from array import array
 from collections import Counter
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 from .._lane_core import ffi, lib
 from .names import HistogramStats, MetricsBackend, MetricsSnapshot, lane_metric
@@ -113,7 +113,8 @@ def _bucket_keys(samples: list[float]) -> memoryview:
 
 
 def _bits_to_float(bits: int) -> float:
-    return _PACK_D.unpack(_PACK_Q.pack(bits & 0xFFFF_FFFF_FFFF_FFFF))[0]
+    value: float = _PACK_D.unpack(_PACK_Q.pack(bits & 0xFFFF_FFFF_FFFF_FFFF))[0]  # "<d"
+    return value
 
 
 def _bucket_value(key: int) -> float:
@@ -283,7 +284,7 @@ def _bucket_stats(buckets: Counter[int], count: int, total: float,
     ordered = sorted((_bucket_value(key), n) for key, n in buckets.items())
     found = []
     targets = iter(_rank(count, p) for p in _PERCENTILES)
-    target = next(targets)
+    target: Optional[int] = next(targets)
     seen = 0
     for value, n in ordered:
         seen += n
@@ -297,6 +298,10 @@ def _bucket_stats(buckets: Counter[int], count: int, total: float,
 
 
 # ---- LocalMetrics --------------------------------------------------------------
+
+
+# A lane's metric and the overall one it is a child of.
+_Metric = TypeVar("_Metric", _Counter, _Histogram)
 
 
 class LocalMetrics(MetricsBackend):
@@ -382,10 +387,10 @@ class LocalMetrics(MetricsBackend):
         """The lane's histogram, which takes the engine's batches in C."""
         return self._lane_child(self._histogram, name, lane_id)
 
-    def _lane_child(self, get: Callable[[str], Any], name: str, lane_id: str) -> Any:
+    def _lane_child(self, get: Callable[[str], _Metric], name: str, lane_id: str) -> _Metric:
         """The lane's metric, made a child of the overall one."""
         child = get(lane_metric(name, lane_id))
-        parent = get(name)
+        parent: _Metric = get(name)
         with self._lock:
             if child not in parent.children:
                 parent.children = (*parent.children, child)

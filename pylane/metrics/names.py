@@ -29,7 +29,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Protocol
 
 from ..errors import InvalidConfigError
 
@@ -243,20 +243,37 @@ _OPTIONAL_METHODS = ("bind_counter", "bind_histogram", "bind_gauge", "bind_count
                      "bind_histogram_many", "set_refresher")
 
 
+class _EightMethods(Protocol):
+    """A backend as ``adopt`` accepts it: the eight methods, not subclassing
+    ``MetricsBackend`` (the original's protocol)."""
+
+    def increment_counter(self, name: str, value: int = 1) -> None: ...
+    def set_gauge(self, name: str, value: float) -> None: ...
+    def record_histogram(self, name: str, value: float) -> None: ...
+    def snapshot(self) -> MetricsSnapshot: ...
+    def reset(self) -> None: ...
+    def get_counter(self, name: str) -> Optional[int]: ...
+    def get_gauge(self, name: str) -> Optional[float]: ...
+    def get_histogram_stats(self, name: str) -> Optional[HistogramStats]: ...
+
+
 class _Adopted(MetricsBackend):
     """A backend that has the eight methods without subclassing
     ``MetricsBackend``, seen through the base class: its own ``bind_*`` and
     ``set_refresher`` when it has them, else the defaults. Looked up once,
     when wrapped, so recording costs what it costs with a subclass."""
 
-    def __init__(self, backend: Any) -> None:
+    def __init__(self, backend: _EightMethods) -> None:
         self.adopted = backend
         # Bound methods as instance attributes: the default bind_* capture
         # them, so a record is one call into the backend, not two.
         for method in REQUIRED_METHODS:
             setattr(self, method, getattr(backend, method))
-        self._own = {method: getattr(backend, method) for method in _OPTIONAL_METHODS
-                     if callable(getattr(backend, method, None))}
+        # The optional methods it has, whatever their signatures: each
+        # result below is typed where it is taken.
+        self._own: dict[str, Callable[..., Any]] = {
+            method: getattr(backend, method) for method in _OPTIONAL_METHODS
+            if callable(getattr(backend, method, None))}
 
     def increment_counter(self, name: str, value: int = 1) -> None:
         self.adopted.increment_counter(name, value)
@@ -285,9 +302,10 @@ class _Adopted(MetricsBackend):
     def bind_counter_adder(self, name: str, lane_id: str) -> Callable[[int], None]:
         own = self._own.get("bind_counter_adder")
         if own is not None:
-            return own(name, lane_id)
+            adder: Callable[[int], None] = own(name, lane_id)
+            return adder
         if "bind_counter" in self._own:  # lanes its own way: add n as n times 1
-            add_one = self._own["bind_counter"](name, lane_id)
+            add_one: Callable[[], Any] = self._own["bind_counter"](name, lane_id)
 
             def add(n: int) -> None:
                 for _ in range(n):
@@ -298,21 +316,31 @@ class _Adopted(MetricsBackend):
 
     def bind_counter(self, name: str, lane_id: str) -> Callable[[], Any]:
         own = self._own.get("bind_counter")
-        return own(name, lane_id) if own is not None else super().bind_counter(name, lane_id)
+        if own is not None:
+            counter: Callable[[], Any] = own(name, lane_id)
+            return counter
+        return super().bind_counter(name, lane_id)
 
     def bind_histogram(self, name: str, lane_id: str) -> Callable[[float], None]:
         own = self._own.get("bind_histogram")
-        return own(name, lane_id) if own is not None else super().bind_histogram(name, lane_id)
+        if own is not None:
+            observe: Callable[[float], None] = own(name, lane_id)
+            return observe
+        return super().bind_histogram(name, lane_id)
 
     def bind_histogram_many(self, name: str, lane_id: str) -> Callable[[list[float]], None]:
         own = self._own.get("bind_histogram_many")
         if own is not None:
-            return own(name, lane_id)
+            record_all: Callable[[list[float]], None] = own(name, lane_id)
+            return record_all
         return super().bind_histogram_many(name, lane_id)
 
     def bind_gauge(self, name: str, lane_id: str) -> Callable[[float], None]:
         own = self._own.get("bind_gauge")
-        return own(name, lane_id) if own is not None else super().bind_gauge(name, lane_id)
+        if own is not None:
+            gauge: Callable[[float], None] = own(name, lane_id)
+            return gauge
+        return super().bind_gauge(name, lane_id)
 
     def set_refresher(self, refresh: Optional[Callable[[], None]]) -> None:
         own = self._own.get("set_refresher")
@@ -325,7 +353,8 @@ def adopt(backend: Any) -> MetricsBackend:
     else wrapped once in an adapter; an object lacking one of the eight
     methods is refused with the names of those it lacks."""
     if MetricsBackend in type(backend).__mro__:
-        return backend
+        subclass: MetricsBackend = backend  # a subclass, not only isinstance()
+        return subclass
     missing = [m for m in REQUIRED_METHODS if not callable(getattr(backend, m, None))]
     if missing:
         raise InvalidConfigError(
