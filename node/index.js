@@ -8,7 +8,8 @@
 //   lib/config.js   — lane configs and options: defaults and validation;
 //   lib/timers.js   — user-given durations: checks, and timers past setTimeout's limit;
 //   lib/errors.js   — LaneError and the error helpers;
-//   lib/binding.js  — loading the native addon (the engine and its codes).
+//   lib/binding.js  — loading the native addon (the engine and its codes);
+//   lib/prebuild.js — where the addon comes from: a local build or the shipped prebuild.
 
 const { Lane } = require('./lib/lane');
 const { LaneError } = require('./lib/errors');

@@ -1,33 +1,54 @@
 'use strict';
-// Loads the native addon (build/Release, else build/Debug): the a3s-lane C
-// engine behind `Engine`, and its return and outcome codes (`codes`).
+// Loads the native addon — the a3s-lane C engine behind `Engine`, and its
+// return and outcome codes (`codes`) — from, in this order:
+//   1. a local node-gyp build: build/Release/a3s_lane.node, build/Debug/…
+//      (development, or an install that compiled from source);
+//   2. the prebuild shipped for this platform, arch, libc and N-API version:
+//      prebuilds/<platform>-<arch>/@a3s-lab+lane.<libc>.node (lib/prebuild.js).
+// Nothing else is needed at run time. When neither exists, the error names
+// everything that was looked for.
 
-const path = require('node:path');
-
-const PACKAGE_DIR = path.join(__dirname, '..');
+const fs = require('node:fs');
+const prebuild = require('./prebuild');
 
 function loadBinding() {
-  for (const build of ['Release', 'Debug']) {
+  for (const build of prebuild.localBuilds()) {
+    // A build that exists but fails to load (a broken build, an ABI mismatch)
+    // is the real problem and is raised as it is.
+    if (fs.existsSync(build.file)) return { native: require(build.file), path: build.file, from: 'build' };
+  }
+  const target = prebuild.hostTarget();
+  const found = prebuild.findPrebuild(prebuild.PACKAGE_DIR, target);
+  if (found.file) {
     try {
-      return require(`../build/${build}/a3s_lane.node`);
-    } catch (error) {
-      // Not built in this mode: try the next. Anything else (a broken
-      // build, an ABI mismatch) is the real problem and is raised as it is.
-      if (error && error.code !== 'MODULE_NOT_FOUND') throw error;
+      return { native: require(found.file), path: found.file, from: 'prebuild' };
+    } catch (cause) {
+      const error = new Error(
+        `@a3s-lab/lane: the prebuilt addon ${found.relative} does not load on ${prebuild.describe(target)}: ` +
+          `${cause.message}. Build it from source instead: \`npm rebuild @a3s-lab/lane --build-from-source\` ` +
+          '(needs a C/C++ compiler, make and Python 3 for node-gyp)',
+        { cause },
+      );
+      error.code = 'ERR_LANE_PREBUILD_FAILED';
+      throw error;
     }
   }
   const error = new Error(
-    '@a3s-lab/lane: the native addon is not built (build/Release/a3s_lane.node is missing); ' +
-      `run \`npm install\` or \`npm run build\` in ${PACKAGE_DIR}`,
+    `@a3s-lab/lane: ${prebuild.explainMissing(prebuild.PACKAGE_DIR, target)}. ` +
+      'Build it from source: `npm rebuild @a3s-lab/lane --build-from-source` in your project, or ' +
+      '`npm run build` in the package (needs a C/C++ compiler, make and Python 3 for node-gyp)',
   );
   error.code = 'ERR_LANE_NOT_BUILT';
   throw error;
 }
 
-const native = loadBinding();
+const loaded = loadBinding();
+const native = loaded.native;
 
 module.exports = {
   native,
   Engine: native.Engine,
   C: native.codes,
+  // Which file was loaded, and whether it is a local build or a prebuild.
+  addon: { path: loaded.path, from: loaded.from },
 };

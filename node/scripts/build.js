@@ -1,16 +1,23 @@
 #!/usr/bin/env node
-// Builds the addon with node-gyp against the headers of the Node.js that runs
-// this script, so no header download is ever needed.
+// The install script. Uses the prebuilt addon shipped in prebuilds/ when one
+// matches this platform, arch, libc and N-API version and loads; otherwise
+// (or when told to: `--from-source`, A3S_LANE_BUILD_FROM_SOURCE=1, npm's
+// `--build-from-source`, or in the repository checkout) builds the addon
+// with node-gyp from the shipped sources. One log line says which path was
+// taken and why (npm shows it with --foreground-scripts).
 //
-// npm puts its bundled node-gyp on PATH and in npm_config_node_gyp for
-// lifecycle scripts. When no nodedir is configured, the headers next to the
-// running node (<prefix>/include/node, as Debian, NodeSource, the official
-// tarballs and nvm install them) are used.
+// The build uses the headers of the Node.js that runs this script, so no
+// header download is ever needed: npm puts its bundled node-gyp on PATH and in
+// npm_config_node_gyp for lifecycle scripts, and when no nodedir is
+// configured, the headers next to the running node (<prefix>/include/node, as
+// Debian, NodeSource, the official tarballs and nvm install them) are used.
 'use strict';
 
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
+
+const ROOT = path.join(__dirname, '..');
 
 function findNodeGyp() {
   const candidates = [
@@ -31,20 +38,35 @@ function localNodeDir() {
   return fs.existsSync(path.join(prefix, 'include', 'node', 'common.gypi')) ? prefix : null;
 }
 
-const gyp = findNodeGyp();
-if (!gyp) {
-  console.error('@a3s-lab/lane: node-gyp not found (it ships with npm); cannot build the addon');
-  process.exit(1);
+/** node-gyp rebuild in `cwd`; returns its exit status. */
+function nodeGypRebuild(cwd) {
+  const gyp = findNodeGyp();
+  if (!gyp) {
+    console.error('@a3s-lab/lane: node-gyp not found (it ships with npm); cannot build the addon');
+    return 1;
+  }
+  const args = [gyp, 'rebuild'];
+  if (!process.env.npm_config_nodedir) {
+    const nodedir = localNodeDir();
+    if (nodedir) args.push(`--nodedir=${nodedir}`);
+  }
+  args.push(`--jobs=${process.env.JOBS || 'max'}`);
+  const result = spawnSync(process.execPath, args, { cwd, stdio: 'inherit' });
+  return result.status === null ? 1 : result.status;
 }
-const args = [gyp, 'rebuild'];
-if (!process.env.npm_config_nodedir) {
-  const nodedir = localNodeDir();
-  if (nodedir) args.push(`--nodedir=${nodedir}`);
+
+function main() {
+  const { installDecision } = require('../lib/prebuild.js');
+  const decision = installDecision({ dir: ROOT, argv: process.argv.slice(2) });
+  if (!decision.build) {
+    console.log(`@a3s-lab/lane: using the prebuilt addon ${decision.prebuild.relative} ` +
+      `(${decision.reason}); not compiling`);
+    return 0;
+  }
+  console.log(`@a3s-lab/lane: building the addon from source with node-gyp (${decision.reason})`);
+  return nodeGypRebuild(ROOT);
 }
-const jobs = process.env.JOBS || 'max';
-args.push(`--jobs=${jobs}`);
-const result = spawnSync(process.execPath, args, {
-  cwd: path.join(__dirname, '..'),
-  stdio: 'inherit',
-});
-process.exit(result.status === null ? 1 : result.status);
+
+module.exports = { findNodeGyp, localNodeDir };
+
+if (require.main === module) process.exit(main());

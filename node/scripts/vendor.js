@@ -2,6 +2,8 @@
 // `npm pack` hooks: copy the C engine (../c_core) into the package before it
 // is packed (prepack) and remove the copy afterwards (postpack), so the
 // tarball builds on its own. binding.gyp prefers ../c_core when it exists.
+// `clean` also removes prebuilds/ (made by scripts/prebuild.js at prepack):
+// it is a packing artifact, never kept in the checkout.
 'use strict';
 
 const fs = require('node:fs');
@@ -20,6 +22,7 @@ if (command === 'copy') {
   }
 } else if (command === 'clean') {
   fs.rmSync(target, { recursive: true, force: true });
+  fs.rmSync(path.join(root, 'prebuilds'), { recursive: true, force: true });
 } else {
   console.error('usage: vendor.js copy|clean');
   process.exit(2);

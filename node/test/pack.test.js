@@ -1,62 +1,191 @@
 'use strict';
-// `npm pack` makes a tarball that installs into an empty project (compiling
-// the addon from the C sources it carries) and runs the README's example.
+// `npm pack` gives a tarball that carries a prebuilt addon for this machine
+// (prebuildify's layout) plus the sources and node-addon-api for a source
+// build. Installed into an empty project, offline, with a fresh npm cache:
+//   - with no compiler reachable (PATH holds only `node` and `sh`, CC and CXX
+//     are `false`), the install uses the prebuild and the README's examples
+//     (the seed's and the Quick start) run; also with install scripts off;
+//     forcing a source build there fails, which shows the toolchain is gone;
+//   - from the same tarball without its prebuild, with the compiler, the
+//     install builds from the shipped sources and the examples run.
 
-const test = require('node:test');
+const { before, after, test } = require('node:test');
 const assert = require('node:assert/strict');
-const { execFileSync } = require('node:child_process');
+const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const { quickStart, seedExample } = require('./readme');
+const prebuild = require('../lib/prebuild');
 
 const PACKAGE_DIR = path.join(__dirname, '..');
-const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+const HOST = prebuild.hostTarget();
+const TUPLE = `${HOST.platform}-${HOST.arch}`;
+const PREBUILD = `prebuilds/${TUPLE}/@a3s-lab+lane${HOST.platform === 'linux' ? `.${HOST.libc}` : ''}.node`;
+const TOOLCHAIN = ['cc', 'gcc', 'g++', 'c++', 'clang', 'clang++', 'make', 'ld'];
 
-// The first js block of the README that requires the package, and the
-// output its `// -> ` comments promise.
-function readmeExample() {
-  const readme = fs.readFileSync(path.join(PACKAGE_DIR, 'README.md'), 'utf8');
-  const blocks = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]);
-  const code = blocks.find((b) => b.includes("require('@a3s-lab/lane')"));
-  assert.ok(code, 'the README has a Node example');
-  const expected = [...code.matchAll(/^\s*\/\/ -> (.*)$/gm)].map((m) => m[1]);
-  assert.ok(expected.length > 0, 'the example says what it prints');
-  return { code, expected };
+/** npm's own CLI script, to run it with this node and any PATH. */
+function npmCli() {
+  const candidates = [
+    process.env.npm_execpath,
+    path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js'),
+    path.join(path.dirname(process.execPath), 'node_modules', 'npm', 'bin', 'npm-cli.js'),
+  ];
+  const found = candidates.find((file) => file && /npm-cli\.js$/.test(file) && fs.existsSync(file));
+  assert.ok(found, `npm-cli.js not found (looked at ${candidates.filter(Boolean).join(', ')})`);
+  return found;
 }
 
-function run(command, args, cwd) {
+/** The environment of this process without the settings of the npm running the tests. */
+function cleanEnv(extra = {}) {
   const env = { ...process.env };
-  // Settings of the npm that runs this test must not leak into the inner ones.
   for (const key of Object.keys(env)) {
-    if (/^npm_(lifecycle|package)_/i.test(key)) delete env[key];
+    if (/^npm_/i.test(key)) delete env[key];
   }
-  return execFileSync(command, args, { cwd, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 240_000 });
+  return { ...env, ...extra };
 }
 
-test('npm pack gives a tarball that installs into an empty project and runs the README example', { timeout: 300_000 }, () => {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'a3s-lane-pack-'));
-  try {
-    const packed = JSON.parse(run(NPM, ['pack', '--json', '--pack-destination', tmp], PACKAGE_DIR));
-    const tarball = path.join(tmp, packed[0].filename);
-    const files = packed[0].files.map((f) => f.path).sort();
-    for (const file of ['binding.gyp', 'index.js', 'index.d.ts', 'README.md', 'src/addon.cc',
-      'scripts/build.js', 'scripts/gyp-sources.js', 'c_core/lane_core.h', 'c_core/lane_core.c', 'package.json']) {
-      assert.ok(files.includes(file), `the tarball has ${file}`);
-    }
-    assert.ok(!files.some((f) => f.startsWith('test/') || f.startsWith('build/') || f.startsWith('node_modules/')));
-    assert.ok(!fs.existsSync(path.join(PACKAGE_DIR, 'c_core')), 'postpack removed the vendored copy');
+function run(args, { cwd, env, timeout = 240_000 }) {
+  const started = Date.now();
+  const result = spawnSync(args[0], args.slice(1), { cwd, env, encoding: 'utf8', timeout });
+  const output = `${result.stdout}${result.stderr}`;
+  return { status: result.status, stdout: result.stdout, output, error: result.error, ms: Date.now() - started };
+}
 
-    const app = path.join(tmp, 'app');
-    fs.mkdirSync(app);
-    fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }));
-    run(NPM, ['install', tarball, '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], app);
-    assert.ok(fs.existsSync(path.join(app, 'node_modules', '@a3s-lab', 'lane', 'build', 'Release', 'a3s_lane.node')));
+function ok(result, what) {
+  assert.equal(result.error, undefined, `${what}: ${result.error}`);
+  assert.equal(result.status, 0, `${what} failed:\n${result.output}`);
+  return result;
+}
 
-    const { code, expected } = readmeExample();
-    fs.writeFileSync(path.join(app, 'example.js'), code);
-    const output = run(process.execPath, ['example.js'], app);
-    assert.deepEqual(output.trim().split('\n'), expected);
-  } finally {
-    fs.rmSync(tmp, { recursive: true, force: true });
+let tmp;
+let tarball;
+let packed;
+let noCompiler; // { bin, env }
+let packMs;
+
+/** A fresh project directory with its own empty npm cache. */
+function project(name) {
+  const dir = path.join(tmp, name);
+  fs.mkdirSync(path.join(dir, '.npm-cache'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name, version: '1.0.0', private: true }));
+  return dir;
+}
+
+function npmInstall(dir, file, env, flags = []) {
+  return run([process.execPath, npmCli(), 'install', file, '--offline', `--cache=${path.join(dir, '.npm-cache')}`,
+    '--no-audit', '--no-fund', '--no-update-notifier', '--foreground-scripts', ...flags], { cwd: dir, env });
+}
+
+/** Runs the seed's example and the Quick start in `dir`; returns the addon the package loaded. */
+function runExamples(dir, env) {
+  for (const { code, expected } of [seedExample(), quickStart()]) {
+    fs.writeFileSync(path.join(dir, 'example.js'), code);
+    const result = ok(run([process.execPath, 'example.js'], { cwd: dir, env, timeout: 60_000 }), 'the example');
+    assert.deepEqual(result.stdout.trim().split('\n'), expected);
   }
+  const probe = "console.log(JSON.stringify(require('./node_modules/@a3s-lab/lane/lib/binding.js').addon))";
+  return JSON.parse(ok(run([process.execPath, '-e', probe], { cwd: dir, env }), 'the probe').stdout);
+}
+
+before(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'a3s-lane-pack-'));
+  const result = ok(run([process.execPath, npmCli(), 'pack', '--json', '--pack-destination', tmp],
+    { cwd: PACKAGE_DIR, env: cleanEnv({ TMPDIR: tmp }) }), 'npm pack');
+  packed = JSON.parse(result.stdout)[0];
+  tarball = path.join(tmp, packed.filename);
+  packMs = result.ms;
+
+  // No compiler reachable: PATH is a folder holding only `node` and `sh`.
+  const bin = path.join(tmp, 'bin');
+  fs.mkdirSync(bin);
+  fs.symlinkSync(process.execPath, path.join(bin, 'node'));
+  fs.symlinkSync('/bin/sh', path.join(bin, 'sh'));
+  const env = { HOME: path.join(tmp, 'home'), PATH: bin, CC: 'false', CXX: 'false', TMPDIR: tmp };
+  fs.mkdirSync(env.HOME);
+  noCompiler = { bin, env };
 });
+
+after(() => {
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+test('the tarball carries the prebuild, the sources for a source build and node-addon-api', (t) => {
+  t.diagnostic(`npm pack (prebuildify included): ${packMs} ms, ${packed.size} bytes packed`);
+  const files = packed.files.map((f) => f.path).sort();
+  for (const file of ['binding.gyp', 'index.js', 'index.d.ts', 'README.md', 'package.json', 'src/addon.cc',
+    'lib/binding.js', 'lib/prebuild.js', 'scripts/build.js', 'scripts/gyp-sources.js',
+    'c_core/lane_core.h', 'c_core/lane_core.c', 'node_modules/node-addon-api/napi.h', PREBUILD]) {
+    assert.ok(files.includes(file), `the tarball has ${file}`);
+  }
+  assert.deepEqual(files.filter((f) => f.startsWith('prebuilds/')), [PREBUILD], 'one prebuild: this machine\'s');
+  assert.ok(!files.some((f) => /^(test|build)\//.test(f) || f === 'scripts/prebuild.js'));
+  assert.deepEqual(packed.bundled, ['node-addon-api']);
+  assert.ok(!fs.existsSync(path.join(PACKAGE_DIR, 'c_core')), 'postpack removed the vendored engine');
+  assert.ok(!fs.existsSync(path.join(PACKAGE_DIR, 'prebuilds')), 'postpack removed prebuilds/');
+  assert.deepEqual(fs.readdirSync(tmp).filter((f) => f.startsWith('a3s-lane-prebuild-')), [], 'the staging folder is gone');
+});
+
+test('with no compiler reachable the tarball installs offline and runs the README examples on the prebuild',
+  { timeout: 300_000 }, (t) => {
+    for (const tool of TOOLCHAIN) {
+      const probe = spawnSync(tool, ['--version'], { env: noCompiler.env });
+      assert.equal(probe.error && probe.error.code, 'ENOENT', `${tool} must not be reachable`);
+    }
+    const app = project('no-compiler');
+    const install = ok(npmInstall(app, tarball, noCompiler.env), 'npm install without a compiler');
+    t.diagnostic(`npm install (prebuild, no compiler): ${install.ms} ms`);
+    assert.match(install.output, new RegExp(`@a3s-lab/lane: using the prebuilt addon ${PREBUILD.replace(/[+.]/g, '\\$&')} `));
+    const installed = path.join(app, 'node_modules', '@a3s-lab', 'lane');
+    assert.ok(!fs.existsSync(path.join(installed, 'build')), 'nothing was compiled');
+
+    const addon = runExamples(app, noCompiler.env);
+    assert.deepEqual(addon, { path: path.join(installed, PREBUILD), from: 'prebuild' });
+    // node-gyp-build (the loader of prebuildify's convention) picks the same file.
+    const nodeGypBuild = require('node-gyp-build');
+    assert.equal(nodeGypBuild.path(installed), addon.path);
+  });
+
+test('with install scripts off the prebuild still loads (nothing to run at install)', { timeout: 300_000 }, (t) => {
+  const app = project('ignore-scripts');
+  const install = ok(npmInstall(app, tarball, noCompiler.env, ['--ignore-scripts']), 'npm install --ignore-scripts');
+  t.diagnostic(`npm install --ignore-scripts: ${install.ms} ms`);
+  assert.doesNotMatch(install.output, /@a3s-lab\/lane: /);
+  assert.equal(runExamples(app, noCompiler.env).from, 'prebuild');
+});
+
+test('forcing a source build with no compiler reachable fails (the toolchain really is gone)',
+  { timeout: 300_000 }, (t) => {
+    const app = project('forced-no-compiler');
+    // Python is handed over when there is one, so node-gyp gets as far as the compiler.
+    const python = spawnSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' });
+    const env = { ...noCompiler.env, A3S_LANE_BUILD_FROM_SOURCE: '1' };
+    if (python.status === 0 && python.stdout.trim()) env.PYTHON = python.stdout.trim();
+    const install = npmInstall(app, tarball, env);
+    t.diagnostic(`npm install (forced source build, no compiler): ${install.ms} ms, exit ${install.status}`);
+    assert.notEqual(install.status, 0, 'the install must fail');
+    if (env.PYTHON) assert.doesNotMatch(install.output, /gyp ERR! find Python/, 'it fails at the compiler, not at Python');
+    assert.match(install.output, /@a3s-lab\/lane: building the addon from source with node-gyp \(A3S_LANE_BUILD_FROM_SOURCE is set\)/);
+    assert.ok(!fs.existsSync(path.join(app, 'node_modules', '@a3s-lab', 'lane', 'build', 'Release', prebuild.ADDON)));
+  });
+
+test('where no prebuild matches, the install builds from the shipped sources and runs the examples',
+  { timeout: 300_000 }, (t) => {
+    // The same tarball without prebuilds/.
+    const unpacked = path.join(tmp, 'unpacked');
+    fs.mkdirSync(unpacked);
+    ok(run(['tar', '-xzf', tarball, '-C', unpacked], { cwd: tmp }), 'tar -x');
+    fs.rmSync(path.join(unpacked, 'package', 'prebuilds'), { recursive: true });
+    const stripped = path.join(tmp, 'no-prebuild.tgz');
+    ok(run(['tar', '-czf', stripped, '-C', unpacked, 'package'], { cwd: tmp }), 'tar -c');
+
+    const app = project('source-build');
+    const env = cleanEnv({ HOME: path.join(tmp, 'home') });
+    const install = ok(npmInstall(app, stripped, env), 'npm install (source build)');
+    t.diagnostic(`npm install (source build): ${install.ms} ms`);
+    assert.match(install.output,
+      new RegExp(`@a3s-lab/lane: building the addon from source with node-gyp \\(no prebuild for ${TUPLE}`));
+    const installed = path.join(app, 'node_modules', '@a3s-lab', 'lane');
+    const addon = runExamples(app, env);
+    assert.deepEqual(addon, { path: path.join(installed, 'build', 'Release', prebuild.ADDON), from: 'build' });
+  });
