@@ -25,7 +25,7 @@ function loadBinding() {
     } catch (cause) {
       const error = new Error(
         `@a3s-lab/lane: the prebuilt addon ${found.relative} does not load on ${prebuild.describe(target)}: ` +
-          `${cause.message}. Build it from source instead: \`npm rebuild @a3s-lab/lane --build-from-source\` ` +
+          `${cause.message}. Build it from source instead: \`A3S_LANE_BUILD_FROM_SOURCE=1 npm rebuild @a3s-lab/lane\` ` +
           '(needs a C/C++ compiler, make and Python 3 for node-gyp)',
         { cause },
       );
@@ -35,7 +35,7 @@ function loadBinding() {
   }
   const error = new Error(
     `@a3s-lab/lane: ${prebuild.explainMissing(prebuild.PACKAGE_DIR, target)}. ` +
-      'Build it from source: `npm rebuild @a3s-lab/lane --build-from-source` in your project, or ' +
+      'Build it from source: `A3S_LANE_BUILD_FROM_SOURCE=1 npm rebuild @a3s-lab/lane` in your project, or ' +
       '`npm run build` in the package (needs a C/C++ compiler, make and Python 3 for node-gyp)',
   );
   error.code = 'ERR_LANE_NOT_BUILT';

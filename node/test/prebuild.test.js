@@ -168,7 +168,7 @@ test('with nothing to load, the error names everything that was looked for', (t)
   assert.equal(result.message,
     `@a3s-lab/lane: no native addon for ${prebuild.describe(HOST)} in ${dir}: looked for a local build ` +
     `(build/Release/a3s_lane.node, build/Debug/a3s_lane.node: missing) and a prebuild in prebuilds/${TUPLE}/ ` +
-    '(none there). Build it from source: `npm rebuild @a3s-lab/lane --build-from-source` in your project, or ' +
+    '(none there). Build it from source: `A3S_LANE_BUILD_FROM_SOURCE=1 npm rebuild @a3s-lab/lane` in your project, or ' +
     '`npm run build` in the package (needs a C/C++ compiler, make and Python 3 for node-gyp)');
 
   layout(dir, { [TUPLE]: [`@a3s-lab+lane.${OTHER_LIBC}.node`] });
@@ -180,5 +180,5 @@ test('with nothing to load, the error names everything that was looked for', (t)
   result = loadIn(dir, { LIBC: OTHER_LIBC });
   assert.equal(result.code, 'ERR_LANE_PREBUILD_FAILED');
   assert.match(result.message, new RegExp(`the prebuilt addon prebuilds/${TUPLE}/@a3s-lab\\+lane\\.${OTHER_LIBC}\\.node does not load`));
-  assert.match(result.message, /--build-from-source/);
+  assert.match(result.message, /A3S_LANE_BUILD_FROM_SOURCE=1 npm rebuild @a3s-lab\/lane/);
 });
