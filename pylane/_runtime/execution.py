@@ -25,7 +25,7 @@ import threading
 import time
 import types
 from concurrent.futures import Future, InvalidStateError
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Protocol
 
 from .._lane_core import ffi, lib
 from ..cancel import current
@@ -68,6 +68,12 @@ def describe_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+class _Save(Protocol):
+    """``Intake._save``."""
+
+    def __call__(self, job: Job, last_attempt: bool = ...) -> None: ...
+
+
 class Execution(Timeouts):
     """Mixed into CommandQueue, which provides the state below. (Only
     annotations: a stub method here would shadow the real one in the MRO.)"""
@@ -87,7 +93,7 @@ class Execution(Timeouts):
     _aio: EventLoopThread
 
     _check_pressure: Callable[[Lane], None]
-    _save: Callable[..., None]
+    _save: _Save
     # ---- the worker loop ------------------------------------------------------
 
     def _work(self) -> None:

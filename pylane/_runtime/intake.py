@@ -13,11 +13,11 @@ import logging
 import threading
 import types
 from datetime import datetime, timezone
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Protocol
 
 from .._lane_core import lib
 from ..command import Command
-from ..durable.dead_letters import DeadLetterQueue
+from ..durable.dead_letters import DeadLetter, DeadLetterQueue
 from ..durable.registry import CommandRegistry
 from ..durable.storage import Storage, StoredCommand
 from ..errors import (
@@ -49,6 +49,18 @@ _PLAIN_CALLABLES = frozenset({
 })
 
 
+class _RecordDeadLetter(Protocol):
+    """``Execution._record_dead_letter``."""
+
+    def __call__(self, letter: DeadLetter, stored: bool = ...) -> None: ...
+
+
+class _Alert(Protocol):
+    """``Execution._alert``: runs ``AlertManager.<check>(*args)``."""
+
+    def __call__(self, check: str, *args: Any) -> None: ...
+
+
 class Intake:
     """Mixed into CommandQueue, which provides the state below. (Only
     annotations: a stub method here would shadow the real one in the MRO.)"""
@@ -76,10 +88,10 @@ class Intake:
     registry: CommandRegistry
     json_handlers: dict[str, Callable[[Any], Any]]
     recovered: list[Any]
-    _record_dead_letter: Callable[..., None]
+    _record_dead_letter: _RecordDeadLetter
 
     _forked_error: Callable[[], Exception]
-    _alert: Callable[..., None]
+    _alert: _Alert
     worker_count: Callable[[], int]
     def _new_job(self, lane_id: str, command: Any, args: tuple[Any, ...],
                  kwargs: dict[str, Any]) -> Job:
@@ -105,7 +117,7 @@ class Intake:
                                     f"{type(command).__name__}")
         return self._table.new_job(call, command, lane)
 
-    def _enqueue(self, job: Job, engine_submit: Callable[..., int]) -> int:
+    def _enqueue(self, job: Job, engine_submit: Callable[[Any, int, int, int], int]) -> int:
         """Hands the job to the engine (``lc_submit`` or
         ``lc_submit_or_claim``) and returns the engine's code.
 

@@ -91,6 +91,12 @@ class _RecordFailure(Protocol):
                  timed_out: bool) -> None: ...
 
 
+class _Finish(Protocol):
+    """``Execution._finish``: True when the engine's samples are due."""
+
+    def __call__(self, job: Job, outcome: int, run_ns: int = ...) -> bool: ...
+
+
 class Timeouts:
     """Mixed into CommandQueue (through Execution): runs commands of lanes
     with a timeout, and ends them at their deadline.
@@ -125,7 +131,7 @@ class Timeouts:
 
     _retry: Callable[[Job, float], None]
     _record_failure: _RecordFailure
-    _finish: Callable[..., bool]
+    _finish: _Finish
     _hand_over_metrics: Callable[[], None]
     _end_after_fault: Callable[[Job, BaseException], None]
     def _call_timed(self, job: Job, attempt: int) -> tuple[Any, Optional[BaseException], int]:
