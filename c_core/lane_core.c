@@ -148,23 +148,28 @@ static lane *lane_at_locked(lc_engine *engine, uint32_t index) {
     return index < engine->lane_count ? engine->lanes[index] : NULL;
 }
 
-static void heap_place(lane_heap *heap, lane *l, int belongs) {
+/* `rekey`: the lane's key (its front ticket) changed, so a lane that stays
+ * in the heap must be moved; otherwise a member already sits at its key. */
+static void heap_place(lane_heap *heap, lane *l, int belongs, int rekey) {
     int inside = heap_contains(heap, l);
-    if (belongs && inside)
-        heap_fix(heap, l);
-    else if (belongs)
+    if (belongs && inside) {
+        if (rekey) heap_fix(heap, l);
+    } else if (belongs) {
         heap_insert(heap, l);
-    else if (inside)
+    } else if (inside) {
         heap_remove(heap, l);
+    }
 }
 
-/* Puts the lane in exactly the heaps its state calls for, re-keyed. Called
- * after every change to a lane's pending ring, active count or pause flag. */
-static void lane_sync_locked(lc_engine *engine, lane *l) {
+/* Puts the lane in exactly the heaps its state calls for. Called after every
+ * change to a lane's pending ring, active count, pause flag or throttle;
+ * `rekey` when its front ticket changed (a pop or a cancel). A lane's key is
+ * (base priority, front ticket's seq), and the priority never changes. */
+static void lane_sync_locked(lc_engine *engine, lane *l, int rekey) {
     int runnable = l->pending.count > 0 && !l->paused && l->active < l->max_concurrency &&
                    l->throttled_until == 0;
-    heap_place(&engine->ready, l, runnable);
-    heap_place(&engine->reserved, l, runnable && l->active < l->min_concurrency);
+    heap_place(&engine->ready, l, runnable, rekey);
+    heap_place(&engine->reserved, l, runnable && l->active < l->min_concurrency, rekey);
 }
 
 static int32_t priority_now(const lane *l, uint64_t now_ns) {
@@ -209,7 +214,7 @@ static lane *pick_lane_locked(lc_engine *engine, uint64_t now_ns) {
 /* Out of the heaps until the lane's next token. */
 static void throttle_locked(lc_engine *engine, lane *l, uint64_t now_ns) {
     l->throttled_until = bucket_next_token_ns(l, now_ns);
-    lane_sync_locked(engine, l);
+    lane_sync_locked(engine, l, 0);
 }
 
 static void release_throttled_locked(lc_engine *engine, uint64_t now_ns) {
@@ -217,7 +222,7 @@ static void release_throttled_locked(lc_engine *engine, uint64_t now_ns) {
         lane *l = engine->limited[i];
         if (l->throttled_until && l->throttled_until <= now_ns) {
             l->throttled_until = 0;
-            lane_sync_locked(engine, l);
+            lane_sync_locked(engine, l, 0);
         }
     }
 }
@@ -259,7 +264,9 @@ static int enqueue_entry_locked(lc_engine *engine, lane *l, uint64_t ticket, uin
     if (ring_push_back(&l->pending, entry) != 0) return LC_ERR_NOMEM;
     engine->next_seq++;
     engine->total_pending++;
-    lane_sync_locked(engine, l);
+    /* Behind other tickets it changes neither the lane's front (its key)
+     * nor whether the lane may run: only a first ticket can move it. */
+    if (l->pending.count == 1) lane_sync_locked(engine, l, 0);
     return LC_OK;
 }
 
@@ -300,7 +307,7 @@ static int take_next_locked(lc_engine *engine, uint64_t now_ns, lc_dispatch *out
     ring_entry entry = ring_pop_front(&l->pending);
     engine->total_pending--;
     mark_started_locked(engine, l);
-    lane_sync_locked(engine, l);
+    lane_sync_locked(engine, l, 1);
     out->lane = l->index;
     out->ticket = entry.ticket;
     out->enqueued_ns = entry.enqueued_ns;
@@ -337,7 +344,7 @@ static int complete_locked(lc_engine *engine, uint32_t index, int outcome) {
         l->cancelled++;
     else if (outcome == LC_OUTCOME_COMPLETED)
         l->completed++;
-    lane_sync_locked(engine, l);
+    lane_sync_locked(engine, l, 0);
     wake_idle_waiters_locked(engine);
     return LC_OK;
 }
@@ -490,7 +497,7 @@ int lc_lane_set_rate_limit(lc_engine *engine, uint32_t index, uint64_t max_comma
     if (rc == LC_OK) {
         /* A new limit starts with a full bucket: the lane is free to go. */
         l->throttled_until = 0;
-        lane_sync_locked(engine, l);
+        lane_sync_locked(engine, l, 0);
         if (engine->work_waiters) pthread_cond_broadcast(&engine->work_cond);
     }
     pthread_mutex_unlock(&engine->lock);
@@ -613,7 +620,7 @@ static void claim_locked(lc_engine *engine, lane *l) {
     engine->next_seq++;
     l->submitted++;
     mark_started_locked(engine, l);
-    lane_sync_locked(engine, l);
+    lane_sync_locked(engine, l, 0);
     /* It starts as it is submitted: a wait of zero, which the wait
      * histogram must count like any other start. */
     if (engine->timing.max) timing_log_add(&engine->timing, sample_key(l->index, LC_SAMPLE_WAIT), 0);
@@ -828,7 +835,7 @@ int lc_cancel(lc_engine *engine, uint32_t index, uint64_t ticket) {
         rc = ring_remove(&l->pending, ticket);
         if (rc) {
             engine->total_pending--;
-            lane_sync_locked(engine, l);
+            lane_sync_locked(engine, l, 1);
         } else if ((rc = delay_heap_remove(&engine->delayed, index, ticket))) {
             l->delayed--;
         }
@@ -847,7 +854,7 @@ static int set_paused(lc_engine *engine, uint32_t index, uint32_t paused) {
     int rc = LC_ERR_NO_LANE;
     if (l) {
         l->paused = paused;
-        lane_sync_locked(engine, l);
+        lane_sync_locked(engine, l, 0);
         /* Resuming may enable up to max_concurrency dispatches at once. */
         if (!paused && engine->work_waiters) pthread_cond_broadcast(&engine->work_cond);
         rc = LC_OK;
