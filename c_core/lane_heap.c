@@ -73,10 +73,6 @@ static void settle(lane_heap *heap, uint32_t pos, heap_entry e) {
         sift_down(heap, pos, e);
 }
 
-lane *heap_top(const lane_heap *heap) { return heap->len ? heap->items[0].lane : NULL; }
-
-int heap_contains(const lane_heap *heap, const lane *l) { return l->heap_pos[heap->kind] >= 0; }
-
 void heap_insert(lane_heap *heap, lane *l) { sift_up(heap, heap->len++, entry_of(l)); }
 
 void heap_remove(lane_heap *heap, lane *l) {

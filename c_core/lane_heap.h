@@ -31,8 +31,14 @@ void heap_free(lane_heap *heap);
 /* Makes room for `lanes` members so later inserts cannot fail. 0 or -1. */
 int heap_reserve(lane_heap *heap, uint32_t lanes);
 
-lane *heap_top(const lane_heap *heap);
-int heap_contains(const lane_heap *heap, const lane *l);
+static inline lane *heap_top(const lane_heap *heap) {
+    return heap->len ? heap->items[0].lane : NULL;
+}
+
+static inline int heap_contains(const lane_heap *heap, const lane *l) {
+    return l->heap_pos[heap->kind] >= 0;
+}
+
 /* The lane must have pending tickets (its key is read from its front). */
 void heap_insert(lane_heap *heap, lane *l);
 void heap_remove(lane_heap *heap, lane *l);

@@ -22,8 +22,8 @@ static size_t slot(const ticket_ring *ring, size_t offset) {
     return (ring->head + offset) & (ring->cap - 1);
 }
 
-/* Doubles the capacity and unwraps the entries so the front sits at 0. */
-static int ring_grow(ticket_ring *ring) {
+/* Unwraps the entries so the front sits at 0. */
+int ring_grow(ticket_ring *ring) {
     size_t new_cap = ring->cap ? ring->cap * 2 : RING_INITIAL_CAP;
     ring_entry *items = malloc(new_cap * sizeof *items);
     if (!items) return -1;
@@ -33,24 +33,6 @@ static int ring_grow(ticket_ring *ring) {
     ring->head = 0;
     ring->cap = new_cap;
     return 0;
-}
-
-int ring_push_back(ticket_ring *ring, ring_entry entry) {
-    if (ring->count == ring->cap && ring_grow(ring) != 0) return -1;
-    ring->items[slot(ring, ring->count)] = entry;
-    ring->count++;
-    return 0;
-}
-
-ring_entry ring_pop_front(ticket_ring *ring) {
-    ring_entry entry = ring->items[ring->head];
-    ring->head = slot(ring, 1);
-    ring->count--;
-    return entry;
-}
-
-const ring_entry *ring_front(const ticket_ring *ring) {
-    return ring->count ? &ring->items[ring->head] : NULL;
 }
 
 /* Linear: cancelling a pending ticket is rare next to submit and dispatch. */

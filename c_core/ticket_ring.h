@@ -22,12 +22,32 @@ typedef struct ticket_ring {
 void ring_init(ticket_ring *ring);
 void ring_free(ticket_ring *ring);
 
+/* Doubles the capacity (the front moves to 0); 0, or -1 when it could not
+ * (the ring is unchanged). */
+int ring_grow(ticket_ring *ring);
+
+/* The calls below run on every submit and dispatch, so they are inline: a
+ * call into another file costs as much as what they do. */
+
 /* Returns 0, or -1 when growing failed (the ring is unchanged). */
-int ring_push_back(ticket_ring *ring, ring_entry entry);
+static inline int ring_push_back(ticket_ring *ring, ring_entry entry) {
+    if (ring->count == ring->cap && ring_grow(ring) != 0) return -1;
+    ring->items[(ring->head + ring->count) & (ring->cap - 1)] = entry;
+    ring->count++;
+    return 0;
+}
 
 /* The ring must not be empty. */
-ring_entry ring_pop_front(ticket_ring *ring);
-const ring_entry *ring_front(const ticket_ring *ring);
+static inline ring_entry ring_pop_front(ticket_ring *ring) {
+    ring_entry entry = ring->items[ring->head];
+    ring->head = (ring->head + 1) & (ring->cap - 1);
+    ring->count--;
+    return entry;
+}
+
+static inline const ring_entry *ring_front(const ticket_ring *ring) {
+    return ring->count ? &ring->items[ring->head] : NULL;
+}
 
 /* Removes the first entry holding `ticket`; returns 1 if found, else 0. */
 int ring_remove(ticket_ring *ring, uint64_t ticket);
