@@ -8,6 +8,9 @@
 //     forcing a source build there fails, which shows the toolchain is gone;
 //   - from the same tarball without its prebuild, with the compiler, the
 //     install builds from the shipped sources and the examples run.
+// The tarball is packed from a copy of node/ and ../c_core in a temp folder,
+// so the checkout is not touched (prepack writes c_core/ and prebuilds/ into
+// the folder it packs) and packs running at the same time cannot collide.
 
 const { before, after, test } = require('node:test');
 const assert = require('node:assert/strict');
@@ -88,10 +91,33 @@ function runExamples(dir, env) {
   return JSON.parse(ok(run([process.execPath, '-e', probe], { cwd: dir, env }), 'the probe').stdout);
 }
 
+/** <tmp>/repo/node and <tmp>/repo/c_core: the package's own files, the engine, node-addon-api. */
+function checkoutCopy() {
+  const repo = path.join(tmp, 'repo');
+  const skip = new Set(['node_modules', 'build', 'prebuilds', 'c_core']);
+  fs.cpSync(PACKAGE_DIR, path.join(repo, 'node'), {
+    recursive: true,
+    filter: (src) => {
+      const top = path.relative(PACKAGE_DIR, src).split(path.sep)[0];
+      return !skip.has(top) && !top.endsWith('.tgz');
+    },
+  });
+  fs.cpSync(path.join(PACKAGE_DIR, '..', 'c_core'), path.join(repo, 'c_core'), { recursive: true });
+  // node-addon-api is bundled into the tarball: a real copy. The pack-time
+  // tools (prebuildify) resolve from the checkout through NODE_PATH.
+  fs.cpSync(path.dirname(require.resolve('node-addon-api/package.json')),
+    path.join(repo, 'node', 'node_modules', 'node-addon-api'), { recursive: true });
+  return path.join(repo, 'node');
+}
+
+let copy;
+
 before(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'a3s-lane-pack-'));
+  copy = checkoutCopy();
+  const packEnv = cleanEnv({ TMPDIR: tmp, NODE_PATH: path.join(PACKAGE_DIR, 'node_modules') });
   const result = ok(run([process.execPath, npmCli(), 'pack', '--json', '--pack-destination', tmp],
-    { cwd: PACKAGE_DIR, env: cleanEnv({ TMPDIR: tmp }) }), 'npm pack');
+    { cwd: copy, env: packEnv }), 'npm pack');
   packed = JSON.parse(result.stdout)[0];
   tarball = path.join(tmp, packed.filename);
   packMs = result.ms;
@@ -121,8 +147,9 @@ test('the tarball carries the prebuild, the sources for a source build and node-
   assert.deepEqual(files.filter((f) => f.startsWith('prebuilds/')), [PREBUILD], 'one prebuild: this machine\'s');
   assert.ok(!files.some((f) => /^(test|build)\//.test(f) || f === 'scripts/prebuild.js'));
   assert.deepEqual(packed.bundled, ['node-addon-api']);
-  assert.ok(!fs.existsSync(path.join(PACKAGE_DIR, 'c_core')), 'postpack removed the vendored engine');
-  assert.ok(!fs.existsSync(path.join(PACKAGE_DIR, 'prebuilds')), 'postpack removed prebuilds/');
+  assert.ok(!fs.existsSync(path.join(copy, 'c_core')), 'postpack removed the vendored engine');
+  assert.ok(!fs.existsSync(path.join(copy, 'prebuilds')), 'postpack removed prebuilds/');
+  assert.ok(!fs.existsSync(path.join(copy, 'build')), 'the development build folder was not used');
   assert.deepEqual(fs.readdirSync(tmp).filter((f) => f.startsWith('a3s-lane-prebuild-')), [], 'the staging folder is gone');
 });
 
