@@ -39,6 +39,7 @@ class QueueManagerBuilder:
         self._metrics: Any = None
         self._alerts: Any = None
         self._factories: dict[str, Callable[[Any], Command]] = {}
+        self._redis: Optional[tuple[str, str, dict[str, Any]]] = None
 
     def with_lane(self, lane_id: str, config: LaneConfig,
                   priority: Optional[int] = None) -> QueueManagerBuilder:
@@ -104,9 +105,23 @@ class QueueManagerBuilder:
         self._factories[command_type] = factory
         return self
 
+    def with_redis(self, url: str, *, queue: str = "default",
+                   **options: Any) -> QueueManagerBuilder:
+        """Makes the queue shared through Redis (7+): the same lanes and
+        rules across every process and machine that uses `url` and `queue`.
+        ``start()`` joins this process as a worker, ``start(worker=False)``
+        as a producer only. Options: ``lease`` (seconds, default 10).
+        Needs the redis extra; see pylane.redis."""
+        self._redis = (url, queue, options)
+        return self
+
     def build(self) -> QueueManager:
         if not self._lanes:
             raise InvalidConfigError("no lanes: call with_default_lanes() or with_lane()")
+        if self._redis is not None:
+            from .redis.runtime import build_manager
+
+            return build_manager(self, *self._redis)
         queue = CommandQueue(self._emitter, self._max_workers, storage=self._storage,
                              dlq=self._dlq, metrics=self._metrics, alerts=self._alerts)
         for lane_id, (config, priority) in self._lanes.items():

@@ -49,7 +49,8 @@ class Lane:
                  max_workers: Optional[int] = None,
                  event_capacity: int = SDK_EVENT_CAPACITY,
                  storage: Optional[Storage] = None,
-                 dlq: Union[DeadLetterQueue, int, None] = None) -> None:
+                 dlq: Union[DeadLetterQueue, int, None] = None,
+                 redis: Optional[str] = None, queue: Optional[str] = None) -> None:
         configs = list(_configs) if _configs is not None else default_lane_configs()
         builder = QueueManagerBuilder(EventEmitter(event_capacity))
         for config in configs:
@@ -66,6 +67,10 @@ class Lane:
             builder.with_storage(storage)
         if dlq is not None:
             builder.with_dlq(dlq)
+        if redis is not None:  # lanes shared across machines (pylane.redis)
+            builder.with_redis(redis, queue=queue if queue is not None else "default")
+        elif queue is not None:
+            raise InvalidConfigError("queue= names a Redis queue: give redis= too")
         self._manager: QueueManager = builder.build()
         # Shared with the queue: commands recovered from storage find their
         # handlers here when they run, whenever those were registered.
@@ -96,8 +101,9 @@ class Lane:
             return function
         return register
 
-    def start(self) -> None:
-        self._manager.start()
+    def start(self, **options: Any) -> None:
+        """With ``redis=``: ``start(worker=False)`` joins as a producer only."""
+        self._manager.start(**options)
 
     def _command(self, command_type: str, payload: Any) -> JsonCommand:
         if not isinstance(command_type, str):

@@ -141,7 +141,8 @@ def _keepalive_options() -> dict[int, int]:
 
 
 def open_client(url: str, *, blocking: bool = False, max_connections: Optional[int] = None,
-                connect_timeout: float = CONNECT_TIMEOUT) -> Any:
+                connect_timeout: float = CONNECT_TIMEOUT,
+                socket_timeout: float = SOCKET_TIMEOUT) -> Any:
     """A client for `url`. Connects within `connect_timeout`; requests time
     out after SOCKET_TIMEOUT, except on a `blocking` client (BLPOP, XREAD
     BLOCK), which waits as long as the command does and relies on TCP
@@ -153,7 +154,7 @@ def open_client(url: str, *, blocking: bool = False, max_connections: Optional[i
     try:
         return redis.Redis.from_url(
             url, socket_connect_timeout=connect_timeout,
-            socket_timeout=None if blocking else SOCKET_TIMEOUT,
+            socket_timeout=None if blocking else socket_timeout,
             socket_keepalive=True, socket_keepalive_options=_keepalive_options(),
             retry=Retry(NoBackoff(), 0), max_connections=max_connections,
             client_name="a3s-lane")
@@ -180,13 +181,19 @@ def ensure_library(client: Any, url: str) -> int:
     for _attempt in range(3):
         try:
             loaded: Optional[int] = None
-            if client.function_list(library=LIBRARY_NAME):
+            listed = client.function_list(library=LIBRARY_NAME, withcode=True)
+            if listed:
                 try:
                     loaded = int(client.fcall_ro("a3s_version", 0))
                 except redis.exceptions.ResponseError:
                     # A library of that name without our version function.
                     raise LibraryVersionError("unknown (no a3s_version function)", ours) from None
             if loaded == ours:
+                # Same version, other text (a development build): replace it.
+                fields = listed[0]
+                code = dict(zip(fields[::2], fields[1::2])).get(b"library_code", b"")
+                if code.decode("utf-8", "replace") != source:
+                    client.function_load(source, replace=True)
                 return ours
             if loaded is None:
                 client.function_load(source)

@@ -679,7 +679,8 @@ local function f_claim(keys, args)
       redis.call('SADD', base .. ':leased:' .. wid, id)
       redis.call('HINCRBY', lane_key(base, lane.id), 'dispatched', 1)
       local c = redis.call('HMGET', ck, 'payload', 'failures', 'type')
-      emit(base, 'queue.command.started', { lane_id = lane.id, command_id = id, command_type = c[3] })
+      emit(base, 'queue.command.started',
+           { lane_id = lane.id, command_id = id, command_type = c[3], worker_id = wid })
       claimed[#claimed + 1] = {
         id = id, lane = lane.id, type = c[3], payload = c[1], lease = lease,
         enq = ms(fr.enq), seq = fr.seq, failures = tonumber(c[2]) or 0,

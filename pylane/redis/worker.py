@@ -1,0 +1,273 @@
+"""A process's worker in a Redis queue: N slots, each a thread that claims
+one command at a time (and only when it is free: no prefetch), runs it on
+the local C engine and acknowledges it in its next claim, one round trip per
+command. Idle slots block in Redis on the worker's own wake list; one of
+them at a time also waits for the next due time Redis reported (a retry's
+back-off, a rate limit's next token). A heartbeat thread renews the lease
+once per interval and reaps workers whose lease ran out.
+
+When Redis cannot be reached, every thread retries with back-off (100 ms
+doubling to 5 s), a finished command's ack is kept until it goes through,
+and the outage is logged and emitted locally (``queue.redis.disconnected``,
+``queue.redis.reconnected``): the events stream lives in Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, Optional
+
+from .._runtime.queue import CommandQueue
+from ..command import JsonCommand
+from ..config import LaneConfig
+from ..errors import CommandTimeoutError, LaneError, RedisConnectionError
+from ..events import EventEmitter
+from .connection import is_connection_error, open_client, redact, unreachable
+
+if TYPE_CHECKING:
+    from .runtime import RedisQueue
+
+logger = logging.getLogger("pylane.redis")
+
+REDIS_DISCONNECTED = "queue.redis.disconnected"
+REDIS_RECONNECTED = "queue.redis.reconnected"
+BACKOFF_FIRST = 0.1
+BACKOFF_MAX = 5.0
+
+
+class Backoff:
+    def __init__(self) -> None:
+        self.delay = 0.0
+
+    def next(self) -> float:
+        self.delay = BACKOFF_FIRST if self.delay == 0 else min(self.delay * 2, BACKOFF_MAX)
+        return self.delay
+
+    def reset(self) -> None:
+        self.delay = 0.0
+
+
+class RedisWorker:
+    """Joins the queue with `slots` slots and runs what it claims."""
+
+    def __init__(self, owner: RedisQueue, slots: int, lease: float) -> None:
+        self.owner = owner
+        self.fns = owner.functions()
+        self.slots = slots
+        self.lease_ms = lease * 1000.0
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.wake_key = self.fns.key(f"wake:{self.id}")
+        # The local engine runs what Redis hands out: lanes with room for
+        # every slot (Redis enforces the real limits), the lane's timeout.
+        self._executor = CommandQueue(EventEmitter(1), max_workers=slots)
+        self._local_lanes: set[str] = set()
+        self._lanes_lock = threading.Lock()
+        self._join_lock = threading.Lock()
+        self._joined_types: list[str] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._blocking: Any = None
+        # One idle slot at a time waits for the next due time (the others
+        # block until woken), so a due retry wakes one thread per process.
+        self._timer_lock = threading.Lock()
+        self._timer_owner: Optional[int] = None
+        self._timer_deadline = 0.0
+        self._down_lock = threading.Lock()
+        self._down = False
+
+    # ---- lifecycle -----------------------------------------------------------
+
+    def start(self) -> None:
+        self._join()
+        self._executor.start()
+        self._blocking = open_client(self.owner.url, blocking=True)
+        for number in range(self.slots):
+            self._spawn(self._slot_loop, f"pylane-redis-slot-{number}")
+        self._spawn(self._heartbeat_loop, "pylane-redis-heartbeat")
+
+    def _spawn(self, target: Any, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Slots finish their command, acknowledge it and exit; then the
+        worker leaves the queue (what it still holds goes back to the front
+        of its lane)."""
+        self._stop.set()
+        try:
+            self.fns.client.rpush(self.wake_key, *(["stop"] * self.slots))
+        except Exception as error:  # Redis gone: the threads notice it themselves
+            logger.debug("could not wake the slots to stop them: %s", error)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        try:
+            self.fns.leave(self.id)
+        except LaneError as error:
+            logger.warning("worker %s could not leave the queue cleanly: %s", self.id, error)
+        self._executor.shutdown()
+        self._executor.drain(max(0.1, deadline - time.monotonic()))
+        if self._blocking is not None:
+            self._blocking.close()
+
+    def _join(self) -> None:
+        with self._join_lock:
+            types = self.owner.handled_types()
+            self.fns.join(self.id, self.slots, types, self.lease_ms,
+                          f"{socket.gethostname()} pid {os.getpid()}")
+            self._joined_types = types
+
+    def _rejoin(self, why: str) -> None:
+        logger.warning("worker %s %s; joining the queue again", self.id, why)
+        try:
+            self._join()
+        except RedisConnectionError as error:
+            self._connection_lost(error)
+
+    # ---- Redis outages -----------------------------------------------------------
+
+    def _connection_lost(self, error: BaseException) -> None:
+        with self._down_lock:
+            first, self._down = not self._down, True
+        if first:
+            logger.warning("Redis at %s is unreachable (%s); retrying with back-off",
+                           redact(self.owner.url), error)
+            self.owner.emit_local(REDIS_DISCONNECTED,
+                                  {"url": redact(self.owner.url), "error": str(error)})
+
+    def _connection_back(self) -> None:
+        if not self._down:
+            return
+        with self._down_lock:
+            was, self._down = self._down, False
+        if was:
+            logger.warning("Redis at %s is reachable again", redact(self.owner.url))
+            self.owner.emit_local(REDIS_RECONNECTED, {"url": redact(self.owner.url)})
+
+    # ---- one slot --------------------------------------------------------------------
+
+    def _slot_loop(self) -> None:
+        ack: Optional[dict[str, Any]] = None
+        backoff = Backoff()
+        woke_by_timer = False
+        while True:
+            stopping = self._stop.is_set()
+            try:
+                reply = self.fns.claim(self.id, 0 if stopping else 1, [ack] if ack else [])
+            except RedisConnectionError as error:
+                self._connection_lost(error)
+                if stopping:
+                    return  # the lease runs out and the command runs again elsewhere
+                self._stop.wait(backoff.next())
+                continue
+            except Exception:
+                logger.exception("claim failed; slot retries")
+                self._stop.wait(backoff.next())
+                continue
+            backoff.reset()
+            self._connection_back()
+            ack = None
+            for command_id in reply["rejected"]:
+                logger.warning("the result of command %s was refused: its lease had moved (the "
+                               "command was given to another worker)", command_id)
+            if not reply["known"] and not stopping:
+                self._rejoin("was reaped (its lease expired)")
+                continue
+            if reply["claimed"]:
+                if woke_by_timer:
+                    # Hand the due-time wait to another idle slot.
+                    self._poke()
+                ack = self._execute(reply["claimed"][0])
+                woke_by_timer = False
+                continue
+            if stopping:
+                return
+            woke_by_timer = self._idle(reply, backoff)
+
+    def _poke(self) -> None:
+        try:
+            self.fns.client.rpush(self.wake_key, "timer")
+        except Exception as error:
+            if not is_connection_error(error):
+                raise
+            self._connection_lost(error)
+
+    def _idle(self, reply: dict[str, Any], backoff: Backoff) -> bool:
+        """Blocks until woken or the next due time; True if this slot waited
+        for the due time and it passed."""
+        me = threading.get_ident()
+        timeout = 0.0  # BLPOP 0: until a token comes
+        if reply["next_due"]:
+            wait = max(0.001, (float(reply["next_due"]) - float(reply["now"])) / 1000.0 + 0.001)
+            with self._timer_lock:
+                deadline = time.monotonic() + wait
+                if self._timer_owner is None or deadline < self._timer_deadline:
+                    self._timer_owner, self._timer_deadline = me, deadline
+                    timeout = wait
+        try:
+            item = self._blocking.blpop([self.wake_key], timeout=timeout)
+        except Exception as error:
+            if not is_connection_error(error):
+                raise
+            self._connection_lost(unreachable(self.owner.url, error))
+            self._stop.wait(backoff.next())
+            item = None
+        finally:
+            with self._timer_lock:
+                if self._timer_owner == me:
+                    self._timer_owner = None
+        return item is None and timeout > 0
+
+    def _local_lane(self, lane_id: str, timeout_ms: Optional[float]) -> None:
+        if lane_id in self._local_lanes:
+            return
+        with self._lanes_lock:
+            if lane_id not in self._local_lanes:
+                config = LaneConfig.new(0, self.slots)
+                if timeout_ms:
+                    config = config.with_timeout(timeout_ms / 1000.0)
+                self._executor.register_lane(lane_id, config, 0)
+                self._local_lanes.add(lane_id)
+
+    def _execute(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Runs one claimed command; returns its ack."""
+        ack: dict[str, Any] = {"id": command["id"], "lease": command["lease"]}
+        try:
+            self._local_lane(command["lane"], command.get("timeout_ms"))
+            payload = json.loads(command["payload"])
+            command_type = command["type"]
+            job = JsonCommand(command_type, payload, self.owner.handler_for(command_type))
+            result = self._executor.run(command["lane"], job)
+            ack["result"] = json.dumps(result, allow_nan=False)
+            ack["status"] = "ok"
+        except CommandTimeoutError as error:
+            ack.update(status="timeout", error=str(error))
+        except Exception as error:
+            ack.update(status="error", error=f"{type(error).__name__}: {error}")
+        return ack
+
+    # ---- the lease ---------------------------------------------------------------------
+
+    def _heartbeat_loop(self) -> None:
+        interval = self.lease_ms / 3000.0
+        while not self._stop.wait(interval):
+            try:
+                known, _reaped = self.fns.heartbeat(self.id, self.lease_ms)
+            except RedisConnectionError as error:
+                self._connection_lost(error)
+                continue
+            except Exception:
+                logger.exception("heartbeat failed")
+                continue
+            self._connection_back()
+            if not known:
+                self._rejoin("was reaped (its lease expired)")
+            elif self.owner.handled_types() != self._joined_types:
+                self._rejoin("has new handlers")

@@ -1,0 +1,433 @@
+"""The Redis backend in one process: the SDK and full API with the
+``redis=`` keyword, lane rules held in Redis (pause, cancel, retries with
+back-off, dead letters), leases and late acks, and the errors of bad input
+and faults. Cross-process behaviour is in test_redis_cluster.py.
+
+Every test uses its own queue name on the session's redis-server
+(conftest.py); every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from typing import Any
+
+import pytest
+from test_sdk_surface import SEED_SNIPPET
+
+from conftest import WAIT
+from pylane import (
+    InvalidArgumentError,
+    InvalidConfigError,
+    Lane,
+    LaneConfig,
+    LaneConfigConflictError,
+    LaneNotFoundError,
+    LibraryVersionError,
+    QueueManagerBuilder,
+    RedisConnectionError,
+    RemoteCommandError,
+    RetryPolicy,
+)
+
+
+@pytest.fixture
+def lanes(redis_url: str, redis_queue: str) -> Any:
+    """Factory of SDK lanes on this test's queue; closed at teardown."""
+    made: list[Lane] = []
+
+    def make(configs: Any = None, **options: Any) -> Lane:
+        options.setdefault("redis", redis_url)
+        options.setdefault("queue", redis_queue)
+        lane = Lane(configs, **options) if configs is not None else Lane(**options)
+        made.append(lane)
+        return lane
+
+    yield make
+    for lane in made:
+        lane.manager.close()
+
+
+def two_lanes() -> list[LaneConfig]:
+    return [LaneConfig("high", priority=0, min_concurrency=1, max_concurrency=4),
+            LaneConfig("low", priority=1, min_concurrency=1, max_concurrency=2)]
+
+
+def functions(redis_url: str, queue: str) -> Any:
+    from pylane.redis.connection import Functions, ensure_library, open_client
+
+    client = open_client(redis_url)
+    ensure_library(client, redis_url)
+    return Functions(client, redis_url, queue)
+
+
+# ---- the seed's snippet, with the keyword ------------------------------------------
+
+
+def test_seed_snippet_runs_with_only_the_redis_keyword(redis_url, redis_queue, monkeypatch,
+                                                      capsys):
+    """The original snippet, the keyword added to both constructors; right
+    after subscribing a command is queued so that recv returns an event
+    (read back from the queue's stream in Redis)."""
+    keyword = f'redis="{redis_url}", queue="{redis_queue}"'
+    code = SEED_SNIPPET.replace("lane = Lane()", f"lane = Lane({keyword})")
+    code = code.replace("\n])\nlane.start()", f"\n], {keyword})\nlane.start()")
+    assert code.count(keyword) == 2
+    started: list[Lane] = []
+    real_start, real_subscribe = Lane.start, Lane.subscribe
+
+    def tracked_start(self: Lane, **options: Any) -> None:
+        started.append(self)
+        real_start(self, **options)
+
+    def subscribe_then_submit(self: Lane) -> Any:
+        stream = real_subscribe(self)
+        self.submit_async("low", "ping", {"n": 1})
+        return stream
+
+    monkeypatch.setattr(Lane, "start", tracked_start)
+    monkeypatch.setattr(Lane, "subscribe", subscribe_then_submit)
+    namespace: dict = {"__name__": "seed_snippet"}
+    began = time.perf_counter()
+    try:
+        exec(compile(code, "seed_snippet.py", "exec"), namespace)
+    finally:
+        for lane in started:
+            lane.manager.close()
+    assert namespace["result"] == {"key": "value"}
+    event = namespace["event"]
+    assert event.key == "queue.command.submitted"
+    assert event.payload["lane_id"] == "low"
+    assert time.perf_counter() - began < 4.0, "recv waited for its timeout"
+    assert capsys.readouterr().out.startswith("queue.command.submitted {")
+
+
+# ---- the SDK surface, queue-wide -----------------------------------------------------
+
+
+def test_submit_runs_handlers_and_echoes_unknown_types(lanes):
+    lane = lanes(two_lanes())
+
+    @lane.handler("add")
+    def add(payload):
+        return payload["a"] + payload["b"]
+
+    @lane.handler("boom")
+    def boom(_payload):
+        raise ValueError("bad input")
+
+    lane.start()
+    assert lane.submit("high", "add", {"a": 2, "b": 3}) == 5
+    assert lane.submit("low", "unknown", [1, "x"]) == [1, "x"]
+    with pytest.raises(RemoteCommandError, match="ValueError: bad input"):
+        lane.submit("high", "boom", None)
+    with pytest.raises(LaneNotFoundError, match="nope"):
+        lane.submit("nope", "add", {})
+    stats = lane.stats()
+    assert stats.lane("high").completed == 1 and stats.lane("high").failed == 1
+    assert stats.lane("low").completed == 1
+    assert [w.slots for w in stats.workers] == [6]  # the default pool: max 4 + max 2
+    assert stats.workers[0].types == ("add", "boom")
+    lane.shutdown()
+    lane.drain(timeout_secs=WAIT)
+
+
+def test_a_producer_only_process_submits_and_gets_results(lanes):
+    worker = lanes(two_lanes())
+    producer = lanes(two_lanes())
+    worker.register_handler("pid", lambda _p: "from the worker")
+    worker.start()
+    producer.start(worker=False)
+    assert [w.worker_id for w in producer.stats().workers] == [
+        w.worker_id for w in worker.stats().workers]
+    futures = [producer.submit_async("low", "pid", n) for n in range(20)]
+    assert [f.result(WAIT) for f in futures] == ["from the worker"] * 20
+
+
+def test_pause_and_resume_hold_and_release_a_lane(lanes):
+    lane = lanes(two_lanes())
+    lane.start()
+    lane.pause_lane("low")
+    futures = [lane.submit_async("low", "echo", n) for n in range(3)]
+    stats = lane.stats().lane("low")
+    assert (stats.pending, stats.active, stats.paused, stats.waiting) == (3, 0, True, "paused")
+    assert lane.submit("high", "echo", "not paused") == "not paused"
+    assert not any(f.done() for f in futures)
+    lane.resume_lane("low")
+    assert [f.result(WAIT) for f in futures] == [0, 1, 2]
+
+
+def test_cancel_withdraws_a_pending_command_only(lanes):
+    lane = lanes(two_lanes())
+    lane.start()
+    lane.pause_lane("low")
+    futures = [lane.submit_async("low", "echo", n) for n in range(3)]
+    assert futures[1].cancel() is True
+    assert futures[1].cancelled()
+    assert lane.manager.cancel(futures[1].command_id) is False  # already gone
+    lane.resume_lane("low")
+    assert futures[0].result(WAIT) == 0 and futures[2].result(WAIT) == 2
+    assert futures[0].cancel() is False  # finished
+    stats = lane.stats().lane("low")
+    assert (stats.cancelled, stats.completed) == (1, 2)
+
+
+def test_retry_with_back_off_held_in_redis_then_dead_letter(lanes):
+    delay = 0.3
+    config = LaneConfig("api", priority=0, min_concurrency=0, max_concurrency=2,
+                        retry_policy=RetryPolicy.fixed(2, delay))
+    lane = lanes([config])
+    attempts: list[float] = []
+    flaky_attempts: list[float] = []
+
+    @lane.handler("broken")
+    def broken(_payload):
+        attempts.append(time.monotonic())
+        raise ConnectionError("down")
+
+    @lane.handler("flaky")
+    def flaky(_payload):
+        flaky_attempts.append(time.monotonic())
+        if len(flaky_attempts) < 3:
+            raise ConnectionError("try again")
+        return "ok"
+
+    lane.start()
+    events = lane.subscribe()
+    future = lane.submit_async("api", "broken", {"n": 1})
+    deadline = time.monotonic() + WAIT
+    while not attempts and time.monotonic() < deadline:
+        events.recv(0.5)  # each event is a chance to look: bounded
+    assert attempts, "the command never ran"
+    # Between attempts the command waits in Redis's delayed set, not in a thread.
+    while lane.stats().total_delayed == 0 and len(attempts) == 1 and time.monotonic() < deadline:
+        events.recv(0.1)
+    with pytest.raises(RemoteCommandError, match="ConnectionError: down"):
+        future.result(WAIT)
+    assert len(attempts) == 3
+    gaps = [b - a for a, b in zip(attempts, attempts[1:])]
+    assert all(gap >= delay - 0.02 for gap in gaps), gaps
+    letters = lane.manager.dead_letters()
+    assert [(d.command_id, d.command_type, d.lane_id, d.attempts) for d in letters] == [
+        (future.command_id, "broken", "api", 3)]
+    assert "ConnectionError: down" in letters[0].error
+    assert lane.submit("api", "flaky", None) == "ok" and len(flaky_attempts) == 3
+    stats = lane.stats()
+    assert stats.lane("api").retried == 4 and stats.lane("api").dead_lettered == 1
+    assert stats.dead_letter_count == 1
+    keys = [e.key for e in events.drain()]
+    for key in ("queue.command.retry", "queue.command.failed", "queue.command.dead_lettered"):
+        assert key in keys
+
+
+# ---- leases ----------------------------------------------------------------------------
+
+
+def test_a_late_ack_after_the_lease_moved_is_rejected(redis_url, redis_queue):
+    """Injected time: w1 claims c1, its lease runs out, w2's heartbeat reaps
+    it (c1 back to the front), w2 runs c1; w1's ack comes late and is
+    refused, so c1 completes exactly once and its submitter gets one result."""
+    fns = functions(redis_url, redis_queue)
+    from pylane.redis.connection import lane_config_json
+
+    fns.register_lanes([lane_config_json("q", LaneConfig("q", 0, 0, 2), 0)], {}, now_ms=0)
+    fns.join("w1", 2, [], 100, now_ms=0)
+    fns.submit("c1", "q", "t", "1", "client", now_ms=1)
+    fns.submit("c2", "q", "t", "2", "client", now_ms=2)
+    first = fns.claim("w1", 1, [], now_ms=3)["claimed"][0]
+    assert first["id"] == "c1"
+    fns.join("w2", 2, [], 10_000, now_ms=50)
+    assert fns.heartbeat("w2", 10_000, now_ms=200) == (True, 1)  # w1 reaped
+    again = fns.claim("w2", 2, [], now_ms=201)["claimed"]
+    assert [c["id"] for c in again] == ["c1", "c2"]  # c1 went back to the FRONT
+    late = {"id": "c1", "lease": first["lease"], "status": "ok", "result": "\"w1\""}
+    reply = fns.claim("w1", 0, [late], now_ms=202)
+    assert reply["rejected"] == ["c1"] and reply["known"] is False
+    ok = {"id": "c1", "lease": again[0]["lease"], "status": "ok", "result": "\"w2\""}
+    assert fns.claim("w2", 0, [ok], now_ms=203)["rejected"] == []
+    stats = fns.stats(now_ms=204)
+    lane = stats["lanes"][0]
+    assert (lane["completed"], lane["requeued"], stats["late_acks"]) == (1, 1, 1)
+    results = fns.client.lrange(fns.key("results:client"), 0, -1)
+    assert [json.loads(r)["result"] for r in results] == ["\"w2\""]
+
+
+def test_a_command_that_loses_its_worker_too_often_becomes_a_dead_letter(redis_url,
+                                                                        redis_queue):
+    fns = functions(redis_url, redis_queue)
+    from pylane.redis.connection import lane_config_json
+
+    fns.register_lanes([lane_config_json("q", LaneConfig("q", 0, 0, 1), 0)],
+                       {"max_lost": 2}, now_ms=0)
+    fns.submit("c1", "q", "t", "1", "", now_ms=1)
+    now = 10
+    for round_ in range(2):
+        fns.join(f"w{round_}", 1, [], 100, now_ms=now)
+        assert [c["id"] for c in fns.claim(f"w{round_}", 1, [], now_ms=now)["claimed"]] == ["c1"]
+        now += 1000
+        fns.join("reaper", 1, [], 10**9, now_ms=now)  # joining reaps the expired
+    lane = fns.stats(now_ms=now)["lanes"][0]
+    assert (lane["pending"], lane["requeued"], lane["dead_lettered"]) == (0, 1, 1)
+    assert "lost its worker 2 times" in fns.dead_letters()[0]["error"]
+
+
+# ---- configuration conflicts and bad input ---------------------------------------------
+
+
+def test_a_conflicting_lane_config_names_the_field_and_writes_nothing(lanes, redis_url,
+                                                                      redis_queue):
+    lanes([LaneConfig("high", 0, 1, 4)]).start(worker=False)
+    clash = lanes([LaneConfig("extra", 3, 0, 1), LaneConfig("high", 0, 1, 3)])
+    with pytest.raises(LaneConfigConflictError) as caught:
+        clash.start(worker=False)
+    message = str(caught.value)
+    assert "'high'" in message or '"high"' in message
+    assert "max is 4 in Redis, 3 here" in message
+    retry = lanes([LaneConfig("high", 0, 1, 4, retry_policy=RetryPolicy.fixed(1, 1))])
+    with pytest.raises(LaneConfigConflictError, match="retry is none in Redis"):
+        retry.start(worker=False)
+    stored = functions(redis_url, redis_queue).stats()
+    assert [lane["lane_id"] for lane in stored["lanes"]] == ["high"]  # "extra" not written
+
+
+def test_queue_names_and_lane_ids_redis_cannot_key_fail_at_construction(redis_url):
+    for bad in ("a{b}", "has space", "", "x" * 200, "tab\there"):
+        with pytest.raises(InvalidConfigError, match="queue name"):
+            Lane(redis=redis_url, queue=bad)
+    with pytest.raises(InvalidConfigError, match="control character"):
+        Lane([LaneConfig("bad\nlane", 0, 0, 1)], redis=redis_url, queue="ok")
+    with pytest.raises(InvalidConfigError, match="give redis= too"):
+        Lane(queue="orphan")
+
+
+def test_unreachable_redis_fails_start_fast_with_the_url(redis_queue):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"redis://:secret@127.0.0.1:{port}/0"
+    lane = Lane(redis=url, queue=redis_queue)
+    began = time.monotonic()
+    with pytest.raises(RedisConnectionError) as caught:
+        lane.start()
+    assert time.monotonic() - began < 5.0
+    assert f"127.0.0.1:{port}" in str(caught.value) and "secret" not in str(caught.value)
+
+
+def test_a_server_that_accepts_but_never_answers_fails_within_the_connect_timeout(
+        redis_queue):
+    from pylane.redis.connection import CONNECT_TIMEOUT
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)  # the kernel completes handshakes; nobody ever answers
+        url = f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+        began = time.monotonic()
+        with pytest.raises(RedisConnectionError, match="unreachable"):
+            Lane(redis=url, queue=redis_queue).start()
+        assert time.monotonic() - began < CONNECT_TIMEOUT + 2.0
+
+
+# ---- the function library's version ------------------------------------------------------
+
+
+@pytest.fixture
+def own_redis() -> Any:
+    """A server of the test's own: these tests replace the library."""
+    from redis_server import RedisServer
+
+    pytest.importorskip("redis")
+    with RedisServer() as server:
+        yield server
+
+
+def test_functions_of_another_version_give_a_clear_error(own_redis, redis_queue):
+    import redis
+
+    from pylane.redis.connection import library_source
+
+    newer = library_source().replace("local VERSION = 1\n", "local VERSION = 999\n")
+    client = redis.Redis.from_url(own_redis.url)
+    client.function_load(newer)
+    with pytest.raises(LibraryVersionError) as caught:
+        Lane(redis=own_redis.url, queue=redis_queue).start()
+    assert "version 999" in str(caught.value) and "version 1 " in str(caught.value)
+    client.close()
+
+
+def test_an_older_compatible_library_is_replaced_in_place(own_redis, redis_queue,
+                                                          monkeypatch):
+    import redis
+
+    from pylane.redis import connection
+
+    current = connection.library_source()
+    client = redis.Redis.from_url(own_redis.url)
+    client.function_load(current)
+    upgraded = current.replace("local VERSION = 1\n", "local VERSION = 2\n")
+    monkeypatch.setattr(connection, "library_source", lambda: upgraded)
+    lane = Lane(redis=own_redis.url, queue=redis_queue)
+    try:
+        lane.start(worker=False)
+        assert int(client.fcall_ro("a3s_version", 0)) == 2
+    finally:
+        lane.manager.close()
+        client.close()
+
+
+def test_the_full_api_builder_takes_with_redis(redis_url, redis_queue):
+    manager = (QueueManagerBuilder().with_lane("jobs", LaneConfig.new(0, 2), 1)
+               .with_redis(redis_url, queue=redis_queue).build())
+    manager.register_command("double", lambda payload: _Double(payload))
+    manager.start()
+    try:
+        assert manager.submit("jobs", "double", 21).result(WAIT) == 42
+        assert manager.run("jobs", "echo", {"x": 1}) == {"x": 1}
+        with pytest.raises(InvalidArgumentError, match="not a function"):
+            manager.submit("jobs", lambda: 1)
+    finally:
+        manager.shutdown()
+        manager.drain(WAIT)
+
+
+class _Double:
+    def __init__(self, payload: int) -> None:
+        self.payload = payload
+
+    def execute(self) -> int:
+        return self.payload * 2
+
+
+def test_drain_waits_for_the_whole_queue(lanes):
+    lane = lanes(two_lanes())
+    gate = threading.Event()
+    lane.register_handler("hold", lambda _p: gate.wait(WAIT) and "released")
+    lane.start()
+    future = lane.submit_async("low", "hold", None)
+    from pylane import LaneTimeoutError
+
+    with pytest.raises(LaneTimeoutError, match="1 active"):
+        lane.drain(timeout_secs=0.3)
+    gate.set()
+    lane.drain(timeout_secs=WAIT)
+    assert future.done() and future.result() == "released"  # set before drain returned
+
+
+def test_the_readme_redis_example_runs(redis_url, redis_queue):
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("### Across machines: Redis"):]
+    code = re.search(r"```py\n(.*?)```", section, flags=re.S).group(1)
+    assert 'redis="redis://localhost:6379/0", queue="agents"' in code
+    code = code.replace("redis://localhost:6379/0", redis_url).replace(
+        'queue="agents"', f'queue="{redis_queue}"')
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("text for hi\n(WorkerStatus(")
