@@ -37,6 +37,7 @@ from ..events import (
 )
 from . import recovery
 from .engine import Engine, check
+from .future import CommandFuture
 from .jobs import Job, JobTable, Lane
 from .pool import WorkerPool
 
@@ -87,7 +88,7 @@ class Intake:
     _dlq: Optional[DeadLetterQueue]
     registry: CommandRegistry
     json_handlers: dict[str, Callable[[Any], Any]]
-    recovered: list[Any]
+    recovered: list[CommandFuture]
     _record_dead_letter: _RecordDeadLetter
 
     _forked_error: Callable[[], Exception]
