@@ -150,7 +150,7 @@ static lane *lane_at_locked(lc_engine *engine, uint32_t index) {
 
 /* `rekey`: the lane's key (its front ticket) changed, so a lane that stays
  * in the heap must be moved; otherwise a member already sits at its key. */
-static void heap_place(lane_heap *heap, lane *l, int belongs, int rekey) {
+static inline void heap_place(lane_heap *heap, lane *l, int belongs, int rekey) {
     int inside = heap_contains(heap, l);
     if (belongs && inside) {
         if (rekey) heap_fix(heap, l);
@@ -165,11 +165,24 @@ static void heap_place(lane_heap *heap, lane *l, int belongs, int rekey) {
  * change to a lane's pending ring, active count, pause flag or throttle;
  * `rekey` when its front ticket changed (a pop or a cancel). A lane's key is
  * (base priority, front ticket's seq), and the priority never changes. */
-static void lane_sync_locked(lc_engine *engine, lane *l, int rekey) {
-    int runnable = l->pending.count > 0 && !l->paused && l->active < l->max_concurrency &&
-                   l->throttled_until == 0;
+static int lane_runnable(const lane *l) {
+    return l->pending.count > 0 && !l->paused && l->active < l->max_concurrency &&
+           l->throttled_until == 0;
+}
+
+static inline void lane_sync_locked(lc_engine *engine, lane *l, int rekey) {
+    int runnable = lane_runnable(l);
     heap_place(&engine->ready, l, runnable, rekey);
     heap_place(&engine->reserved, l, runnable && l->active < l->min_concurrency, rekey);
+}
+
+/* lane_sync_locked after a change that can only add the lane to heaps, never
+ * take it out or move its key: a first pending ticket, or a freed slot. */
+static inline void lane_admit_locked(lc_engine *engine, lane *l) {
+    if (!lane_runnable(l)) return;
+    if (!heap_contains(&engine->ready, l)) heap_insert(&engine->ready, l);
+    if (l->active < l->min_concurrency && !heap_contains(&engine->reserved, l))
+        heap_insert(&engine->reserved, l);
 }
 
 static int32_t priority_now(const lane *l, uint64_t now_ns) {
@@ -177,11 +190,9 @@ static int32_t priority_now(const lane *l, uint64_t now_ns) {
     return effective_priority(l, ring_front(&l->pending)->enqueued_ns, now_ns);
 }
 
-/* The most urgent lane of `heap` now: its top, unless a boosted member has
- * risen above it. Ties go to the older front ticket, as in the heap. */
-static lane *best_of_locked(lc_engine *engine, const lane_heap *heap, uint64_t now_ns) {
-    lane *best = heap_top(heap);
-    if (!best || engine->boosted_count == 0) return best;
+/* best_of_locked's search when lanes have boosts: `best` is the heap's top. */
+static lane *best_boosted_locked(lc_engine *engine, const lane_heap *heap, lane *best,
+                                 uint64_t now_ns) {
     int32_t best_priority = priority_now(best, now_ns);
     for (uint32_t i = 0; i < engine->boosted_count; i++) {
         lane *l = engine->boosted[i];
@@ -194,6 +205,14 @@ static lane *best_of_locked(lc_engine *engine, const lane_heap *heap, uint64_t n
         }
     }
     return best;
+}
+
+/* The most urgent lane of `heap` now: its top, unless a boosted member has
+ * risen above it. Ties go to the older front ticket, as in the heap. */
+static inline lane *best_of_locked(lc_engine *engine, const lane_heap *heap, uint64_t now_ns) {
+    lane *best = heap_top(heap);
+    if (!best || engine->boosted_count == 0) return best;
+    return best_boosted_locked(engine, heap, best, now_ns);
 }
 
 /* The heap the next dispatch may come from under the worker budget, or NULL
@@ -266,7 +285,7 @@ static int enqueue_entry_locked(lc_engine *engine, lane *l, uint64_t ticket, uin
     engine->total_pending++;
     /* Behind other tickets it changes neither the lane's front (its key)
      * nor whether the lane may run: only a first ticket can move it. */
-    if (l->pending.count == 1) lane_sync_locked(engine, l, 0);
+    if (l->pending.count == 1) lane_admit_locked(engine, l);
     return LC_OK;
 }
 
@@ -344,7 +363,10 @@ static int complete_locked(lc_engine *engine, uint32_t index, int outcome) {
         l->cancelled++;
     else if (outcome == LC_OUTCOME_COMPLETED)
         l->completed++;
-    lane_sync_locked(engine, l, 0);
+    /* A freed slot can only let the lane into a heap: when it was full or
+     * falls below its reservation. */
+    if (l->active + 1 == l->max_concurrency || l->active < l->min_concurrency)
+        lane_admit_locked(engine, l);
     wake_idle_waiters_locked(engine);
     return LC_OK;
 }
