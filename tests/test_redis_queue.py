@@ -67,11 +67,10 @@ def functions(redis_url: str, queue: str) -> Any:
 # ---- the seed's snippet, with the keyword ------------------------------------------
 
 
-def test_seed_snippet_runs_with_only_the_redis_keyword(redis_url, redis_queue, monkeypatch,
-                                                      capsys):
-    """The original snippet, the keyword added to both constructors; right
-    after subscribing a command is queued so that recv returns an event
-    (read back from the queue's stream in Redis)."""
+def run_seed_snippet(redis_url: str, redis_queue: str, monkeypatch: Any, capsys: Any) -> None:
+    """Runs the original snippet with the keyword added to both
+    constructors; right after subscribing a command is queued so that recv
+    returns an event (read back from the queue's stream in Redis)."""
     keyword = f'redis="{redis_url}", queue="{redis_queue}"'
     code = SEED_SNIPPET.replace("lane = Lane()", f"lane = Lane({keyword})")
     code = code.replace("\n])\nlane.start()", f"\n], {keyword})\nlane.start()")
@@ -97,12 +96,18 @@ def test_seed_snippet_runs_with_only_the_redis_keyword(redis_url, redis_queue, m
     finally:
         for lane in started:
             lane.manager.close()
+        monkeypatch.undo()
     assert namespace["result"] == {"key": "value"}
     event = namespace["event"]
     assert event.key == "queue.command.submitted"
     assert event.payload["lane_id"] == "low"
     assert time.perf_counter() - began < 4.0, "recv waited for its timeout"
     assert capsys.readouterr().out.startswith("queue.command.submitted {")
+
+
+def test_seed_snippet_runs_with_only_the_redis_keyword(redis_url, redis_queue, monkeypatch,
+                                                      capsys):
+    run_seed_snippet(redis_url, redis_queue, monkeypatch, capsys)
 
 
 # ---- the SDK surface, queue-wide -----------------------------------------------------

@@ -469,12 +469,6 @@ local function reap(base, by_id, lanes, now)
   return #expired
 end
 
-local function min_sum(lanes)
-  local sum = 0
-  for _, lane in ipairs(lanes) do sum = sum + lane.cfg.min end
-  return sum
-end
-
 -- ---- functions -----------------------------------------------------------------
 
 local function f_version()
@@ -528,16 +522,6 @@ local function f_register_lanes(keys, args)
       fresh[#fresh + 1] = cfg
     end
   end
-  local slots = meta_number(base, 'slots', 0)
-  if #fresh > 0 and slots > 0 then
-    local lanes = load_lanes(base)
-    local sum = min_sum(lanes)
-    for _, cfg in ipairs(fresh) do sum = sum + cfg.min end
-    if sum > slots then
-      return fail('A3S_BUDGET', 'the lanes\' min_concurrency sum (' .. sum .. ') exceeds the '
-                  .. slots .. ' slots of the live workers')
-    end
-  end
   for _, cfg in ipairs(fresh) do
     redis.call('HSET', base .. ':config', cfg.id, cfg.text)
     redis.call('RPUSH', base .. ':lanes', cfg.id)
@@ -562,12 +546,10 @@ local function f_join(keys, args)
   -- Joining again (a heartbeat found it reaped, or its types changed): what it
   -- still holds stays leased to it.
   if redis.call('EXISTS', base .. ':worker:' .. wid) == 1 then drop_worker(base, wid) end
+  -- The live slots may fall below the lanes' reservations (workers come
+  -- and go): then, as in the C engine, only lanes below their own min start
+  -- commands until slots free up; stats() says so for each waiting lane.
   local total = meta_number(base, 'slots', 0) + slots
-  local sum = min_sum(lanes)
-  if sum > total then
-    return fail('A3S_BUDGET', 'the lanes\' min_concurrency sum (' .. sum .. ') exceeds the '
-                .. total .. ' slots of the live workers with this one (' .. slots .. ')')
-  end
   redis.call('ZADD', base .. ':workers', now + lease, wid)
   redis.call('HSET', base .. ':worker:' .. wid, 'slots', slots, 'types', types, 'joined', now,
              'beat', now, 'info', args[6] or '')
