@@ -408,10 +408,12 @@ static int profile(const char *side_name, uint32_t lanes, uint64_t cycles, int w
     uint64_t next;
     queue q = prepared(side, work, lanes, &next);
     run(&q, work, lanes, &next, WARMUP_CYCLES, NULL);
+    uint64_t start = clock_ns(CLOCK_THREAD_CPUTIME_ID);
     uint64_t done = profiled_cycles(&q, work, lanes, &next, cycles);
+    double ns = (double)(clock_ns(CLOCK_THREAD_CPUTIME_ID) - start) / (double)done;
     queue_free(&q);
-    printf("%s, %u lanes, %s: %llu cycles\n", side_name, lanes,
-           work == WORK_STEADY ? "steady" : "drain", (unsigned long long)done);
+    printf("%s, %u lanes, %s: %llu cycles, %.1f ns each (thread CPU time)\n", side_name, lanes,
+           work == WORK_STEADY ? "steady" : "drain", (unsigned long long)done, ns);
     return 0;
 }
 

@@ -313,15 +313,21 @@ static uint32_t sample_key(uint32_t lane_index, uint32_t kind) {
 }
 
 static int take_next_locked(lc_engine *engine, uint64_t now_ns, lc_dispatch *out) {
+    lane *l;
     if (needs_clock_locked(engine)) {
         if (!now_ns) now_ns = lc_now_ns();
         advance_clock_locked(engine, now_ns);
+        /* A rate limit is checked at dispatch, and only for the lane that
+         * would run: an idle or full lane never spends a token (the
+         * original's R1). */
+        while ((l = pick_lane_locked(engine, now_ns)) && l->rate_per_ns > 0 &&
+               !bucket_take(l, now_ns))
+            throttle_locked(engine, l, now_ns);
+    } else {
+        /* No lane has a rate limit or a boost: the pick is a heap's top. */
+        const lane_heap *heap = eligible_heap_locked(engine);
+        l = heap ? heap_top(heap) : NULL;
     }
-    lane *l;
-    /* A rate limit is checked at dispatch, and only for the lane that would
-     * run: an idle or full lane never spends a token (the original's R1). */
-    while ((l = pick_lane_locked(engine, now_ns)) && l->rate_per_ns > 0 && !bucket_take(l, now_ns))
-        throttle_locked(engine, l, now_ns);
     if (!l) return LC_NONE;
     ring_entry entry = ring_pop_front(&l->pending);
     engine->total_pending--;
