@@ -52,6 +52,8 @@ class RedisServer:
     chosen one was taken in the meantime."""
 
     def __init__(self, extra_args: tuple[str, ...] = ()) -> None:
+        """`extra_args` come after the defaults, so they may override them
+        (``("--appendonly", "yes")``)."""
         binary = redis_server_binary()
         if binary is None:
             raise RuntimeError("redis-server is not installed (tests/run_all.sh installs it)")
@@ -75,22 +77,38 @@ class RedisServer:
         last_output = ""
         for _attempt in range(3):
             self.port = free_port()
-            log = os.path.join(self.directory, "redis.log")
-            self.process = subprocess.Popen(
-                [self.binary, "--port", str(self.port), "--bind", HOST, "--save", "",
-                 "--appendonly", "no", "--dir", self.directory, "--logfile", log,
-                 "--daemonize", "no", *self.extra_args],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            deadline = time.monotonic() + START_TIMEOUT
-            while time.monotonic() < deadline and self.process.poll() is None:
-                if ping(self.port):
-                    return self
-                time.sleep(0.02)  # a startup wait, bounded by START_TIMEOUT
-            with contextlib.suppress(OSError), open(log) as handle:
-                last_output = handle.read()[-2000:]
+            if self._launch():
+                return self
+            last_output = self._log_tail()
             self.stop()
+            self.directory = tempfile.mkdtemp(prefix="pylane-redis-")
         raise RuntimeError(f"redis-server did not answer PING on {HOST}:{self.port} "
                            f"within {START_TIMEOUT}s:\n{last_output}")
+
+    def restart(self) -> None:
+        """After kill(): the same port and folder (its AOF, if any)."""
+        if not self._launch():
+            raise RuntimeError(f"redis-server did not restart on port {self.port}:\n"
+                               f"{self._log_tail()}")
+
+    def _launch(self) -> bool:
+        log = os.path.join(self.directory, "redis.log")
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", HOST, "--save", "",
+             "--appendonly", "no", "--dir", self.directory, "--logfile", log,
+             "--daemonize", "no", *self.extra_args],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline and self.process.poll() is None:
+            if ping(self.port):
+                return True
+            time.sleep(0.02)  # a startup wait, bounded by START_TIMEOUT
+        return False
+
+    def _log_tail(self) -> str:
+        with contextlib.suppress(OSError), open(os.path.join(self.directory, "redis.log")) as f:
+            return f.read()[-2000:]
+        return ""
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after STOP_TIMEOUT; by this server's PID only."""

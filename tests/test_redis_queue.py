@@ -436,3 +436,39 @@ def test_the_readme_redis_example_runs(redis_url, redis_queue):
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("text for hi\n(WorkerStatus(")
+
+
+def test_redis_lost_mid_run_workers_retry_and_say_so_submits_fail_clearly(redis_queue,
+                                                                          caplog):
+    """Redis dies under a running worker and comes back (its AOF keeps the
+    functions and the queue): the worker says so in the log and in local
+    events, a submit meanwhile fails at once naming the URL and writes
+    nothing, and the worker goes on once Redis answers again."""
+    from redis_server import RedisServer
+
+    pytest.importorskip("redis")
+    server = RedisServer(("--appendonly", "yes", "--appendfsync", "always")).start()
+    lane = Lane(two_lanes(), redis=server.url, queue=redis_queue)
+    try:
+        lane.start()
+        assert lane.submit("high", "echo", 1) == 1
+        stream = lane.subscribe_filtered(["queue.redis.disconnected",
+                                          "queue.redis.reconnected"])
+        server.kill()
+        event = stream.recv(WAIT)  # idle slots were blocked in Redis: they notice at once
+        assert event is not None and event.key == "queue.redis.disconnected"
+        assert f"127.0.0.1:{server.port}" in event.payload["url"]
+        began = time.monotonic()
+        with pytest.raises(RedisConnectionError, match=f"127.0.0.1:{server.port}"):
+            lane.submit_async("high", "echo", 2)
+        assert time.monotonic() - began < 5.0
+        assert "unreachable" in caplog.text and "retrying with back-off" in caplog.text
+        server.restart()
+        event = stream.recv(WAIT)
+        assert event is not None and event.key == "queue.redis.reconnected"
+        assert lane.submit("high", "echo", 3) == 3
+        high = lane.stats().lane("high")
+        assert (high.submitted, high.completed) == (2, 2)  # the failed submit left nothing
+    finally:
+        lane.manager.close()
+        server.stop()

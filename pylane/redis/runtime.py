@@ -36,6 +36,7 @@ from ..errors import (
     InvalidConfigError,
     InvalidPayloadError,
     LaneError,
+    LaneNotFoundError,
     LaneTimeoutError,
     RemoteCommandError,
     ShutdownInProgressError,
@@ -156,11 +157,13 @@ class RedisQueue:
                 finally:
                     probe.close()
                 client = open_client(self.url)
-                ensure_library(client, self.url)
-                fns = Functions(client, self.url, self.queue_name)
-                configs = [lane_config_json(lane_id, config, priority)
-                           for lane_id, config, priority in self._lanes]
-                fns.register_lanes(configs, self._options)
+                try:
+                    ensure_library(client, self.url)
+                    fns = Functions(client, self.url, self.queue_name)
+                    self._register_lanes(fns)
+                except BaseException:
+                    client.close()
+                    raise
                 self._fns = fns
             return self._fns
 
@@ -336,11 +339,23 @@ class RedisQueue:
         self._futures[command_id] = future  # before the submit: a result may come at once
         self._ensure_waiter()
         try:
-            fns.submit(command_id, lane_id, command_type, text, self.client_id)
+            try:
+                fns.submit(command_id, lane_id, command_type, text, self.client_id)
+            except LaneNotFoundError:
+                if lane_id not in self.lane_ids():
+                    raise
+                # A lane of ours is gone: Redis restarted without persistence.
+                self._register_lanes(fns)
+                fns.submit(command_id, lane_id, command_type, text, self.client_id)
         except BaseException:
             self._futures.pop(command_id, None)
             raise
         return future
+
+    def _register_lanes(self, fns: Functions) -> None:
+        configs = [lane_config_json(lane_id, config, priority)
+                   for lane_id, config, priority in self._lanes]
+        fns.register_lanes(configs, self._options)
 
     def run(self, lane_id: str, command: Any, *args: Any, **kwargs: Any) -> Any:
         """Blocking submit: the result, or the command's error."""

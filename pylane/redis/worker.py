@@ -124,8 +124,8 @@ class RedisWorker:
                           f"{socket.gethostname()} pid {os.getpid()}")
             self._joined_types = types
 
-    def _rejoin(self, why: str) -> None:
-        logger.warning("worker %s %s; joining the queue again", self.id, why)
+    def _rejoin(self, why: str, level: int = logging.WARNING) -> None:
+        logger.log(level, "worker %s %s; joining the queue again", self.id, why)
         try:
             self._join()
         except RedisConnectionError as error:
@@ -270,4 +270,4 @@ class RedisWorker:
             if not known:
                 self._rejoin("was reaped (its lease expired)")
             elif self.owner.handled_types() != self._joined_types:
-                self._rejoin("has new handlers")
+                self._rejoin("has new handlers", logging.INFO)
