@@ -357,18 +357,18 @@ static void wake_idle_waiters_locked(lc_engine *engine) {
 static int complete_locked(lc_engine *engine, uint32_t index, int outcome) {
     lane *l = lane_at_locked(engine, index);
     if (!l) return LC_ERR_NO_LANE;
-    if (outcome < LC_OUTCOME_COMPLETED || outcome > LC_OUTCOME_RETRIED) return LC_ERR_INVALID;
+    if ((unsigned)outcome > LC_OUTCOME_RETRIED) return LC_ERR_INVALID; /* also < 0 */
     if (l->active == 0) return LC_ERR_NOT_ACTIVE;
     l->active--;
     if (l->active < l->min_concurrency) engine->unfilled++;
     engine->total_active--;
     /* LC_OUTCOME_RETRIED moves no counter: lc_retry_at counts the retry. */
-    if (outcome == LC_OUTCOME_FAILED)
+    if (outcome == LC_OUTCOME_COMPLETED)
+        l->completed++;
+    else if (outcome == LC_OUTCOME_FAILED)
         l->failed++;
     else if (outcome == LC_OUTCOME_CANCELLED)
         l->cancelled++;
-    else if (outcome == LC_OUTCOME_COMPLETED)
-        l->completed++;
     /* A freed slot can only let the lane into a heap: when it was full or
      * falls below its reservation. */
     if (l->active + 1 == l->max_concurrency || l->active < l->min_concurrency)
@@ -712,7 +712,8 @@ int lc_wait_next(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out) {
 int lc_complete(lc_engine *engine, uint32_t index, int outcome) {
     pthread_mutex_lock(&engine->lock);
     int rc = complete_locked(engine, index, outcome);
-    if (rc == LC_OK && engine->total_pending) wake_one_worker_locked(engine);
+    if (engine->work_waiters && rc == LC_OK && engine->total_pending)
+        pthread_cond_signal(&engine->work_cond);
     pthread_mutex_unlock(&engine->lock);
     return rc;
 }
