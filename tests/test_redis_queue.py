@@ -20,6 +20,7 @@ from test_sdk_surface import SEED_SNIPPET
 
 from conftest import WAIT
 from pylane import (
+    CommandTimeoutError,
     InvalidArgumentError,
     InvalidConfigError,
     Lane,
@@ -339,11 +340,11 @@ def test_a_server_that_accepts_but_never_answers_fails_within_the_connect_timeou
 
 
 @pytest.fixture
-def own_redis() -> Any:
-    """A server of the test's own: these tests replace the library."""
+def own_redis(redis_server: Any) -> Any:
+    """A server of the test's own: these tests replace the library. (It
+    asks for the session's server only to be skipped where that is.)"""
     from redis_server import RedisServer
 
-    pytest.importorskip("redis")
     with RedisServer() as server:
         yield server
 
@@ -438,7 +439,8 @@ def test_the_readme_redis_example_runs(redis_url, redis_queue):
     assert done.stdout.startswith("text for hi\n(WorkerStatus(")
 
 
-def test_redis_lost_mid_run_workers_retry_and_say_so_submits_fail_clearly(redis_queue,
+def test_redis_lost_mid_run_workers_retry_and_say_so_submits_fail_clearly(redis_server,
+                                                                          redis_queue,
                                                                           caplog):
     """Redis dies under a running worker and comes back (its AOF keeps the
     functions and the queue): the worker says so in the log and in local
@@ -446,7 +448,6 @@ def test_redis_lost_mid_run_workers_retry_and_say_so_submits_fail_clearly(redis_
     nothing, and the worker goes on once Redis answers again."""
     from redis_server import RedisServer
 
-    pytest.importorskip("redis")
     server = RedisServer(("--appendonly", "yes", "--appendfsync", "always")).start()
     lane = Lane(two_lanes(), redis=server.url, queue=redis_queue)
     try:
@@ -472,3 +473,47 @@ def test_redis_lost_mid_run_workers_retry_and_say_so_submits_fail_clearly(redis_
     finally:
         lane.manager.close()
         server.stop()
+
+
+def test_a_timeout_is_enforced_by_the_worker_and_settled_in_redis(lanes):
+    config = LaneConfig("slow", priority=0, min_concurrency=0, max_concurrency=1,
+                        timeout_secs=0.2)
+    lane = lanes([config])
+
+    @lane.handler("spin")
+    def spin(_payload):
+        while True:  # pure Python: the timeout's interrupt stops it
+            time.sleep(0.01)
+
+    lane.start()
+    stream = lane.subscribe_filtered(["queue.command.timeout"])
+    began = time.monotonic()
+    with pytest.raises(CommandTimeoutError):
+        lane.submit("slow", "spin", None)
+    assert time.monotonic() - began < 3.0
+    assert stream.recv(WAIT).key == "queue.command.timeout"
+    slow = lane.stats().lane("slow")
+    assert (slow.timed_out, slow.failed, slow.active, slow.dead_lettered) == (1, 1, 0, 1)
+    assert lane.submit("slow", "echo", "next") == "next"  # the slot came back
+
+
+def test_a_rate_limited_lane_starts_each_command_when_its_token_is_due(lanes):
+    from pylane import RateLimitConfig
+
+    limited = LaneConfig("api", priority=0, min_concurrency=0, max_concurrency=8,
+                         rate_limit=RateLimitConfig.new(3, 0.3))  # 3 at once, then 1 per 100 ms
+    lane = lanes([limited, LaneConfig("other", priority=1, min_concurrency=0,
+                                      max_concurrency=2)])
+    starts: list[float] = []
+    lane.register_handler("tick", lambda _p: starts.append(time.monotonic()))
+    lane.start()
+    began = time.monotonic()
+    futures = [lane.submit_async("api", "tick", n) for n in range(6)]
+    assert lane.submit("other", "echo", "not held up") == "not held up"
+    for future in futures:
+        future.result(WAIT)
+    offsets = sorted(start - began for start in starts)
+    assert offsets[2] < 0.09, offsets  # the burst
+    for n in (3, 4, 5):  # then one per token: idle slots woke for each due token
+        assert offsets[n] >= 0.1 * (n - 2) - 0.01, offsets
+    assert offsets[5] < 1.0, offsets
