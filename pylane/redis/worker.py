@@ -156,7 +156,7 @@ class RedisWorker:
     def _slot_loop(self) -> None:
         ack: Optional[dict[str, Any]] = None
         backoff = Backoff()
-        woke_by_timer = False
+        was_timer = False
         while True:
             stopping = self._stop.is_set()
             try:
@@ -181,15 +181,16 @@ class RedisWorker:
                 self._rejoin("was reaped (its lease expired)")
                 continue
             if reply["claimed"]:
-                if woke_by_timer:
-                    # Hand the due-time wait to another idle slot.
+                if was_timer:
+                    # This slot was the one waiting for the due time and is
+                    # busy now: hand that wait to another idle slot.
                     self._poke()
+                was_timer = False
                 ack = self._execute(reply["claimed"][0])
-                woke_by_timer = False
                 continue
             if stopping:
                 return
-            woke_by_timer = self._idle(reply, backoff)
+            was_timer = self._idle(reply, backoff)
 
     def _poke(self) -> None:
         try:
@@ -200,8 +201,8 @@ class RedisWorker:
             self._connection_lost(error)
 
     def _idle(self, reply: dict[str, Any], backoff: Backoff) -> bool:
-        """Blocks until woken or the next due time; True if this slot waited
-        for the due time and it passed."""
+        """Blocks until woken or the next due time; True if this slot was
+        the one waiting for the due time (however it woke)."""
         me = threading.get_ident()
         timeout = 0.0  # BLPOP 0: until a token comes
         if reply["next_due"]:
@@ -212,18 +213,17 @@ class RedisWorker:
                     self._timer_owner, self._timer_deadline = me, deadline
                     timeout = wait
         try:
-            item = self._blocking.blpop([self.wake_key], timeout=timeout)
+            self._blocking.blpop([self.wake_key], timeout=timeout)
         except Exception as error:
             if not is_connection_error(error):
                 raise
             self._connection_lost(unreachable(self.owner.url, error))
             self._stop.wait(backoff.next())
-            item = None
         finally:
             with self._timer_lock:
                 if self._timer_owner == me:
                     self._timer_owner = None
-        return item is None and timeout > 0
+        return timeout > 0
 
     def _local_lane(self, lane_id: str, timeout_ms: Optional[float]) -> None:
         if lane_id in self._local_lanes:
