@@ -19,7 +19,7 @@ import math
 import os
 import threading
 import weakref
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Union, overload
 
 from .._checks import check_lane_id, check_priority, check_workers
 from .._durations import Duration, to_seconds
@@ -400,6 +400,12 @@ class CommandQueue(Intake, Execution):
     def stats(self) -> QueueStats:
         self._check_process()
         return queue_stats(self._engine, self._lanes_by_index, self._dlq, self._pool)
+
+    @overload
+    def subscribe(self, callback: None = None) -> EventStream: ...
+
+    @overload
+    def subscribe(self, callback: Callable[[LaneEvent], Any]) -> CallbackSubscription: ...
 
     def subscribe(
         self, callback: Optional[Callable[[LaneEvent], Any]] = None
