@@ -517,3 +517,30 @@ def test_a_rate_limited_lane_starts_each_command_when_its_token_is_due(lanes):
     for n in (3, 4, 5):  # then one per token: idle slots woke for each due token
         assert offsets[n] >= 0.1 * (n - 2) - 0.01, offsets
     assert offsets[5] < 1.0, offsets
+
+
+def test_an_idle_worker_and_subscriber_send_redis_nothing(own_redis, redis_queue):
+    """No polling: once idle, a worker's slots, its events reader and its
+    results waiter all block inside Redis; only the heartbeat talks, once
+    per lease / 3 (here 30 s / 3)."""
+    import redis
+
+    manager = (QueueManagerBuilder().with_lane("q", LaneConfig.new(0, 4), 0)
+               .with_redis(own_redis.url, queue=redis_queue, lease=30.0).build())
+    manager.start()
+    admin = redis.Redis.from_url(own_redis.url)
+    try:
+        stream = manager.subscribe()
+        assert manager.run("q", "echo", 1) == 1
+        assert stream.recv(WAIT) is not None
+
+        def processed() -> int:
+            return int(admin.info("stats")["total_commands_processed"])
+
+        time.sleep(0.2)  # let the slots that just finished block again
+        before = processed()
+        time.sleep(1.0)  # the measurement window: absence of traffic
+        assert processed() - before <= 1  # the INFO call itself
+    finally:
+        manager.close()
+        admin.close()
