@@ -294,7 +294,7 @@ class Functions:
     def claim(self, worker_id: str, free: int, acks: list[dict[str, Any]],
               now_ms: Optional[float] = None) -> dict[str, Any]:
         raw = self.call("a3s_claim", worker_id, free, json.dumps(acks), now_ms=now_ms)
-        reply = json.loads(raw)
+        reply: dict[str, Any] = json.loads(raw)
         # cjson writes an empty Lua table as {}.
         for name in ("claimed", "rejected"):
             if not reply.get(name):
@@ -311,7 +311,7 @@ class Functions:
         self.call("a3s_resume", lane_id, now_ms=now_ms)
 
     def stats(self, now_ms: Optional[float] = None) -> dict[str, Any]:
-        reply = json.loads(self.call("a3s_stats", now_ms=now_ms))
+        reply: dict[str, Any] = json.loads(self.call("a3s_stats", now_ms=now_ms))
         for name in ("lanes", "workers"):
             if not reply.get(name):
                 reply[name] = []

@@ -18,10 +18,11 @@ import json
 import logging
 import math
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import Future, InvalidStateError
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Union, cast
 
 from .._checks import check_lane_id
 from .._durations import Duration, to_seconds
@@ -72,7 +73,7 @@ DEFAULT_LEASE = 10.0  # seconds; heartbeats every third of it
 DEFAULT_POOL_CAP = 64
 
 
-class RedisFuture(Future):
+class RedisFuture(Future[Any]):
     """A submit's future; ``cancel()`` withdraws the command from Redis if
     it has not started (on whichever machine)."""
 
@@ -120,7 +121,7 @@ class RedisQueue:
         self.json_handlers: dict[str, Callable[[Any], Any]] = {}
         self.registry = CommandRegistry()
         self._factories: dict[str, Callable[[Any], Command]] = {}
-        self.recovered: list[Future] = []
+        self.recovered: list[Future[Any]] = []
         self.client_id = uuid.uuid4().hex
         self._lock = threading.Lock()
         self._fns: Optional[Functions] = None
@@ -549,31 +550,34 @@ def _event_of(entry_id: Any, fields: dict[Any, Any]) -> LaneEvent:
 
 
 def _now() -> float:
-    import time
-
     return time.monotonic()
 
 
 def _sleep(seconds: float) -> None:
-    threading.Event().wait(seconds)
+    """A back-off pause of a background thread."""
+    time.sleep(seconds)
 
 
 class RedisQueueManager(QueueManager):
     """``QueueManager`` over a ``RedisQueue``: the same calls, queue-wide."""
 
-    _queue: RedisQueue
+    def __init__(self, queue: RedisQueue) -> None:
+        # RedisQueue has CommandQueue's surface (duck-typed, not a subclass).
+        super().__init__(cast(Any, queue))
+        self._redis_queue = queue
 
-    def start(self, worker: bool = True) -> None:  # type: ignore[override]
+    def start(self, worker: bool = True) -> None:
         """Joins the queue as a worker (``worker=False``: producer only)."""
-        self._queue.start(worker=worker)
+        self._redis_queue.start(worker=worker)
 
     def dead_letters(self) -> list[DeadLetter]:
         """The queue's dead letters, oldest first (bounded by with_dlq's
         capacity, default 10,000)."""
-        return self._queue.dead_letters()
+        return self._redis_queue.dead_letters()
 
     def close(self) -> None:
-        self._queue.close()
+        """Leaves at once, without waiting for the queue to drain."""
+        self._redis_queue.close()
 
 
 def build_manager(builder: Any, url: str, queue: str, options: dict[str, Any]) -> QueueManager:
@@ -591,4 +595,4 @@ def build_manager(builder: Any, url: str, queue: str, options: dict[str, Any]) -
                              dead_letters=dlq.capacity if dlq is not None else None, **options)
     for command_type, factory in builder._factories.items():
         redis_queue.register_command(command_type, factory)
-    return RedisQueueManager(redis_queue)  # type: ignore[arg-type]
+    return RedisQueueManager(redis_queue)

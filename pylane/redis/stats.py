@@ -37,7 +37,7 @@ class RedisQueueStats(QueueStats):
 
 
 def from_reply(raw: dict[str, Any]) -> RedisQueueStats:
-    lanes = [
+    lanes: list[LaneStatus] = [
         RedisLaneStatus(
             lane_id=s["lane_id"], priority=int(s["priority"]), pending=int(s["pending"]),
             active=int(s["active"]), min_concurrency=int(s["min"]),
