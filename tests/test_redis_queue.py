@@ -544,3 +544,20 @@ def test_an_idle_worker_and_subscriber_send_redis_nothing(own_redis, redis_queue
     finally:
         manager.close()
         admin.close()
+
+
+def test_handlers_registered_after_start_reach_the_workers_registration(redis_url,
+                                                                        redis_queue):
+    manager = (QueueManagerBuilder().with_lane("q", LaneConfig.new(0, 2), 0)
+               .with_redis(redis_url, queue=redis_queue, lease=0.6).build())
+    manager.start()
+    try:
+        assert manager.stats().workers[0].types == ()
+        manager.queue().json_handlers["late"] = lambda payload: payload * 2
+        deadline = time.monotonic() + WAIT
+        while manager.stats().workers[0].types != ("late",):  # the next heartbeat (0.2 s)
+            assert time.monotonic() < deadline, "the new handler was never registered"
+            time.sleep(0.05)
+        assert manager.run("q", "late", 21) == 42
+    finally:
+        manager.close()
