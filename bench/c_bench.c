@@ -12,9 +12,20 @@
  *           complete until the queue is empty, again and again.
  *
  * A cycle is one submit, one dispatch and one complete: three calls, each
- * taking the lock once, on both sides. Every submit passes now_ns 0, so both
- * sides read the clock for the ticket's enqueue time (lc_dispatch.enqueued_ns,
- * which the wrappers use); the floor reads it before taking its lock.
+ * taking the lock once, on both sides. Two tables, one per way of passing the
+ * time:
+ *   caller's time  every submit passes now_ns > 0: nobody reads the clock,
+ *                  so the table compares the scheduling alone;
+ *   clock          every submit passes now_ns 0, as the wrappers do: both
+ *                  sides read CLOCK_MONOTONIC for the ticket's enqueue time
+ *                  (lc_dispatch.enqueued_ns, which the wrappers use), before
+ *                  taking the lock.
+ *
+ * The process is made multi-threaded before anything is measured (one
+ * thread started and joined): glibc takes an uncontended mutex without an
+ * atomic instruction while a process has never had a second thread, and no
+ * process that embeds the engine is like that. --single-threaded-process
+ * skips it (the two-thread rows then run last, after every one-thread row).
  *
  * Method: for each workload and lane count, ROUNDS rounds; a round runs every
  * side once (ours and the floor's two designs), each for at least MIN_RUN_NS
@@ -27,15 +38,16 @@
  * Before timing, every case checks that the engine and both floor designs
  * dispatch the same (lane, ticket) sequence.
  *
- * A two-thread row (one producer submitting, one worker looping on
- * complete_and_wait) is printed for information: wall time, rounds alternated
- * the same way.
+ * Two-thread rows (one producer submitting, one worker looping on
+ * complete_and_wait) are printed for information: wall time per ticket,
+ * rounds alternated the same way. On a shared 2-core machine they swing
+ * several-fold between rounds (whether the worker sleeps per ticket or not).
  *
- * lane_bench --profile SIDE --lanes N --cycles C [--drain]
+ * lane_bench --profile SIDE --lanes N --cycles C [--drain] [--caller-time]
  *   runs one side only (ours | lanes | tickets) for C cycles after the
- *   warm-up, for callgrind: the cycles run inside profiled_cycles(), so
- *   `--toggle-collect=profiled_cycles` counts the instructions of exactly C
- *   cycles.
+ *   warm-up and prints their ns per cycle; for callgrind, the cycles run
+ *   inside profiled_cycles(), so `--toggle-collect=profiled_cycles` counts
+ *   the instructions of exactly C cycles.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
