@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Union, overload
 
 from ._checks import check_lane_id, check_priority, check_workers
 from ._durations import Duration
@@ -184,11 +184,19 @@ class QueueManager:
     def resume_lane(self, lane_id: str) -> None:
         self._queue.resume_lane(lane_id)
 
+    @overload
+    def subscribe(self, callback: None = None) -> EventStream: ...
+
+    @overload
+    def subscribe(self, callback: Callable[[LaneEvent], Any]) -> CallbackSubscription: ...
+
     def subscribe(
         self, callback: Optional[Callable[[LaneEvent], Any]] = None
     ) -> Union[EventStream, CallbackSubscription]:
         """An ``EventStream`` of every event; with `callback`, the callback
         runs on a thread of its own for each event instead."""
+        if callback is None:
+            return self._queue.subscribe()
         return self._queue.subscribe(callback)
 
     def subscribe_filtered(self, predicate: Callable[[LaneEvent], bool]) -> EventStream:

@@ -22,8 +22,9 @@ step "Python environment (.venv)"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 
-step "lint (ruff)"
+step "lint (ruff) and types (mypy --strict, mypy.ini)"
 .venv/bin/ruff check .
+.venv/bin/mypy
 
 bash tests/c/run.sh
 
