@@ -312,7 +312,7 @@ static uint32_t sample_key(uint32_t lane_index, uint32_t kind) {
     return lane_index * 2 + kind;
 }
 
-static int take_next_locked(lc_engine *engine, uint64_t now_ns, lc_dispatch *out) {
+static inline int take_next_locked(lc_engine *engine, uint64_t now_ns, lc_dispatch *out) {
     lane *l;
     if (needs_clock_locked(engine)) {
         if (!now_ns) now_ns = lc_now_ns();
