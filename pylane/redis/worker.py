@@ -4,7 +4,8 @@ the local C engine and acknowledges it in its next claim, one round trip per
 command. Idle slots block in Redis on the worker's own wake list; one of
 them at a time also waits for the next due time Redis reported (a retry's
 back-off, a rate limit's next token). A heartbeat thread renews the lease
-once per interval and reaps workers whose lease ran out.
+once per interval and reaps workers whose lease ran out; when another
+worker's lease runs out before its next beat, it beats then.
 
 When Redis cannot be reached, every thread retries with back-off (100 ms
 doubling to 5 s), a finished command's ack is kept until it goes through,
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -39,6 +41,7 @@ REDIS_DISCONNECTED = "queue.redis.disconnected"
 REDIS_RECONNECTED = "queue.redis.reconnected"
 BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 5.0
+REAP_MARGIN = 0.005  # seconds after a lease runs out that a heartbeat reaps it
 
 
 class Backoff:
@@ -257,7 +260,9 @@ class RedisWorker:
 
     def _heartbeat_loop(self) -> None:
         interval = self.lease_ms / 3000.0
-        while not self._stop.wait(interval):
+        wait = interval
+        while not self._stop.wait(wait):
+            wait = interval
             try:
                 known, _reaped = self.fns.heartbeat(self.id, self.lease_ms)
             except RedisConnectionError as error:
@@ -271,3 +276,25 @@ class RedisWorker:
                 self._rejoin("was reaped (its lease expired)")
             elif self.owner.handled_types() != self._joined_types:
                 self._rejoin("has new handlers", logging.INFO)
+            wait = min(interval, self._until_next_expiry())
+
+    def _until_next_expiry(self) -> float:
+        """Seconds until another worker's lease runs out, if that comes
+        before this worker's next heartbeat (REAP_MARGIN after it: the
+        heartbeat then reaps it), else a large number. A dead worker's
+        commands so go back within its lease, not a heartbeat interval
+        later. Read relative to this worker's own expiry, just renewed, so
+        no clock is compared."""
+        try:
+            pipe = self.fns.client.pipeline(transaction=False)
+            pipe.zrange(self.fns.key("workers"), 0, 0, withscores=True)
+            pipe.zscore(self.fns.key("workers"), self.id)
+            earliest, mine = pipe.execute()
+        except Exception as error:
+            if not is_connection_error(error):
+                raise
+            return math.inf  # the next heartbeat finds out
+        if not earliest or mine is None or earliest[0][0].decode() == self.id:
+            return math.inf
+        now_ms = float(mine) - self.lease_ms
+        return max(0.0, (float(earliest[0][1]) - now_ms) / 1000.0) + REAP_MARGIN
