@@ -161,15 +161,16 @@ static inline void heap_place(lane_heap *heap, lane *l, int belongs, int rekey) 
     }
 }
 
-/* Puts the lane in exactly the heaps its state calls for. Called after every
- * change to a lane's pending ring, active count, pause flag or throttle;
- * `rekey` when its front ticket changed (a pop or a cancel). A lane's key is
- * (base priority, front ticket's seq), and the priority never changes. */
+/* Whether the lane may dispatch now, budget aside: the `ready` heap's rule. */
 static int lane_runnable(const lane *l) {
     return l->pending.count > 0 && !l->paused && l->active < l->max_concurrency &&
            l->throttled_until == 0;
 }
 
+/* Puts the lane in exactly the heaps its state calls for. Called after every
+ * change to a lane's pending ring, active count, pause flag or throttle;
+ * `rekey` when its front ticket changed (a pop or a cancel). A lane's key is
+ * (base priority, front ticket's seq), and the priority never changes. */
 static inline void lane_sync_locked(lc_engine *engine, lane *l, int rekey) {
     int runnable = lane_runnable(l);
     heap_place(&engine->ready, l, runnable, rekey);
