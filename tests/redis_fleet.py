@@ -4,6 +4,7 @@ the queue's event stream say afterwards. Every wait is bounded."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import select
 import signal
@@ -23,10 +24,13 @@ class WorkerProcess:
     """One worker process; ``id`` is its worker id in the queue."""
 
     def __init__(self, url: str, queue: str, slots: int, lease: float,
-                 lanes: list[list[Any]]) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, str(WORKER), url, queue, str(slots), str(lease), json.dumps(lanes)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                 lanes: list[list[Any]], log: Optional[Path] = None) -> None:
+        with contextlib.ExitStack() as files:  # the child has its own copy of the file
+            stderr = files.enter_context(open(log, "a")) if log is not None else None
+            self.process = subprocess.Popen(
+                [sys.executable, str(WORKER), url, queue, str(slots), str(lease),
+                 json.dumps(lanes)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True)
         self.id = ""
 
     @property
@@ -63,12 +67,14 @@ class Fleet:
     """The test's worker processes; ``stop_all()`` at teardown."""
 
     def __init__(self, url: str, queue: str, slots: int, lease: float,
-                 lanes: list[list[Any]]) -> None:
+                 lanes: list[list[Any]], log: Optional[Path] = None) -> None:
+        """`log`: a file the workers' stderr (their log) goes to."""
         self.args = (url, queue, slots, lease, lanes)
+        self.log = log
         self.all: list[WorkerProcess] = []
 
     def spawn(self, count: int = 1) -> list[WorkerProcess]:
-        batch = [WorkerProcess(*self.args) for _ in range(count)]
+        batch = [WorkerProcess(*self.args, log=self.log) for _ in range(count)]
         self.all.extend(batch)
         return [worker.wait_ready() for worker in batch]
 

@@ -5,6 +5,8 @@ its PID. Never a system service, never another address.
     with RedisServer() as server:
         server.url   # redis://127.0.0.1:<port>/0
 
+    RedisServer(DURABLE): AOF with appendfsync always, for kill() + restart().
+
 Every wait is bounded: the server must answer PING within ``START_TIMEOUT``
 seconds, and stopping it waits ``STOP_TIMEOUT`` seconds for SIGTERM before
 SIGKILL.
@@ -25,6 +27,9 @@ from typing import Optional
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
 HOST = "127.0.0.1"
+# Every write on disk before Redis answers it: a crash loses nothing that
+# was acknowledged (``RedisServer(DURABLE)``; ``restart()`` replays the AOF).
+DURABLE = ("--appendonly", "yes", "--appendfsync", "always")
 
 
 def redis_server_binary() -> Optional[str]:

@@ -25,7 +25,11 @@ Where the decisions are made
     a3s_heartbeat          now, worker id, lease ms -> {known, reaped};
                            reaps workers whose lease ran out: their commands
                            back to the FRONT of their lane (a lost lease
-                           counted; max_lost of them: dead letter)
+                           counted; max_lost of them: dead letter). An
+                           outage reaps nobody: a heartbeat over half its
+                           lease late after Redis heard none for over half
+                           a worker's lease gives that worker's lease a
+                           fresh start (lanes.lua: reap)
     a3s_submit             now, id, lane, type, payload JSON, reply-to -> id
     a3s_claim              now, worker id, free slots, acks JSON -> JSON:
                            acks (only while the lease is the worker's),
@@ -56,4 +60,7 @@ Durability is Redis's
     (RDB snapshots, or none): everything since the last snapshot is lost,
     functions and lanes included (the client loads the functions again).
     Either way delivery is at least once: make handlers idempotent.
+    A reply lost with Redis strands nothing: a worker adopts a command a
+    lost claim reply leased to it (worker.py), a producer handles again a
+    result a lost reply moved (``results:<client>:taken``, runtime.py).
 """

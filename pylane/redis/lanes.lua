@@ -8,7 +8,8 @@ is given (KEYS[1]). Every other key of the queue is derived from it by a
 suffix, so all of them share the hash tag {<queue>}: one queue, one shard.
 
   <base>:meta             hash: seq, lease_seq, slots (live workers' slots),
-                          late_acks, requeued, events_max, dead_max, max_lost
+                          late_acks, requeued, events_max, dead_max, max_lost,
+                          seen (the last heartbeat or join: see reap's grace)
   <base>:lanes            list: lane ids in the order they were registered
   <base>:config           hash: lane id -> config JSON (see register_lanes)
   <base>:lane:<lane>      hash: active, paused, tokens, refilled,
@@ -18,7 +19,7 @@ suffix, so all of them share the hash tag {<queue>}: one queue, one shard.
                           failures, lost, starts, worker, lease
   <base>:delayed          zset: command id -> due time (retry back-off)
   <base>:workers          zset: worker id -> lease expiry
-  <base>:worker:<wid>     hash: slots, types (JSON list), joined, beat, info
+  <base>:worker:<wid>     hash: slots, types (JSON list), joined, beat, lease (ms), info
   <base>:leased:<wid>     set: the command ids a worker holds
   <base>:types            hash: command type -> live workers handling it
   <base>:dead             list: dead letters (JSON), oldest first, bounded
@@ -453,8 +454,27 @@ local function requeue_leased(base, by_id, wid, count_lost, now)
   return requeued, dead
 end
 
--- Reaps every worker whose lease expired before `now`.
-local function reap(base, by_id, lanes, now)
+-- Reaps every worker whose lease expired before `now`; returns how many.
+-- Grace: an outage reaps nobody. When the caller is a heartbeat over half
+-- its lease late (`cut_off`: it could not reach Redis) and Redis heard no
+-- heartbeat or join at all for over half a worker's lease (meta `seen`: the
+-- last one), Redis was down, restarted or cut off from every worker: that
+-- worker's lease starts afresh from now (it had no way to renew it, and
+-- needs the time to reconnect); one that stays away is reaped when it runs
+-- out.
+local function reap(base, by_id, lanes, now, cut_off)
+  local seen = meta_number(base, 'seen', now)
+  redis.call('HSET', base .. ':meta', 'seen', now)
+  if cut_off then
+    local all = redis.call('ZRANGE', base .. ':workers', 0, -1, 'WITHSCORES')
+    for i = 1, #all, 2 do
+      local wid, expiry = all[i], tonumber(all[i + 1])
+      local lease = tonumber(redis.call('HGET', base .. ':worker:' .. wid, 'lease')) or 0
+      if now - seen > lease / 2 and expiry < now + lease then
+        redis.call('ZADD', base .. ':workers', 'XX', now + lease, wid)
+      end
+    end
+  end
   local expired = redis.call('ZRANGEBYSCORE', base .. ':workers', '-inf', '(' .. now)
   local total = 0
   for _, wid in ipairs(expired) do
@@ -542,7 +562,7 @@ local function f_join(keys, args)
   local wid, slots, types, lease = args[2], tonumber(args[3]), args[4], tonumber(args[5])
   if not slots or slots < 1 then return fail('A3S_ARG', 'slots must be >= 1') end
   local lanes, by_id = load_lanes(base)
-  reap(base, by_id, lanes, now)
+  reap(base, by_id, lanes, now, false)
   -- Joining again (a heartbeat found it reaped, or its types changed): what it
   -- still holds stays leased to it.
   if redis.call('EXISTS', base .. ':worker:' .. wid) == 1 then drop_worker(base, wid) end
@@ -552,7 +572,7 @@ local function f_join(keys, args)
   local total = meta_number(base, 'slots', 0) + slots
   redis.call('ZADD', base .. ':workers', now + lease, wid)
   redis.call('HSET', base .. ':worker:' .. wid, 'slots', slots, 'types', types, 'joined', now,
-             'beat', now, 'info', args[6] or '')
+             'beat', now, 'lease', lease, 'info', args[6] or '')
   redis.call('HINCRBY', base .. ':meta', 'slots', slots)
   for _, t in ipairs(cjson.decode(types)) do redis.call('HINCRBY', base .. ':types', t, 1) end
   emit(base, 'queue.worker.joined', { worker_id = wid, slots = slots })
@@ -581,14 +601,16 @@ local function f_heartbeat(keys, args)
   local base = keys[1]
   local now = now_of(args[1])
   local wid, lease = args[2], tonumber(args[3])
-  local known = 0
+  local known, cut_off = 0, false
   if redis.call('ZSCORE', base .. ':workers', wid) then
+    local beat = tonumber(redis.call('HGET', base .. ':worker:' .. wid, 'beat')) or now
+    cut_off = now - beat > lease / 2
     redis.call('ZADD', base .. ':workers', 'XX', now + lease, wid)
-    redis.call('HSET', base .. ':worker:' .. wid, 'beat', now)
+    redis.call('HSET', base .. ':worker:' .. wid, 'beat', now, 'lease', lease)
     known = 1
   end
   local lanes, by_id = load_lanes(base)
-  return { known, reap(base, by_id, lanes, now) }
+  return { known, reap(base, by_id, lanes, now, cut_off) }
 end
 
 -- submit(base; now, id, lane, type, payload JSON text, reply-to client) -> id

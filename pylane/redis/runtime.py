@@ -71,6 +71,7 @@ logger = logging.getLogger("pylane.redis")
 DEFAULT_QUEUE = "default"
 DEFAULT_LEASE = 10.0  # seconds; heartbeats every third of it
 DEFAULT_POOL_CAP = 64
+RESULT_TTL_MS = 86_400_000  # as lanes.lua keeps a results list
 
 
 class RedisFuture(Future[Any]):
@@ -379,14 +380,36 @@ class RedisQueue:
                 self._waiter = thread
 
     def _wait_results(self) -> None:
+        """Hands out results as they come. Each is moved (BLMOVE) to a list
+        of its own, ``<results list>:taken``, and that list is emptied only
+        with the next move, after the result was handled: if Redis dies
+        after a move but before its reply (appendfsync always keeps the
+        move), the result is handled after the reconnection, not lost as
+        with a BLPOP. Handling one twice is harmless."""
         key = self._results_key()
+        taken = f"{key}:taken"
         client = open_client(self.url, blocking=True)
         backoff = Backoff()
+        items: list[bytes] = []
+        recover = True  # first, and after every error: what a move left in `taken`
         try:
             while True:
                 try:
-                    item = client.blpop([key], timeout=0)
+                    if recover:
+                        items = client.lrange(taken, 0, -1)
+                        recover = False
+                    for raw in items:
+                        if not self._handle_result(raw):
+                            client.delete(taken)
+                            return
+                    pipe = client.pipeline(transaction=False)
+                    pipe.delete(taken)
+                    pipe.blmove(key, taken, 0, "LEFT", "RIGHT")
+                    pipe.pexpire(taken, RESULT_TTL_MS)
+                    _deleted, item, _expiring = pipe.execute()
+                    items = [] if item is None else [item]
                 except Exception as error:
+                    recover = True
                     if not is_connection_error(error):
                         logger.exception("results waiter failed")
                     if self._stopped:
@@ -395,19 +418,21 @@ class RedisQueue:
                     _sleep(backoff.next())
                     continue
                 backoff.reset()
-                if item is None:
-                    continue
-                message = json.loads(item[1])
-                if message.get("stop"):
-                    return
-                if "sync" in message:
-                    done = self._syncs.get(message["sync"])
-                    if done is not None:
-                        done.set()
-                    continue
-                self._resolve(message)
         finally:
             client.close()
+
+    def _handle_result(self, raw: bytes) -> bool:
+        """False for the waiter's stop message."""
+        message = json.loads(raw)
+        if message.get("stop"):
+            return False
+        if "sync" in message:
+            done = self._syncs.get(message["sync"])
+            if done is not None:
+                done.set()
+            return True
+        self._resolve(message)
+        return True
 
     def _resolve(self, message: dict[str, Any]) -> None:
         future = self._futures.pop(message.get("id", ""), None)

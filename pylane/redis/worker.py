@@ -10,11 +10,18 @@ worker's lease runs out before its next beat, it beats then.
 When Redis cannot be reached, every thread retries with back-off (100 ms
 doubling to 5 s), a finished command's ack is kept until it goes through,
 and the outage is logged and emitted locally (``queue.redis.disconnected``,
-``queue.redis.reconnected``): the events stream lives in Redis.
+``queue.redis.reconnected``): the events stream lives in Redis. A claim
+that failed on the connection may have run in Redis all the same (Redis
+died before its reply went out): the command is then leased to this worker,
+which does not know it. So after such a failure a free slot compares the
+commands Redis says the worker holds (``leased:<worker>``) with the ones it
+runs or still has to acknowledge, and runs the missing ones under their
+lease ("adopts" them): none is stranded with a live worker.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -23,6 +30,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from typing import TYPE_CHECKING, Any, Optional
 
 from .._runtime.queue import CommandQueue
@@ -30,7 +38,7 @@ from ..command import JsonCommand
 from ..config import LaneConfig
 from ..errors import CommandTimeoutError, LaneError, RedisConnectionError
 from ..events import EventEmitter
-from .connection import is_connection_error, open_client, redact, unreachable
+from .connection import SOCKET_TIMEOUT, is_connection_error, open_client, redact, unreachable
 
 if TYPE_CHECKING:
     from .runtime import RedisQueue
@@ -83,6 +91,15 @@ class RedisWorker:
         self._timer_deadline = 0.0
         self._down_lock = threading.Lock()
         self._down = False
+        # What this process holds (claimed, running or acked but unanswered),
+        # the claim calls under way, and whether one failed on the connection
+        # (its command may be leased to us all the same: see the module doc).
+        self._claims = threading.Condition()
+        self._held: set[str] = set()
+        self._in_flight: set[int] = set()
+        self._tokens = itertools.count()
+        self._unsure = False
+        self._adopted: deque[dict[str, Any]] = deque()
 
     # ---- lifecycle -----------------------------------------------------------
 
@@ -160,14 +177,16 @@ class RedisWorker:
         ack: Optional[dict[str, Any]] = None
         backoff = Backoff()
         was_timer = False
+        ack_retried = False
         while True:
             stopping = self._stop.is_set()
             try:
-                reply = self.fns.claim(self.id, 0 if stopping else 1, [ack] if ack else [])
+                reply = self._claim(0 if stopping else 1, [ack] if ack else [])
             except RedisConnectionError as error:
                 self._connection_lost(error)
                 if stopping:
                     return  # the lease runs out and the command runs again elsewhere
+                ack_retried = ack is not None
                 self._stop.wait(backoff.next())
                 continue
             except Exception:
@@ -178,8 +197,14 @@ class RedisWorker:
             self._connection_back()
             ack = None
             for command_id in reply["rejected"]:
-                logger.warning("the result of command %s was refused: its lease had moved (the "
-                               "command was given to another worker)", command_id)
+                if ack_retried:
+                    logger.info("the result of command %s was refused when sent again: the "
+                                "first attempt went through before the connection broke",
+                                command_id)
+                else:
+                    logger.warning("the result of command %s was refused: its lease had moved "
+                                   "(the command was given to another worker)", command_id)
+            ack_retried = False
             if not reply["known"] and not stopping:
                 self._rejoin("was reaped (its lease expired)")
                 continue
@@ -193,7 +218,83 @@ class RedisWorker:
                 continue
             if stopping:
                 return
+            if self._unsure:
+                self._find_orphans()
+            adopted = self._take_adopted()
+            if adopted is not None:
+                ack = self._execute(adopted)
+                continue
             was_timer = self._idle(reply, backoff)
+
+    def _claim(self, free: int, acks: list[dict[str, Any]]) -> dict[str, Any]:
+        """One claim call, tracked: what it hands out is held from its
+        reply on, and the acks it carried are settled."""
+        token = next(self._tokens)
+        with self._claims:
+            self._in_flight.add(token)
+        try:
+            reply = self.fns.claim(self.id, free, acks)
+            with self._claims:
+                self._held.update(command["id"] for command in reply["claimed"])
+                self._held.difference_update(ack["id"] for ack in acks)
+            return reply
+        except RedisConnectionError:
+            with self._claims:
+                self._unsure = True
+            raise
+        finally:
+            with self._claims:
+                self._in_flight.discard(token)
+                self._claims.notify_all()
+
+    def _find_orphans(self) -> None:
+        """After a claim failed on the connection: the commands leased to
+        this worker in Redis that it does not hold are adopted."""
+        with self._claims:
+            if not self._unsure:
+                return
+            self._unsure = False
+        try:
+            leased = {member.decode() for member in
+                      self.fns.client.smembers(self.fns.key(f"leased:{self.id}"))}
+            with self._claims:
+                # Claims under way may have run in Redis before that read:
+                # their replies say what they handed out.
+                under_way = set(self._in_flight)
+                self._claims.wait_for(lambda: not under_way & self._in_flight,
+                                      SOCKET_TIMEOUT + 1.0)
+                missing = leased - self._held
+            for command_id in sorted(missing):
+                command = self._orphan(command_id)
+                if command is not None:
+                    logger.warning("command %s was leased to worker %s by a claim whose reply "
+                                   "was lost; running it", command_id, self.id)
+                    with self._claims:
+                        self._held.add(command_id)
+                        self._adopted.append(command)
+        except Exception as error:
+            if not is_connection_error(error):
+                raise
+            with self._claims:
+                self._unsure = True  # look again once Redis answers
+
+    def _orphan(self, command_id: str) -> Optional[dict[str, Any]]:
+        """The command as a claim hands it out, if it is still running
+        under this worker's lease."""
+        fields = self.fns.client.hmget(self.fns.key(f"cmd:{command_id}"), "lane", "type",
+                                       "payload", "lease", "state", "worker")
+        lane, command_type, payload, lease, state, worker = (
+            None if value is None else value.decode() for value in fields)
+        if state != "running" or worker != self.id or lane is None:
+            return None
+        config = self.fns.client.hget(self.fns.key("config"), lane)
+        timeout_ms = json.loads(config).get("timeout_ms") if config else None
+        return {"id": command_id, "lane": lane, "type": command_type, "payload": payload,
+                "lease": lease, "timeout_ms": timeout_ms}
+
+    def _take_adopted(self) -> Optional[dict[str, Any]]:
+        with self._claims:
+            return self._adopted.popleft() if self._adopted else None
 
     def _poke(self) -> None:
         try:
