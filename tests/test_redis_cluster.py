@@ -3,6 +3,10 @@ and stopped by PID here): strict lane order and max_concurrency hold across
 all of them, reservations count the live workers' slots, and a SIGKILLed
 worker's commands go back to the front of their lane and run elsewhere.
 
+At the end, a Redis Cluster of 3 primaries (redis+cluster:// URLs): queues
+whose hash tags land on different shards each work, and no call of the
+library can touch two slots.
+
 Commands measure themselves in Redis (a counter they INCR while running,
 the order they started in), so nothing here trusts the scheduler's word.
 Every wait is bounded.
@@ -11,6 +15,7 @@ Every wait is bounded.
 from __future__ import annotations
 
 import json
+import re
 import select
 import signal
 import subprocess
@@ -285,3 +290,194 @@ def test_subscribe_sees_events_from_every_process(redis_queue, workers, producer
             workers_seen.add(event.payload["worker_id"].split(":")[1])
     assert workers_seen == {str(pid) for pid in pids}
     assert pids <= {w.pid for w in pair}
+
+
+# ---- a Redis Cluster: queues spread over shards, each in one slot ----------------------
+
+
+@pytest.fixture(scope="module")
+def redis_cluster() -> Any:
+    """3 primaries on loopback ports (tests/redis_server.py RedisClusterServers),
+    made with redis-cli --cluster create, stopped by PID."""
+    import shutil
+
+    from redis_server import RedisClusterServers, redis_server_binary
+
+    if redis_server_binary() is None or shutil.which("redis-cli") is None:
+        pytest.skip("redis-server / redis-cli are not installed (bash tests/run_all.sh)")
+    pytest.importorskip("redis")
+    with RedisClusterServers(3) as cluster:
+        yield cluster
+
+
+def test_an_unreachable_cluster_fails_start_fast_with_the_url(redis_queue):
+    from pylane import Lane, RedisConnectionError
+
+    began = time.monotonic()
+    with pytest.raises(RedisConnectionError,
+                       match=re.escape("redis+cluster://127.0.0.1:1 is unreachable")):
+        Lane(redis="redis+cluster://127.0.0.1:1", queue=redis_queue).start()
+    assert time.monotonic() - began < 5.0
+
+
+def node_clients(cluster: Any) -> dict[int, Any]:
+    import redis
+
+    return {node.port: redis.Redis(host="127.0.0.1", port=node.port) for node in cluster.nodes}
+
+
+def queues_on_each_node(cluster: Any, prefix: str) -> dict[int, str]:
+    """A queue name per node: its hash tag lands in a slot that node holds."""
+    from redis.crc import key_slot
+
+    owner = {}
+    for start, end, primary, *_ in node_clients(cluster)[cluster.nodes[0].port].cluster("slots"):
+        owner[(start, end)] = primary[1]
+    found: dict[int, str] = {}
+    for n in range(1000):
+        name = f"{prefix}-{n}"
+        slot = key_slot(name.encode())
+        port = next(p for (start, end), p in owner.items() if start <= slot <= end)
+        found.setdefault(port, name)
+        if len(found) == len(cluster.nodes):
+            return found
+    raise AssertionError("no queue name for some node")
+
+
+def tagged_keys(clients: dict[int, Any], queue: str) -> dict[int, list[bytes]]:
+    """Every key of the queue (its hash tag) on each node."""
+    tag = ("{" + queue + "}").encode()
+    return {port: [key for key in client.scan_iter(count=1000) if tag in key]
+            for port, client in clients.items()}
+
+
+def test_two_queues_on_different_shards_both_work(redis_cluster, redis_queue):
+    from pylane import Lane
+
+    placed = queues_on_each_node(redis_cluster, redis_queue)
+    (port_a, queue_a), (port_b, queue_b) = list(placed.items())[:2]
+    lanes = []
+    try:
+        for queue in (queue_a, queue_b):
+            lane = Lane.with_lanes([LaneConfig("jobs", priority=0, min_concurrency=0,
+                                               max_concurrency=2)],
+                                   redis=redis_cluster.url, queue=queue)
+            lane.handler("where")(lambda payload, queue=queue: f"{queue}:{payload}")
+            lane.start()
+            lanes.append(lane)
+        for lane, queue in zip(lanes, (queue_a, queue_b)):
+            stream = lane.subscribe()
+            assert [lane.submit("jobs", "where", n) for n in range(5)] == [
+                f"{queue}:{n}" for n in range(5)]
+            assert stream.recv(WAIT).key == "queue.command.submitted"
+            assert lane.stats().lane("jobs").completed == 5
+        clients = node_clients(redis_cluster)
+        for port, queue in ((port_a, queue_a), (port_b, queue_b)):
+            keys = tagged_keys(clients, queue)
+            assert keys[port], f"queue {queue} has no keys on its node {port}"
+            assert not any(found for other, found in keys.items() if other != port)
+    finally:
+        for lane in lanes:
+            lane.shutdown()
+            lane.drain(timeout_secs=WAIT)
+
+
+def test_no_call_can_touch_two_slots_every_key_shares_the_queues_slot(redis_cluster,
+                                                                      redis_queue):
+    """By construction: each function gets the base key a3s:{<queue>} as
+    its one key and derives every other key from it, so all carry the hash
+    tag {<queue>}. Checked three ways: the cluster refuses a function that
+    touches two slots (none of ours is flagged allow-cross-slot-keys), and
+    every function ran here without that refusal; every key the queue left
+    (on any node) is in one slot; so is every key of lanes.lua's key list."""
+    import redis
+
+    from pylane import Lane, RetryPolicy
+    from pylane.redis.connection import LUA_FILE, base_key, library_source
+
+    clients = node_clients(redis_cluster)
+    queue = queues_on_each_node(redis_cluster, redis_queue)[redis_cluster.nodes[1].port]
+    lane = Lane.with_lanes([
+        LaneConfig("jobs", priority=0, min_concurrency=0, max_concurrency=2,
+                   retry_policy=RetryPolicy.fixed(1, 0.01)),
+        LaneConfig("held", priority=1, min_concurrency=0, max_concurrency=1),
+    ], redis=redis_cluster.url, queue=queue, dlq=10)
+
+    @lane.handler("fail")
+    def fail(payload: Any) -> Any:
+        raise ValueError("no")
+
+    lane.start()
+    try:  # every function: register, join, heartbeat, submit, claim, ack, retry, ...
+        assert lane.submit("jobs", "echo", 1) == 1
+        with pytest.raises(Exception, match="no"):
+            lane.submit("jobs", "fail", 2)  # retried once, then a dead letter
+        lane.pause_lane("held")
+        waiting = lane.submit_async("held", "echo", 3)
+        assert waiting.cancel()
+        lane.resume_lane("held")
+        assert len(lane.manager.dead_letters()) == 1
+        stats = lane.stats()
+        assert stats.lane("jobs").retried == 1 and stats.workers
+    finally:
+        lane.shutdown()
+        lane.drain(timeout_secs=WAIT)  # leave
+    slot = int(clients[redis_cluster.nodes[1].port].cluster("keyslot", base_key(queue)))
+    found = tagged_keys(clients, queue)
+    left = [key for keys in found.values() for key in keys]
+    suffixes = {key.decode().split("}:", 1)[1] for key in left}
+    assert suffixes >= {"meta", "lanes", "config", "lane:jobs", "events", "dead"}, suffixes
+    assert {int(clients[port].cluster("keyslot", key)) for port, keys in found.items()
+            for key in keys} == {slot}
+    # The key list in lanes.lua's header, with its placeholders filled in.
+    header = library_source().split("]]", 1)[0]
+    scheme = re.findall(r"^\s+<base>(:\S+)", header, re.M)
+    assert len(scheme) >= 15, f"{LUA_FILE}'s key list changed shape"
+    names = [base_key(queue) + re.sub(r"<[^>]+>", "x", suffix) for suffix in scheme]
+    port = redis_cluster.nodes[0].port
+    assert {int(clients[port].cluster("keyslot", name)) for name in names} == {slot}
+    # Redis Cluster refuses a function that touches two slots...
+    probe = ("#!lua name=a3s_probe\nredis.register_function('a3s_probe_two', function(keys, args)"
+             " redis.call('GET', keys[1]); return redis.call('GET', args[1]) end)")
+    node = clients[redis_cluster.nodes[1].port]
+    node.function_load(probe, replace=True)
+    other = next(f"k{n}" for n in range(10_000)
+                 if int(node.cluster("keyslot", f"k{n}")) != slot
+                 and int(node.cluster("keyslot", f"k{n}")) in owned_slots(node))
+    with pytest.raises(redis.ResponseError, match="do not hash to the same slot"):
+        node.fcall("a3s_probe_two", 1, base_key(queue), other)
+    node.function_delete("a3s_probe")
+    # ... unless flagged, and none of ours is.
+    (library,) = node.function_list(library="a3s_lane")
+    functions = dict(zip(library[::2], library[1::2]))[b"functions"]
+    flags = [dict(zip(f[::2], f[1::2]))[b"flags"] for f in functions]
+    assert len(flags) >= 12 and not any(b"allow-cross-slot-keys" in f for f in flags)
+
+
+def owned_slots(node: Any) -> set[int]:
+    port = node.connection_pool.connection_kwargs["port"]
+    return {slot for start, end, primary, *_ in node.cluster("slots") if primary[1] == port
+            for slot in range(start, end + 1)}
+
+
+def test_top_reads_a_queue_in_the_cluster(redis_cluster, redis_queue):
+    import subprocess
+    import sys
+
+    from pylane import Lane
+
+    lane = Lane.with_lanes([LaneConfig("jobs", priority=0, min_concurrency=0,
+                                       max_concurrency=2)],
+                           redis=redis_cluster.url, queue=redis_queue)
+    lane.start()
+    try:
+        assert lane.submit("jobs", "echo", 7) == 7
+        done = subprocess.run([sys.executable, "-m", "pylane", "top", "--redis",
+                               redis_cluster.url, "--queue", redis_queue, "--once",
+                               "--interval", "0.05"], capture_output=True, text=True,
+                              timeout=30, cwd=Path(__file__).resolve().parent.parent)
+    finally:
+        lane.shutdown()
+        lane.drain(timeout_secs=WAIT)
+    assert done.returncode == 0, done.stderr
+    assert "1 worker," in done.stdout and done.stdout.count("jobs") == 1

@@ -47,6 +47,15 @@ Where the decisions are made
     Redis Cluster spreads many queues. ``now`` is "" in production (Redis
     TIME); tests pass a time in milliseconds to replay scenarios.
 
+Redis Cluster
+    A ``redis+cluster://host:port`` URL (any node; ``rediss+cluster://``
+    with TLS) gives redis-py's ``RedisCluster`` (FCALL routed by its key,
+    no COMMAND GETKEYS round trip); the functions are loaded on every
+    primary; the events reader uses a client of the queue's node (CLIENT
+    ID / UNBLOCK), found again after an error. No function is flagged
+    allow-cross-slot-keys, so the cluster itself refuses any call that
+    would touch a second slot.
+
 Versions
     Same VERSION: reused (a different text of the same version, a
     development build, is replaced). An older one from COMPATIBLE_FROM on:

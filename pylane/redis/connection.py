@@ -140,24 +140,88 @@ def _keepalive_options() -> dict[int, int]:
     return options
 
 
+# A Redis Cluster: redis+cluster://host:port (any node; rediss+cluster:// with TLS).
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def is_cluster_url(url: str) -> bool:
+    try:
+        return urlsplit(url).scheme.lower() in CLUSTER_SCHEMES
+    except ValueError:
+        return False
+
+
+def _without_cluster(url: str, netloc: Optional[str] = None) -> str:
+    """The URL in plain redis:// form (of one node, given its host:port)."""
+    parts = urlsplit(url)
+    scheme = CLUSTER_SCHEMES[parts.scheme.lower()]
+    if netloc is not None:
+        userinfo = parts.netloc.rpartition("@")[0]
+        netloc = f"{userinfo}@{netloc}" if userinfo else netloc
+    return urlunsplit((scheme, parts.netloc if netloc is None else netloc, parts.path,
+                       parts.query, parts.fragment))
+
+
+_cluster_class: Any = None
+
+
+def _cluster_client_class() -> Any:
+    """redis-py's RedisCluster, routing FCALL / FCALL_RO by their first key
+    without asking the server for the keys (COMMAND GETKEYS, a round trip
+    per call)."""
+    global _cluster_class
+    if _cluster_class is None:
+        from redis.cluster import RedisCluster
+        from redis.crc import key_slot
+
+        class LaneCluster(RedisCluster):
+            def determine_slot(self, *args: Any) -> Any:
+                if (len(args) > 3 and str(args[0]).upper() in ("FCALL", "FCALL_RO")
+                        and int(args[2]) > 0):
+                    first = args[3]
+                    return key_slot(first.encode() if isinstance(first, str) else first)
+                return super().determine_slot(*args)
+
+        _cluster_class = LaneCluster
+    return _cluster_class
+
+
 def open_client(url: str, *, blocking: bool = False, max_connections: Optional[int] = None,
                 connect_timeout: float = CONNECT_TIMEOUT,
-                socket_timeout: float = SOCKET_TIMEOUT) -> Any:
+                socket_timeout: float = SOCKET_TIMEOUT, key: Optional[str] = None) -> Any:
     """A client for `url`. Connects within `connect_timeout`; requests time
     out after SOCKET_TIMEOUT, except on a `blocking` client (BLPOP, XREAD
     BLOCK), which waits as long as the command does and relies on TCP
-    keepalive. No automatic retries: the runtime retries with back-off."""
+    keepalive. No automatic retries: the runtime retries with back-off.
+
+    A ``redis+cluster://`` URL gives redis-py's cluster client (it follows
+    the slots; a queue's keys share one slot), which learns the cluster's
+    layout now (so an unreachable cluster raises RedisConnectionError here);
+    with `key`, a plain client of the node that holds the key's slot (for
+    commands that must stay on one connection: CLIENT ID, CLIENT UNBLOCK)."""
     redis = _redis_module()
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
+    options: dict[str, Any] = {
+        "socket_connect_timeout": connect_timeout,
+        "socket_timeout": None if blocking else socket_timeout,
+        "socket_keepalive": True, "socket_keepalive_options": _keepalive_options(),
+        "max_connections": max_connections, "client_name": "a3s-lane"}
     try:
-        return redis.Redis.from_url(
-            url, socket_connect_timeout=connect_timeout,
-            socket_timeout=None if blocking else socket_timeout,
-            socket_keepalive=True, socket_keepalive_options=_keepalive_options(),
-            retry=Retry(NoBackoff(), 0), max_connections=max_connections,
-            client_name="a3s-lane")
+        if not is_cluster_url(url):
+            return redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **options)
+        try:
+            cluster = _cluster_client_class().from_url(_without_cluster(url), **options)
+        except (redis.exceptions.RedisClusterException, redis.exceptions.ConnectionError,
+                redis.exceptions.TimeoutError) as error:
+            raise unreachable(url, error) from None
+        if key is None:
+            return cluster
+        node = cluster.get_node_from_key(key)
+        cluster.close()
+        return redis.Redis.from_url(_without_cluster(url, f"{node.host}:{node.port}"),
+                                    retry=Retry(NoBackoff(), 0), **options)
     except ValueError as error:
         raise InvalidConfigError(f"invalid Redis URL {redact(url)!r}: {error}") from None
 
@@ -165,7 +229,8 @@ def open_client(url: str, *, blocking: bool = False, max_connections: Optional[i
 def is_connection_error(error: BaseException) -> bool:
     redis = _redis_module()
     return isinstance(error, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-                              RedisConnectionError))
+                              redis.exceptions.ClusterDownError,
+                              redis.exceptions.RedisClusterException, RedisConnectionError))
 
 
 def unreachable(url: str, error: BaseException) -> RedisConnectionError:
@@ -174,7 +239,17 @@ def unreachable(url: str, error: BaseException) -> RedisConnectionError:
 
 def ensure_library(client: Any, url: str) -> int:
     """Loads the function library if Redis has none, replaces an older
-    compatible one, and refuses any other version. Returns the version."""
+    compatible one, and refuses any other version. Returns the version.
+    In a cluster, on every primary (functions are per node; a queue's slot
+    may move)."""
+    if hasattr(client, "get_primaries"):
+        versions = {_ensure_library_on(client.get_redis_connection(node), url)
+                    for node in client.get_primaries()}
+        return versions.pop()
+    return _ensure_library_on(client, url)
+
+
+def _ensure_library_on(client: Any, url: str) -> int:
     redis = _redis_module()
     source = library_source()
     ours, compatible_from = library_versions(source)

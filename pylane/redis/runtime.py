@@ -131,6 +131,7 @@ class RedisQueue:
         self._waiter: Optional[threading.Thread] = None
         self._reader: Optional[threading.Thread] = None
         self._reader_client_id: Optional[int] = None
+        self._reader_client: Any = None
         self._reader_stop = False
         self._worker: Optional[RedisWorker] = None
         self._started = False
@@ -523,21 +524,27 @@ class RedisQueue:
             self._reader.start()
 
     def _read_events(self, last_id: Any) -> None:
+        """Reads the events stream on a client of its own, whose connection
+        id lets ``_stop_reader`` unblock it (in a cluster: a client of the
+        node holding the queue, found again after every error)."""
         key = self.functions().key("events")
-        client = open_client(self.url, blocking=True)
+        client: Any = None
         backoff = Backoff()
-        connected = False
         try:
             while not self._reader_stop:
                 try:
-                    if not connected:  # its id, for CLIENT UNBLOCK at stop
+                    if client is None:
+                        client = open_client(self.url, blocking=True, key=key)
+                        self._reader_client = client
                         self._reader_client_id = client.client_id()
-                        connected = True
                         if self._reader_stop:
                             return
                     batch = client.xread({key: last_id}, count=500, block=0)
                 except Exception as error:
-                    connected = False
+                    self._reader_client_id = None
+                    if client is not None:
+                        client.close()
+                        client = None
                     if self._reader_stop:
                         return
                     logger.warning("reading events: %s; retrying", error)
@@ -549,17 +556,18 @@ class RedisQueue:
                         last_id = entry_id
                         self.emitter.emit(_event_of(entry_id, fields))
         finally:
-            client.close()
+            if client is not None:
+                client.close()
 
     def _stop_reader(self) -> None:
         reader = self._reader
         if reader is None:
             return
         self._reader_stop = True
-        client_id = self._reader_client_id
-        if client_id is not None and self._fns is not None:
-            try:
-                self._fns.client.client_unblock(client_id)
+        client_id, client = self._reader_client_id, self._reader_client
+        if client_id is not None and client is not None:
+            try:  # another connection of the reader's client: the same server
+                client.client_unblock(client_id)
             except Exception as error:
                 logger.debug("could not unblock the events reader: %s", error)
         reader.join(5.0)
