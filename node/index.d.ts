@@ -22,6 +22,35 @@ export interface LaneOptions {
   maxWorkers?: number;
   /** Events waiting for delivery before the oldest are dropped. Default 65536. */
   eventCapacity?: number;
+  /**
+   * Redis mode: a `redis://` or `rediss://` URL (`redis://host:6379/0`). The
+   * queue then lives in Redis and is shared by every process, Node or
+   * Python, naming the same URL and queue; the lane rules run inside Redis
+   * (the a3s_lane function library). Needs the optional peer dependency
+   * `redis` (`npm install redis`). `maxWorkers` is this process's worker
+   * slots there.
+   */
+  redis?: string;
+  /** Redis mode: the queue's name (its keys are `a3s:{<queue>}:*`). Default `'default'`. */
+  queue?: string;
+  /**
+   * Redis mode: a worker's lease in ms (>= 300; default 10000). It renews it
+   * every lease / 3; a worker silent for a whole lease is reaped and its
+   * commands go back to the front of their lanes for another worker.
+   */
+  leaseMs?: number;
+}
+
+/** Redis mode: options of `start()`. */
+export interface StartOptions {
+  /** Join as a worker (default) or, with `false`, as a producer only. */
+  worker?: boolean;
+  /**
+   * Keep the process running while this Lane is a worker (until close() or
+   * drain() after shutdown()). Default false: like subscriptions, an idle
+   * Redis connection never keeps the process alive by itself.
+   */
+  keepAlive?: boolean;
 }
 
 /** Keys of the events a queue emits. */
@@ -32,7 +61,17 @@ export type EventKey =
   | 'queue.command.failed'
   | 'queue.command.cancelled'
   | 'queue.shutdown.started'
-  | 'queue.shutdown.complete';
+  | 'queue.shutdown.complete'
+  // Redis mode: from the queue's event stream (every process), or local.
+  | 'queue.command.retry'
+  | 'queue.command.timeout'
+  | 'queue.command.dead_lettered'
+  | 'queue.command.requeued'
+  | 'queue.worker.joined'
+  | 'queue.worker.left'
+  | 'queue.worker.lost'
+  | 'queue.redis.disconnected'
+  | 'queue.redis.reconnected';
 
 export interface LaneEvent {
   readonly key: EventKey | string;
@@ -53,6 +92,8 @@ export interface CommandEventPayload {
   command_id: string;
   command_type?: string;
   error?: string;
+  /** Redis mode: the worker that started the command (`host:pid:id`). */
+  worker_id?: string;
 }
 
 /** `err` is always null; it is there for the original SDK's signature. */
@@ -88,6 +129,61 @@ export interface QueueStats {
   totalActive: number;
   /** In declaration order. */
   lanes: LaneStatus[];
+}
+
+/** Redis mode: a lane's status, queue-wide. */
+export interface RedisLaneStatus extends LaneStatus {
+  /** Waiting out a retry's back-off. */
+  delayed: number;
+  retried: number;
+  timedOut: number;
+  deadLettered: number;
+  /** Given back by a worker that was lost (its lease expired). */
+  requeued: number;
+  throttled: boolean;
+  /** Why pending commands do not start now ('' when they can). */
+  waiting: string;
+}
+
+/** Redis mode: a live worker (any process, Node or Python). */
+export interface WorkerStatus {
+  workerId: string;
+  slots: number;
+  /** Commands it holds now. */
+  active: number;
+  /** Command types it has handlers for. */
+  types: string[];
+  leaseLeftMs: number;
+  beatAgeMs: number;
+  /** `<host> pid <pid>`. */
+  info: string;
+}
+
+/** Redis mode: `stats()` of the whole queue, every lane registered by any process. */
+export interface RedisQueueStats extends QueueStats {
+  lanes: RedisLaneStatus[];
+  totalDelayed: number;
+  deadLetterCount: number;
+  /** The live workers' slots. */
+  slots: number;
+  /** Acks refused because the lease had moved (the command ran again elsewhere). */
+  lateAcks: number;
+  /** The a3s_lane library version in Redis. */
+  version: number;
+  workers: WorkerStatus[];
+}
+
+/** Redis mode: a command that failed for good. */
+export interface DeadLetter {
+  commandId: string;
+  commandType: string;
+  laneId: string;
+  error: string;
+  attempts: number;
+  /** ISO 8601. */
+  failedAt: string;
+  /** The payload as JSON text. */
+  payload: string;
 }
 
 /** What a handler (or an `add()` function) gets about its command. */
@@ -128,12 +224,22 @@ export type LaneErrorCode =
   | 'ERR_LANE_CANCELLED'
   | 'ERR_LANE_TIMEOUT'
   | 'ERR_LANE_INVALID_ARGUMENT'
-  | 'ERR_LANE_ENGINE';
+  | 'ERR_LANE_ENGINE'
+  // Redis mode
+  | 'ERR_LANE_REDIS'
+  | 'ERR_LANE_REDIS_UNREACHABLE'
+  | 'ERR_LANE_REDIS_CLIENT_MISSING'
+  | 'ERR_LANE_LIBRARY_VERSION'
+  | 'ERR_LANE_CONFIG_CONFLICT'
+  | 'ERR_LANE_COMMAND_FAILED'
+  | 'ERR_LANE_COMMAND_TIMEOUT';
 
 export class LaneError extends Error {
   readonly code: LaneErrorCode;
   /** Set for ERR_LANE_NOT_FOUND. */
   readonly laneId?: string;
+  /** Redis mode, ERR_LANE_COMMAND_FAILED / ERR_LANE_COMMAND_TIMEOUT: the command. */
+  readonly commandId?: string;
 }
 
 export class Lane {
@@ -146,8 +252,17 @@ export class Lane {
   registerHandler<P = any, R = unknown>(commandType: string, handler: Handler<P, R>): this;
   unregisterHandler(commandType: string): boolean;
 
-  /** Starts dispatching; commands queued before start() run from now on. */
-  start(): void;
+  /**
+   * Starts dispatching; commands queued before start() run from now on.
+   * Redis mode: joins the queue (as a worker, or `{ worker: false }` as a
+   * producer only) before it returns; an unreachable Redis throws
+   * ERR_LANE_REDIS_UNREACHABLE within 3 s.
+   */
+  start(options?: StartOptions): void;
+  /** Redis mode: the URL (password hidden) and queue; null in process. */
+  readonly redis: { url: string; queue: string } | null;
+  /** Redis mode: this process's worker id in the queue; null otherwise. */
+  readonly workerId: string | null;
   readonly isStarted: boolean;
   readonly isShuttingDown: boolean;
   readonly maxWorkers: number;
@@ -180,7 +295,18 @@ export class Lane {
   subscribe(callback: EventCallback): Subscription;
   subscribeFiltered(keys: string[], callback: EventCallback): Subscription;
 
+  /** In process: a snapshot. Redis mode: the whole queue (a RedisQueueStats; one round trip). */
   stats(): QueueStats;
+  /** stats() without blocking the event loop. */
+  statsAsync(): Promise<QueueStats>;
+  /** Redis mode: the queue's dead letters, oldest first; in process: []. */
+  deadLetters(): Promise<DeadLetter[]>;
+  /**
+   * Stops at once. Redis mode: this process leaves (its worker's unfinished
+   * commands go back to their lanes for another worker; its pending
+   * promises reject). In process: shutdown() and drain().
+   */
+  close(): Promise<void>;
   /** Stops intake; queued commands still run. */
   shutdown(): void;
   /**

@@ -33,7 +33,11 @@ const MAX_PRIORITY = 2 ** 31 - 1;
 const MAX_U32 = 2 ** 32 - 1;
 
 const CONFIG_FIELDS = ['laneId', 'priority', 'minConcurrency', 'maxConcurrency'];
-const OPTION_FIELDS = ['lanes', 'maxWorkers', 'eventCapacity'];
+const OPTION_FIELDS = ['lanes', 'maxWorkers', 'eventCapacity', 'redis', 'queue', 'leaseMs'];
+// Redis mode (lib/redis): the queue name when none is given, and the lease.
+const DEFAULT_QUEUE = 'default';
+const DEFAULT_LEASE_MS = 10_000;
+const MIN_LEASE_MS = 300;
 
 function quote(laneId) {
   return `'${laneId}'`;
@@ -125,6 +129,7 @@ function resolveOptions(options) {
   if (options.eventCapacity !== undefined) {
     capacity = checkInteger(options.eventCapacity, 'eventCapacity', 1, 2 ** 30, '');
   }
+  const redis = resolveRedisOptions(options, lanes);
   const reserved = lanes.reduce((sum, l) => sum + l.minConcurrency, 0);
   if (workers && reserved > workers) {
     throw configError(
@@ -136,7 +141,37 @@ function resolveOptions(options) {
     const wanted = lanes.reduce((sum, l) => sum + l.maxConcurrency, 0);
     workers = Math.max(1, reserved, Math.min(wanted, DEFAULT_WORKER_CAP));
   }
-  return { lanes, workers, capacity };
+  return { lanes, workers, capacity, redis };
+}
+
+/**
+ * `{ redis, queue, leaseMs }`: a Lane on a Redis queue shared across
+ * processes (lib/redis), or null for the in-process queue. Checked here, so
+ * a bad option is a LaneError naming it before anything connects.
+ */
+function resolveRedisOptions(options, lanes) {
+  if (options.redis === undefined || options.redis === null) {
+    for (const name of ['queue', 'leaseMs']) {
+      if (options[name] !== undefined) {
+        throw configError(`${name} is an option of Redis mode: give redis (a URL like 'redis://host:6379/0') too`);
+      }
+    }
+    return null;
+  }
+  // Only Redis mode loads these (and, on first connect, the redis package).
+  const { checkUrl, checkQueueName, checkLaneKey } = require('./redis/connection');
+  const url = checkUrl(options.redis);
+  const queue = checkQueueName(options.queue === undefined ? DEFAULT_QUEUE : options.queue);
+  let leaseMs = DEFAULT_LEASE_MS;
+  if (options.leaseMs !== undefined) {
+    const value = options.leaseMs;
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < MIN_LEASE_MS) {
+      throw configError(`leaseMs must be a number of milliseconds, at least ${MIN_LEASE_MS}, got ${typeName(value)} ${String(value)}`);
+    }
+    leaseMs = value;
+  }
+  for (const lane of lanes) checkLaneKey(lane.laneId);
+  return { url, queue, leaseMs };
 }
 
 module.exports = {

@@ -25,6 +25,13 @@ const EVENTS = Object.freeze({
 const ORIGIN_SECONDS = Math.floor(performance.timeOrigin / 1000);
 const ORIGIN_NANOS = Math.round((performance.timeOrigin - ORIGIN_SECONDS * 1000) * 1e6);
 
+// A wall-clock time in whole ms plus `extraNanos` (< 1e6): a Redis stream
+// entry's id (ms-seq), in the same format.
+function formatWallTimestamp(wallMs, extraNanos = 0) {
+  const nanos = (wallMs % 1000) * 1e6 + extraNanos;
+  return `${new Date(wallMs).toISOString().slice(0, 19)}.${String(nanos).padStart(9, '0')}+00:00`;
+}
+
 function formatTimestamp(nowMs) {
   const totalNanos = ORIGIN_NANOS + Math.round(nowMs * 1e6);
   const seconds = ORIGIN_SECONDS + Math.floor(totalNanos / 1e9);
@@ -35,11 +42,13 @@ function formatTimestamp(nowMs) {
 // ---- records, subscriptions, buffer -----------------------------------------
 
 class EventRecord {
-  constructor(seq, key, payload) {
+  constructor(seq, key, payload, stamp) {
     this.seq = seq;
     this.key = key;
     this.payload = payload;
     this.time = performance.now();
+    // Set for events read back from Redis: the time their stream entry has.
+    this.stamp = stamp;
   }
 }
 
@@ -166,9 +175,11 @@ class EventHub {
     this.listening = this.wantAll || this.wantKeys !== null;
   }
 
-  emit(key, payload) {
+  // `stamp` (optional): the event's timestamp string, for events that
+  // happened elsewhere (read back from Redis).
+  emit(key, payload, stamp) {
     if (!this.wantAll && (this.wantKeys === null || !this.wantKeys.has(key))) return;
-    this.buffer.push(new EventRecord(++this.seq, key, payload));
+    this.buffer.push(new EventRecord(++this.seq, key, payload, stamp));
     if (this.buffer.dropped && !this.dropWarned) {
       this.dropWarned = true;
       process.emitWarning(
@@ -192,7 +203,7 @@ class EventHub {
       const event = Object.freeze({
         key: record.key,
         payload: JSON.stringify(record.payload),
-        timestamp: formatTimestamp(record.time),
+        timestamp: record.stamp === undefined ? formatTimestamp(record.time) : record.stamp,
       });
       for (const sub of subs) {
         if (sub._closed || record.seq < sub._fromSeq) continue;
@@ -234,4 +245,5 @@ class EventHub {
 module.exports = {
   EVENTS,
   EventHub,
+  formatWallTimestamp,
 };

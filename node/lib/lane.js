@@ -32,6 +32,8 @@ const {
 } = require('./jobs');
 const { EVENTS, EventHub } = require('./events');
 const { checkDuration, setLongTimeout } = require('./timers');
+const { RedisQueue } = require('./redis/queue');
+const { loadRedis, redact } = require('./redis/connection');
 
 // After this many dispatches in a row without the event loop turning, the
 // pump yields (setImmediate) so timers and I/O keep running during a flood.
@@ -45,7 +47,30 @@ class Lane {
    * eventCapacity })` takes lane configs and options (see withLanes).
    */
   constructor(options) {
-    const { lanes, workers, capacity } = resolveOptions(options);
+    const { lanes, workers, capacity, redis } = resolveOptions(options);
+
+    // Redis mode: the queue lives in Redis, shared by every process naming
+    // the same URL and queue (lib/redis/queue.js); the methods below hand
+    // over to it. The in-process engine is not used.
+    this._redis = null;
+    if (redis !== null) {
+      const ids = new Set();
+      for (const config of lanes) {
+        if (ids.has(config.laneId)) throw configError(`duplicate lane id ${quote(config.laneId)}`);
+        ids.add(config.laneId);
+      }
+      this._maxWorkers = workers;
+      this._laneList = lanes.map((config) => Object.freeze({ id: config.laneId, ...config }));
+      this._lanes = new Map(this._laneList.map((lane) => [lane.id, lane]));
+      this._handlers = new Map();
+      this._hub = new EventHub(capacity);
+      loadRedis(); // fails here, clearly, when the redis package is missing
+      this._redis = new RedisQueue(this, {
+        url: redis.url, queue: redis.queue, lanes, slots: workers, leaseMs: redis.leaseMs,
+        options: { events_max: 10_000, max_lost: 5 },
+      });
+      return;
+    }
 
     this._engine = new Engine(workers);
     this._maxWorkers = workers;
@@ -122,6 +147,8 @@ class Lane {
       throw new TypeError(`handler for '${commandType}' must be a function, got ${typeName(handler)}`);
     }
     this._handlers.set(commandType, handler);
+    // A Redis worker registers its handled types: at once, not at the next heartbeat.
+    if (this._redis !== null && this._redis.worker !== null && this._redis.started) this._redis.worker.heartbeat();
     return this;
   }
 
@@ -129,8 +156,18 @@ class Lane {
     return this._handlers.delete(commandType);
   }
 
-  /** Starts dispatching. Commands queued before start() run from now on. */
-  start() {
+  /**
+   * Starts dispatching. Commands queued before start() run from now on.
+   * Redis mode: joins the queue as a worker (`{ worker: false }`: as a
+   * producer only; `{ keepAlive: true }`: the worker keeps the process
+   * running until it leaves). Synchronous: connected, lanes registered and
+   * joined when it returns; an unreachable Redis throws here (within 3 s).
+   */
+  start(options) {
+    if (this._redis !== null) {
+      this._redis.start(options);
+      return;
+    }
     if (this._stopped) throw shuttingDown();
     if (this._started) return;
     this._started = true;
@@ -138,11 +175,21 @@ class Lane {
   }
 
   get isStarted() {
-    return this._started;
+    return this._redis !== null ? this._redis.started : this._started;
   }
 
   get isShuttingDown() {
-    return this._shuttingDown;
+    return this._redis !== null ? this._redis.shuttingDown : this._shuttingDown;
+  }
+
+  /** Redis mode: `{ url, queue }` (the URL without its password); null in process. */
+  get redis() {
+    return this._redis !== null ? { url: redact(this._redis.url), queue: this._redis.queueName } : null;
+  }
+
+  /** Redis mode: this process's worker id in the queue (null before start() or as a producer). */
+  get workerId() {
+    return this._redis !== null && this._redis.worker !== null ? this._redis.worker.id : null;
   }
 
   get maxWorkers() {
@@ -160,6 +207,10 @@ class Lane {
 
   /** Stops intake: later submits fail; commands already queued still run. */
   shutdown() {
+    if (this._redis !== null) {
+      this._redis.shutdown();
+      return;
+    }
     if (this._shuttingDown) return;
     this._shuttingDown = true;
     this._hub.emit(EVENTS.SHUTDOWN_STARTED, null);
@@ -173,6 +224,7 @@ class Lane {
    * subscription.
    */
   drain(timeoutMs) {
+    if (this._redis !== null) return this._redis.drain(timeoutMs);
     let limit;
     try {
       limit = checkDuration(timeoutMs, 'timeoutMs', 'drain(timeoutMs)');
@@ -210,6 +262,12 @@ class Lane {
    * ERR_LANE_WOULD_BLOCK — use submitAsync().
    */
   submit(laneId, commandType, payloadJson) {
+    if (this._redis !== null) {
+      if (typeof laneId !== 'string') throw new TypeError(`laneId must be a string, got ${typeName(laneId)}`);
+      if (this._redis.shuttingDown) throw shuttingDown();
+      checkCommandType(commandType);
+      return this._redis.submitSync(laneId, commandType, parsePayloadJson(payloadJson));
+    }
     const lane = this._lane(laneId);
     if (this._shuttingDown) throw shuttingDown();
     checkCommandType(commandType);
@@ -311,6 +369,7 @@ class Lane {
     } catch (error) {
       return Promise.reject(error);
     }
+    if (this._redis !== null) return this._redis.enqueue(laneId, commandType, payload, MODE_JSON, signal);
     return this._enqueue(laneId, commandType, payload, null, MODE_JSON, signal);
   }
 
@@ -329,6 +388,7 @@ class Lane {
     } catch (error) {
       return Promise.reject(error);
     }
+    if (this._redis !== null) return this._redis.enqueue(laneId, commandType, copy, MODE_VALUE, signal);
     return this._enqueue(laneId, commandType, copy, null, MODE_VALUE, signal);
   }
 
@@ -351,6 +411,7 @@ class Lane {
     } catch (error) {
       return Promise.reject(error);
     }
+    if (this._redis !== null) return this._redis.enqueue(laneId, type, null, MODE_VALUE, signal, fn);
     return this._enqueue(laneId, type, null, fn, MODE_VALUE, signal);
   }
 
@@ -393,6 +454,7 @@ class Lane {
    * Returns false if it already started, finished or is unknown.
    */
   cancel(commandId) {
+    if (this._redis !== null) return this._redis.cancel(commandId);
     if (typeof commandId !== 'string' || !commandId.startsWith(this._idPrefix)) return false;
     const hex = commandId.slice(this._idPrefix.length);
     if (!/^[0-9a-f]{1,13}$/.test(hex)) return false;
@@ -402,10 +464,18 @@ class Lane {
 
   /** Running commands finish; no new ones start in the lane until resumeLane(). */
   pauseLane(laneId) {
+    if (this._redis !== null) {
+      this._redis.pauseLane(laneId);
+      return;
+    }
     this._engine.pause(this._lane(laneId).index);
   }
 
   resumeLane(laneId) {
+    if (this._redis !== null) {
+      this._redis.resumeLane(laneId);
+      return;
+    }
     this._engine.resume(this._lane(laneId).index);
     this._schedulePump();
   }
@@ -580,7 +650,9 @@ class Lane {
    * subscribed.
    */
   subscribe(callback) {
-    return this._hub.subscribe(callback, null);
+    const subscription = this._hub.subscribe(callback, null);
+    if (this._redis !== null) this._redis.ensureEvents();
+    return subscription;
   }
 
   /** Like subscribe(), for the events whose key is exactly one of `keys`. */
@@ -588,7 +660,9 @@ class Lane {
     if (!Array.isArray(keys) || !keys.every((key) => typeof key === 'string')) {
       throw new TypeError('subscribeFiltered() takes an array of event keys (strings) and a callback');
     }
-    return this._hub.subscribe(callback, new Set(keys));
+    const subscription = this._hub.subscribe(callback, new Set(keys));
+    if (this._redis !== null) this._redis.ensureEvents();
+    return subscription;
   }
 
   _emitSubmitted(job) {
@@ -659,6 +733,7 @@ class Lane {
 
   /** A snapshot: totals and one entry per lane, in declaration order. */
   stats() {
+    if (this._redis !== null) return this._redis.stats();
     let totalPending = 0;
     let totalActive = 0;
     const lanes = this._laneList.map((lane) => {
@@ -681,6 +756,37 @@ class Lane {
       };
     });
     return { totalPending, totalActive, lanes };
+  }
+
+  /** stats() without blocking the event loop: a promise (Redis mode: one round trip). */
+  statsAsync() {
+    if (this._redis !== null) return this._redis.statsAsync();
+    try {
+      return Promise.resolve(this.stats());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Redis mode: the queue's dead letters, oldest first (a promise).
+   * In process there are none: an empty list.
+   */
+  deadLetters() {
+    if (this._redis !== null) return this._redis.deadLetters();
+    return Promise.resolve([]);
+  }
+
+  /**
+   * Stops at once, without waiting for the queue to drain. Redis mode: this
+   * process leaves (its worker's unfinished commands go back to the front of
+   * their lanes, for another worker); its pending promises reject. In
+   * process: shutdown(), then a drain.
+   */
+  close() {
+    if (this._redis !== null) return this._redis.close();
+    this.shutdown();
+    return this.drain();
   }
 
   // ---- manual dispatch (scenario replays) ----------------------------------------------

@@ -4,6 +4,7 @@ import {
   Lane, LaneError, EVENTS, DEFAULT_LANES,
   type LaneConfig, type LaneEvent, type QueueStats, type Subscription, type CommandContext,
   type CommandPromise, type CommandEventPayload, type LaneErrorCode,
+  type RedisQueueStats, type DeadLetter, type StartOptions,
 } from '../..';
 
 const configs: LaneConfig[] = [
@@ -73,3 +74,21 @@ async function finish(): Promise<void> {
 }
 
 void [json, echoed, viaJson, value, removed, cancelled, errors, counts, paused, ids, flags, numbers, finish];
+
+// Redis mode
+const shared = new Lane({ redis: 'redis://localhost:6379/0', queue: 'agents', leaseMs: 5000, maxWorkers: 4 });
+const sharedCustom = Lane.withLanes(configs, { redis: 'redis://localhost:6379/0', queue: 'agents' });
+shared.start({ worker: false });
+sharedCustom.start({ keepAlive: true });
+const where: { url: string; queue: string } | null = shared.redis;
+const me: string | null = sharedCustom.workerId;
+const clusterStats = shared.stats() as RedisQueueStats;
+const lateAcks: number = clusterStats.lateAcks;
+const workerTypes: string[] = clusterStats.workers[0].types;
+const waiting: string = clusterStats.lanes[0].waiting;
+const letters: Promise<DeadLetter[]> = shared.deadLetters();
+const later: Promise<QueueStats> = shared.statsAsync();
+const closed: Promise<void> = shared.close();
+const redisCode: LaneErrorCode = 'ERR_LANE_REDIS_UNREACHABLE';
+const start: StartOptions = { worker: true };
+void [where, me, lateAcks, workerTypes, waiting, letters, later, closed, redisCode, start];

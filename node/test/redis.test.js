@@ -1,0 +1,321 @@
+'use strict';
+// Redis mode in one process: { redis, queue } on new Lane() and withLanes(),
+// the synchronous start() and seed submit(), the promise API resolved from
+// whichever worker ran the command, handlers sync and async, echoes, events
+// read back from the queue's stream, cluster-wide stats, cancel and pause
+// held in Redis, drain, the library version check, and the errors of bad
+// options and unreachable servers. Several Lanes in one process stand for
+// several processes here (each is its own client and worker); the
+// cross-process and cross-language cases are in redis-cluster.test.js and
+// ../tests/test_cross_language.py. A redis-server of this file's own runs on
+// a free port; every wait is bounded.
+
+const { before, after, test } = require('node:test');
+const assert = require('node:assert/strict');
+const net = require('node:net');
+const { spawnSync } = require('node:child_process');
+const path = require('node:path');
+const { Lane, LaneError } = require('@a3s-lab/lane');
+const { RedisServer, skipReason, uniqueQueue, freePort } = require('./redis-server');
+const { within, deferred } = require('./helpers');
+
+const skip = skipReason();
+let server;
+const made = [];
+
+before(async () => {
+  if (!skip) server = await new RedisServer().start();
+});
+
+after(async () => {
+  for (const lane of made) await lane.close().catch(() => {});
+  if (server) await server.stop();
+});
+
+const TWO_LANES = [
+  { laneId: 'high', priority: 0, minConcurrency: 1, maxConcurrency: 4 },
+  { laneId: 'low', priority: 1, minConcurrency: 1, maxConcurrency: 2 },
+];
+
+function lane(configs, options) {
+  const made1 = configs ? Lane.withLanes(configs, options) : new Lane(options);
+  made.push(made1);
+  return made1;
+}
+
+function redisTest(name, options, fn) {
+  if (typeof options === 'function') {
+    fn = options;
+    options = {};
+  }
+  test(name, { skip, timeout: 30_000, ...options }, (t) => fn(t, uniqueQueue(name)));
+}
+
+redisTest('the seed calls work with only { redis, queue } added', async (t, queue) => {
+  const defaults = lane(undefined, { redis: server.url, queue });
+  defaults.start();
+  const custom = lane(TWO_LANES, { redis: server.url, queue });
+  custom.start();
+  // Synchronous submit: this process's workers have no handlers, so the
+  // bridge waits (and echoes on their behalf) without this event loop.
+  const result = JSON.parse(custom.submit('high', 'my_command', JSON.stringify({ key: 'value' })));
+  assert.deepEqual(result, { key: 'value' });
+  const seen = [];
+  custom.subscribe((err, event) => {
+    assert.equal(err, null);
+    seen.push(event.key);
+  });
+  const failures = [];
+  custom.subscribeFiltered(['queue.command.failed', 'queue.command.timeout'], (err, event) => failures.push(event.key));
+  custom.shutdown();
+  await within(custom.drain(30_000), 10_000, 'drain');
+  assert.deepEqual(seen, ['queue.shutdown.started', 'queue.shutdown.complete']);
+  assert.deepEqual(failures, []);
+  const stats = defaults.stats();
+  assert.deepEqual(stats.lanes.map((l) => l.laneId),
+    ['system', 'control', 'query', 'session', 'skill', 'prompt', 'high', 'low']);
+  assert.equal(stats.lanes.find((l) => l.laneId === 'high').completed, 1);
+});
+
+redisTest('handlers run on the worker, async and sync; unknown types echo; failures reject clearly', async (t, queue) => {
+  const worker = lane(TWO_LANES, { redis: server.url, queue });
+  worker.registerHandler('add', ({ a, b }) => a + b);
+  worker.registerHandler('later', async (p, ctx) => {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    return { got: p, lane: ctx.laneId, type: ctx.commandType, id: ctx.commandId };
+  });
+  worker.registerHandler('boom', () => {
+    throw new RangeError('bad input');
+  });
+  worker.start();
+  const producer = lane(TWO_LANES, { redis: server.url, queue });
+  producer.start({ worker: false });
+  assert.equal(producer.workerId, null);
+  assert.equal(await within(producer.run('high', 'add', { a: 2, b: 3 })), 5);
+  const later = producer.run('low', 'later', [1]);
+  const value = await within(later);
+  assert.deepEqual(value, { got: [1], lane: 'low', type: 'later', id: later.commandId });
+  assert.match(later.commandId, /^[0-9a-f]{32}$/);
+  assert.equal(await within(producer.submitAsync('low', 'unknown', '[1,"x"]')), '[1,"x"]');
+  await assert.rejects(producer.run('high', 'boom', null), (error) => {
+    assert.ok(error instanceof LaneError);
+    assert.equal(error.code, 'ERR_LANE_COMMAND_FAILED');
+    assert.equal(error.message, 'RangeError: bad input');
+    return true;
+  });
+  await assert.rejects(producer.run('nope', 'add', {}), { code: 'ERR_LANE_NOT_FOUND', message: /nope/ });
+  const stats = producer.stats();
+  const high = stats.lanes.find((l) => l.laneId === 'high');
+  assert.equal(high.completed, 1);
+  assert.equal(high.failed, 1);
+  assert.equal(stats.slots, 6); // the default budget: max 4 + max 2
+  assert.deepEqual(stats.workers.map((w) => [w.workerId, w.slots, w.types]),
+    [[worker.workerId, 6, [`a3s.fn:${worker.workerId}`, 'add', 'boom', 'later']]]);
+  assert.match(stats.workers[0].info, new RegExp(` pid ${process.pid}$`));
+  // add(): a function runs on this process's worker, under the lane's rules.
+  assert.equal(await within(worker.add('high', (ctx) => `ran as ${ctx.commandType}`, { commandType: 'mine' })), 'ran as mine');
+  await assert.rejects(producer.add('high', () => 1), { code: 'ERR_LANE_INVALID_ARGUMENT', message: /started as a worker/ });
+  // A worker with handlers cannot wait synchronously: it could need this loop.
+  assert.throws(() => worker.submit('high', 'other', '1'), { code: 'ERR_LANE_WOULD_BLOCK', message: /submitAsync/ });
+});
+
+redisTest('events of every worker reach every subscriber, with the Python payload fields', async (t, queue) => {
+  const a = lane(TWO_LANES, { redis: server.url, queue });
+  const b = lane(TWO_LANES, { redis: server.url, queue });
+  a.registerHandler('who', () => 'a');
+  b.registerHandler('who', () => 'b');
+  a.start();
+  b.start();
+  const watcher = lane(TWO_LANES, { redis: server.url, queue });
+  const events = [];
+  const done = deferred();
+  watcher.subscribeFiltered(['queue.command.started', 'queue.command.completed'], (err, event) => {
+    events.push({ key: event.key, payload: JSON.parse(event.payload), timestamp: event.timestamp });
+    if (events.filter((e) => e.key === 'queue.command.completed').length === 12) done.resolve();
+  });
+  const results = await within(Promise.all(Array.from({ length: 12 }, () => watcher.run('low', 'who', null))));
+  await within(done.promise, 10_000, 'the events');
+  const started = events.filter((e) => e.key === 'queue.command.started');
+  assert.equal(started.length, 12);
+  for (const e of started) {
+    assert.deepEqual(Object.keys(e.payload).sort(), ['command_id', 'command_type', 'lane_id', 'worker_id']);
+    assert.match(e.timestamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}\+00:00$/);
+  }
+  const workers = new Set(started.map((e) => e.payload.worker_id));
+  assert.ok([...workers].every((w) => w === a.workerId || w === b.workerId));
+  assert.ok(results.every((r) => r === 'a' || r === 'b'));
+});
+
+redisTest('pause, resume and cancel are held in Redis', async (t, queue) => {
+  const worker = lane(TWO_LANES, { redis: server.url, queue });
+  worker.start();
+  worker.pauseLane('low');
+  const jobs = [0, 1, 2].map((n) => worker.run('low', 'echo', n));
+  const controller = new AbortController();
+  const aborted = worker.run('low', 'echo', 3, { signal: controller.signal });
+  await within(new Promise((resolve) => setTimeout(resolve, 30)));
+  let low = worker.stats().lanes.find((l) => l.laneId === 'low');
+  assert.deepEqual([low.pending, low.active, low.paused, low.waiting], [4, 0, true, 'paused']);
+  assert.equal(worker.cancel(jobs[1].commandId), true);
+  assert.equal(worker.cancel(jobs[1].commandId), false);
+  await assert.rejects(jobs[1], { code: 'ERR_LANE_CANCELLED' });
+  controller.abort(new Error('no longer needed'));
+  await assert.rejects(within(aborted), (error) => error.code === 'ERR_LANE_CANCELLED' && error.cause.message === 'no longer needed');
+  worker.resumeLane('low');
+  assert.deepEqual(await within(Promise.all([jobs[0], jobs[2]])), [0, 2]);
+  low = worker.stats().lanes.find((l) => l.laneId === 'low');
+  assert.deepEqual([low.cancelled, low.completed], [2, 2]);
+  assert.equal(worker.cancel(jobs[0].commandId), false);
+});
+
+redisTest('drain waits for the whole queue and times out naming what is left', async (t, queue) => {
+  const worker = lane(TWO_LANES, { redis: server.url, queue });
+  const gate = deferred();
+  worker.registerHandler('hold', () => gate.promise.then(() => 'released'));
+  worker.start();
+  const producer = lane(TWO_LANES, { redis: server.url, queue });
+  const job = producer.run('low', 'hold', null);
+  await assert.rejects(producer.drain(300), { code: 'ERR_LANE_TIMEOUT', message: /1 active/ });
+  gate.resolve();
+  await within(producer.drain(10_000));
+  // drain resolved after the result was handed out.
+  let settled = false;
+  job.then(() => {
+    settled = true;
+  });
+  await Promise.resolve();
+  assert.ok(settled);
+  await assert.rejects(producer.drain(-1), { code: 'ERR_LANE_INVALID_ARGUMENT' });
+});
+
+redisTest('a handler registered after start reaches the worker registration at once', async (t, queue) => {
+  const worker = lane([{ laneId: 'q', minConcurrency: 0, maxConcurrency: 2 }], { redis: server.url, queue });
+  worker.start();
+  worker.registerHandler('late', (n) => n * 2);
+  const deadline = Date.now() + 5000;
+  while (!worker.stats().workers[0].types.includes('late')) {
+    assert.ok(Date.now() < deadline, 'the handler never reached the registration');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.equal(await within(worker.run('q', 'late', 21)), 42);
+});
+
+redisTest('a lane config that differs from the stored one names the field; nothing half-written', async (t, queue) => {
+  lane([{ laneId: 'high', priority: 0, minConcurrency: 1, maxConcurrency: 4 }], { redis: server.url, queue }).start({ worker: false });
+  const clash = lane([{ laneId: 'extra', priority: 3, minConcurrency: 0, maxConcurrency: 1 },
+    { laneId: 'high', priority: 0, minConcurrency: 1, maxConcurrency: 3 }], { redis: server.url, queue });
+  assert.throws(() => clash.start({ worker: false }), (error) => {
+    assert.equal(error.code, 'ERR_LANE_CONFIG_CONFLICT');
+    assert.match(error.message, /"high": max is 4 in Redis, 3 here/);
+    return true;
+  });
+  const stored = lane([{ laneId: 'high', priority: 0, minConcurrency: 1, maxConcurrency: 4 }], { redis: server.url, queue });
+  assert.deepEqual(stored.stats().lanes.map((l) => l.laneId), ['high']);
+});
+
+redisTest('invalid options are LaneErrors naming the option', () => {
+  const bad = [
+    [{ redis: 42 }, /redis must be a Redis URL string/],
+    [{ redis: 'http://x:1/0' }, /must start with redis:\/\//],
+    [{ redis: 'not a url' }, /is not a URL/],
+    [{ redis: 'redis://h:1/x' }, /database number/],
+    [{ redis: server.url, queue: 'a{b}' }, /queue "a\{b\}" cannot be a Redis hash tag/],
+    [{ redis: server.url, queue: '' }, /queue must be a non-empty string/],
+    [{ redis: server.url, queue: 'x'.repeat(200) }, /queue must be at most 128/],
+    [{ redis: server.url, leaseMs: 10 }, /leaseMs must be a number of milliseconds, at least 300/],
+    [{ queue: 'orphan' }, /queue is an option of Redis mode: give redis/],
+    [{ leaseMs: 1000 }, /leaseMs is an option of Redis mode/],
+    [{ redis: server.url, lanes: [{ laneId: 'bad\nlane' }] }, /laneId "bad\\nlane" cannot be part of a Redis key/],
+    [{ redis: server.url, lanes: [{ laneId: 'a' }, { laneId: 'a' }] }, /duplicate lane id 'a'/],
+    [{ redis: server.url, frobnicate: 1 }, /unknown option 'frobnicate'/],
+  ];
+  for (const [options, message] of bad) {
+    assert.throws(() => new Lane(options), (error) => {
+      assert.ok(error instanceof LaneError, `${JSON.stringify(options)}: ${error}`);
+      assert.equal(error.code, 'ERR_LANE_INVALID_CONFIG');
+      assert.match(error.message, message);
+      return true;
+    });
+  }
+  const ok = new Lane({ redis: server.url, queue: 'fine' });
+  assert.throws(() => ok.start({ workers: true }), { code: 'ERR_LANE_INVALID_ARGUMENT', message: /unknown option 'workers'/ });
+  assert.throws(() => ok.start({ worker: 'yes' }), { code: 'ERR_LANE_INVALID_ARGUMENT', message: /worker must be a boolean/ });
+  assert.throws(() => ok.submit('system', 'x', '1'), { code: 'ERR_LANE_NOT_STARTED' });
+});
+
+redisTest('an unreachable Redis fails start() within the connect timeout, naming the URL without its password', async () => {
+  const port = await freePort();
+  const url = `redis://:secret@127.0.0.1:${port}/0`;
+  const began = Date.now();
+  assert.throws(() => new Lane({ redis: url, queue: 'q' }).start(), (error) => {
+    assert.equal(error.code, 'ERR_LANE_REDIS_UNREACHABLE');
+    assert.match(error.message, new RegExp(`127\\.0\\.0\\.1:${port}`));
+    assert.doesNotMatch(error.message, /secret/);
+    return true;
+  });
+  assert.ok(Date.now() - began < 5000);
+  // The promise API says the same, without throwing.
+  await assert.rejects(new Lane({ redis: url, queue: 'q' }).run('system', 'x', 1), { code: 'ERR_LANE_REDIS_UNREACHABLE' });
+});
+
+redisTest('a server that accepts but never answers fails within the connect timeout', async () => {
+  const silent = net.createServer(() => {});
+  await new Promise((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const url = `redis://127.0.0.1:${silent.address().port}/0`;
+  const began = Date.now();
+  try {
+    assert.throws(() => new Lane({ redis: url, queue: 'q' }).start(), { code: 'ERR_LANE_REDIS_UNREACHABLE', message: /unreachable/ });
+    assert.ok(Date.now() - began < 5000, `${Date.now() - began} ms`);
+  } finally {
+    silent.close();
+  }
+});
+
+redisTest('the library version in Redis is checked: newer refused, older compatible replaced', async (t, queue) => {
+  const own = await new RedisServer().start();
+  try {
+    const { librarySource } = require('../lib/redis/connection');
+    const redis = require('redis');
+    const admin = redis.createClient({ url: own.url, RESP: 2 });
+    await admin.connect();
+    try {
+      await admin.sendCommand(['FUNCTION', 'LOAD', librarySource().replace('local VERSION = 1\n', 'local VERSION = 999\n')]);
+      assert.throws(() => new Lane({ redis: own.url, queue }).start({ worker: false }), (error) => {
+        assert.equal(error.code, 'ERR_LANE_LIBRARY_VERSION');
+        assert.match(error.message, /version 999, this package needs version 1 /);
+        return true;
+      });
+      // An older compatible one is replaced in place: version 0 in Redis, and
+      // this package's text declaring COMPATIBLE_FROM 0.
+      await admin.sendCommand(['FUNCTION', 'LOAD', 'REPLACE', librarySource().replace('local VERSION = 1\n', 'local VERSION = 0\n')]);
+      const { ensureLibrary } = require('../lib/redis/connection');
+      const ours = librarySource().replace('local COMPATIBLE_FROM = 1', 'local COMPATIBLE_FROM = 0');
+      assert.equal(await ensureLibrary(admin, own.url, ours), 1);
+      assert.equal(Number(await admin.sendCommand(['FCALL_RO', 'a3s_version', '0'])), 1);
+    } finally {
+      admin.destroy();
+    }
+  } finally {
+    await own.stop();
+  }
+});
+
+test('without the redis package, Redis mode is a clear LaneError (and in-process needs nothing)', { timeout: 20_000 }, () => {
+  const block = `
+    const Module = require('node:module');
+    const resolve = Module._resolveFilename;
+    Module._resolveFilename = function (request, ...rest) {
+      if (request === 'redis') { const e = new Error("Cannot find module 'redis'"); e.code = 'MODULE_NOT_FOUND'; throw e; }
+      return resolve.call(this, request, ...rest);
+    };
+    const { Lane } = require(${JSON.stringify(path.join(__dirname, '..'))});
+    const local = new Lane();
+    local.start();
+    console.log(local.submit('system', 'x', '1'));
+    try { new Lane({ redis: 'redis://127.0.0.1:1/0', queue: 'q' }); } catch (e) { console.log(e.code, e.message); }`;
+  const run = spawnSync(process.execPath, ['-e', block], { encoding: 'utf8', timeout: 15_000 });
+  assert.equal(run.status, 0, run.stderr);
+  const [first, second] = run.stdout.trim().split('\n');
+  assert.equal(first, '1');
+  assert.match(second, /^ERR_LANE_REDIS_CLIENT_MISSING Redis mode needs the "redis" package .*npm install redis$/);
+});
