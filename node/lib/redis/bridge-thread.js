@@ -81,11 +81,15 @@ async function submitSync(fns, request) {
   const resultsKey = fns.key(`results:${replyId}`);
   const blocking = await openClient(fns.url);
   const acks = new Map(proxies.map((p) => [p.workerId, []]));
+  const onBehalf = Object.fromEntries(proxies.map((p) => [p.workerId, []]));
   let lastBeat = Date.now();
   let delay = 0;
   try {
     for (;;) {
-      for (const proxy of proxies) await claimFor(fns, proxy, acks.get(proxy.workerId));
+      for (const proxy of proxies) {
+        await claimFor(fns, proxy, acks.get(proxy.workerId));
+        await ackInFlight(fns, proxy, acks.get(proxy.workerId), onBehalf[proxy.workerId]);
+      }
       if (proxies.length && Date.now() - lastBeat >= leaseMs / 3) {
         lastBeat = Date.now();
         for (const proxy of proxies) await fns.heartbeat(proxy.workerId, leaseMs);
@@ -108,7 +112,7 @@ async function submitSync(fns, request) {
             const owed = acks.get(proxy.workerId);
             if (owed.length) await fns.claim(proxy.workerId, 0, owed.splice(0));
           }
-          return message;
+          return { message, onBehalf };
         }
       }
     }
@@ -129,6 +133,29 @@ async function claimFor(fns, proxy, acks) {
     if (reply.claimed.length === 0) return;
     for (const command of reply.claimed) {
       acks.push({ id: command.id, lease: command.lease, status: 'ok', result: command.payload });
+    }
+  }
+}
+
+// A claim the main thread sent before it blocked may still hand one of its
+// workers a command (its reply waits, unread, in the main thread's socket):
+// whatever is leased to a worker that runs nothing is that. Echoed and
+// acknowledged here on its behalf (with the lease Redis gave it); the main
+// thread skips these ids when it reads that reply.
+async function ackInFlight(fns, proxy, acks, onBehalf) {
+  const leased = await fns.client.sendCommand(['SMEMBERS', fns.key(`leased:${proxy.workerId}`)]);
+  for (const raw of leased) {
+    const id = String(raw);
+    if (onBehalf.includes(id)) continue;
+    const [lease, payload] = await fns.client.sendCommand(['HMGET', fns.key(`cmd:${id}`), 'lease', 'payload']);
+    if (lease === null || lease === undefined) continue;
+    onBehalf.push(id);
+    acks.push({ id, lease: String(lease), status: 'ok', result: payload === null ? 'null' : String(payload) });
+  }
+  if (acks.length) {
+    const reply = await fns.claim(proxy.workerId, 0, acks.splice(0));
+    if (reply.rejected.length) {
+      for (const id of reply.rejected) onBehalf.splice(onBehalf.indexOf(String(id)), 1);
     }
   }
 }

@@ -330,7 +330,7 @@ class RedisQueue {
       );
     }
     const id = uuidHex();
-    const message = this.bridgeCall({
+    const { message, onBehalf } = this.bridgeCall({
       op: 'submit',
       id,
       laneId,
@@ -341,6 +341,9 @@ class RedisQueue {
         workerId: q.worker.id, slots: q.worker.slots, types: q.handledTypes(), leaseMs: q.worker.leaseMs, info: q.worker.info,
       })),
     }, Infinity);
+    for (const q of local) {
+      for (const skipped of onBehalf[q.worker.id] || []) q.worker.skip.add(skipped);
+    }
     const outcome = outcomeOf(message, MODE_JSON);
     if (outcome.error) throw outcome.error;
     return outcome.value;
