@@ -7,7 +7,11 @@
 //     (the seed's and the Quick start) run; also with install scripts off;
 //     forcing a source build there fails, which shows the toolchain is gone;
 //   - from the same tarball without its prebuild, with the compiler, the
-//     install builds from the shipped sources and the examples run.
+//     install builds from the shipped sources and the examples run;
+//   - the tarball ships the Redis lane rules (lua/lanes.lua, a copy of
+//     ../pylane/redis/lanes.lua made at pack time) and, with the redis
+//     package beside it, runs the seed's example with only { redis, queue }
+//     added, against a fresh redis-server.
 // The tarball is packed from a copy of node/ and ../c_core in a temp folder,
 // so the checkout is not touched (prepack writes c_core/ and prebuilds/ into
 // the folder it packs) and packs running at the same time cannot collide.
@@ -19,12 +23,14 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { quickStart, seedExample } = require('./readme');
+const { RedisServer, skipReason } = require('./redis-server');
 const prebuild = require('../lib/prebuild');
 
 const PACKAGE_DIR = path.join(__dirname, '..');
 const HOST = prebuild.hostTarget();
 const TUPLE = `${HOST.platform}-${HOST.arch}`;
 const PREBUILD = `prebuilds/${TUPLE}/@a3s-lab+lane${HOST.platform === 'linux' ? `.${HOST.libc}` : ''}.node`;
+const LUA = path.join(PACKAGE_DIR, '..', 'pylane', 'redis', 'lanes.lua');
 const TOOLCHAIN = ['cc', 'gcc', 'g++', 'c++', 'clang', 'clang++', 'make', 'ld'];
 
 /** npm's own CLI script, to run it with this node and any PATH. */
@@ -103,6 +109,8 @@ function checkoutCopy() {
     },
   });
   fs.cpSync(path.join(PACKAGE_DIR, '..', 'c_core'), path.join(repo, 'c_core'), { recursive: true });
+  fs.mkdirSync(path.join(repo, 'pylane', 'redis'), { recursive: true });
+  fs.copyFileSync(LUA, path.join(repo, 'pylane', 'redis', 'lanes.lua'));
   // node-addon-api is bundled into the tarball: a real copy. The pack-time
   // tools (prebuildify) resolve from the checkout through NODE_PATH.
   fs.cpSync(path.dirname(require.resolve('node-addon-api/package.json')),
@@ -141,7 +149,8 @@ test('the tarball carries the prebuild, the sources for a source build and node-
   const files = packed.files.map((f) => f.path).sort();
   for (const file of ['binding.gyp', 'index.js', 'index.d.ts', 'README.md', 'package.json', 'src/addon.cc',
     'lib/binding.js', 'lib/prebuild.js', 'scripts/build.js', 'scripts/gyp-sources.js',
-    'c_core/lane_core.h', 'c_core/lane_core.c', 'node_modules/node-addon-api/napi.h', PREBUILD]) {
+    'c_core/lane_core.h', 'c_core/lane_core.c', 'node_modules/node-addon-api/napi.h', PREBUILD,
+    'lua/lanes.lua', 'lib/redis/connection.js', 'lib/redis/bridge-thread.js']) {
     assert.ok(files.includes(file), `the tarball has ${file}`);
   }
   assert.deepEqual(files.filter((f) => f.startsWith('prebuilds/')), [PREBUILD], 'one prebuild: this machine\'s');
@@ -149,6 +158,8 @@ test('the tarball carries the prebuild, the sources for a source build and node-
   assert.deepEqual(packed.bundled, ['node-addon-api']);
   assert.ok(!fs.existsSync(path.join(copy, 'c_core')), 'postpack removed the vendored engine');
   assert.ok(!fs.existsSync(path.join(copy, 'prebuilds')), 'postpack removed prebuilds/');
+  assert.ok(!fs.existsSync(path.join(copy, 'lua')), 'postpack removed the copy of lanes.lua');
+  assert.ok(!packed.files.some((f) => f.path.startsWith('node_modules/redis')), 'the redis client is not bundled');
   assert.ok(!fs.existsSync(path.join(copy, 'build')), 'the development build folder was not used');
   assert.deepEqual(fs.readdirSync(tmp).filter((f) => f.startsWith('a3s-lane-prebuild-')), [], 'the staging folder is gone');
 });
@@ -215,4 +226,51 @@ test('where no prebuild matches, the install builds from the shipped sources and
     const installed = path.join(app, 'node_modules', '@a3s-lab', 'lane');
     const addon = runExamples(app, env);
     assert.deepEqual(addon, { path: path.join(installed, 'build', 'Release', prebuild.ADDON), from: 'build' });
+  });
+
+test('the tarball ships the one lanes.lua and runs the seed with only { redis, queue } added, on a fresh redis-server',
+  { skip: skipReason(), timeout: 300_000 }, async (t) => {
+    const unpacked = path.join(tmp, 'lua-check');
+    fs.mkdirSync(unpacked);
+    ok(run(['tar', '-xzf', tarball, '-C', unpacked, 'package/lua/lanes.lua'], { cwd: tmp }), 'tar -x lanes.lua');
+    assert.equal(fs.readFileSync(path.join(unpacked, 'package', 'lua', 'lanes.lua'), 'utf8'), fs.readFileSync(LUA, 'utf8'),
+      'the shipped lanes.lua is the repository\'s own');
+
+    const app = project('redis-seed');
+    ok(npmInstall(app, tarball, noCompiler.env), 'npm install without a compiler');
+    const installed = path.join(app, 'node_modules', '@a3s-lab', 'lane');
+    // The application brings the optional peer dependency (npm install redis):
+    // the copy this checkout tests with.
+    for (const name of ['redis', '@redis']) {
+      fs.cpSync(path.join(PACKAGE_DIR, 'node_modules', name), path.join(app, 'node_modules', name), { recursive: true });
+    }
+    const server = await new RedisServer().start();
+    try {
+      const { code, expected } = seedExample();
+      const option = `{ redis: ${JSON.stringify(server.url)}, queue: 'seed' }`;
+      const redisCode = code
+        .replace('const lane = new Lane();', `const lane = new Lane(${option});`)
+        .replace(/\n\]\);\nlane\.start\(\);/, `\n], ${option});\nlane.start();`);
+      assert.equal(redisCode.split(option).length, 3, 'the option went into both constructors');
+      assert.deepEqual(redisCode.replaceAll(`${option}`, '').replace('new Lane()', 'new Lane()').replace('], );', ']);'),
+        code, 'nothing else changed');
+      fs.writeFileSync(path.join(app, 'redis-example.js'), redisCode);
+      const result = ok(run([process.execPath, 'redis-example.js'], { cwd: app, env: noCompiler.env, timeout: 60_000 }),
+        'the seed example in Redis mode');
+      t.diagnostic(`the seed in Redis mode ran in ${result.ms} ms and exited by itself`);
+      assert.deepEqual(result.stdout.trim().split('\n'), expected);
+      const probe = `console.log(require('./node_modules/@a3s-lab/lane/lib/redis/connection.js').luaFile())`;
+      assert.equal(ok(run([process.execPath, '-e', probe], { cwd: app, env: noCompiler.env }), 'the probe').stdout.trim(),
+        path.join(installed, 'lua', 'lanes.lua'));
+      // The queue it made holds the seed's lanes, and its command ran.
+      const redis = require('redis');
+      const admin = redis.createClient({ url: server.url, RESP: 2 });
+      await admin.connect();
+      const stats = JSON.parse(await admin.sendCommand(['FCALL_RO', 'a3s_stats', '1', 'a3s:{seed}', '']));
+      admin.destroy();
+      assert.deepEqual(stats.lanes.map((l) => l.lane_id), ['system', 'control', 'query', 'session', 'skill', 'prompt', 'high', 'low']);
+      assert.equal(stats.lanes.find((l) => l.lane_id === 'high').completed, 1);
+    } finally {
+      await server.stop();
+    }
   });
