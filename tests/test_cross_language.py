@@ -219,6 +219,36 @@ def test_a_node_handlers_failure_reaches_the_python_future(redis_queue, node_age
     assert manager.stats().lane("jobs").failed == 1
 
 
+def test_python_declared_timeouts_and_retries_hold_on_node_workers(redis_url, redis_queue,
+                                                                   node_agents):
+    """Lanes with options only Python declares: the Node worker enforces the
+    lane's timeout, and a failing command is retried then dead-lettered by
+    the shared rules, whoever runs it."""
+    from pylane import CommandTimeoutError, LaneConfig, QueueManagerBuilder, RetryPolicy
+
+    manager = (QueueManagerBuilder()
+               .with_lane("slow", LaneConfig.new(0, 2).with_timeout(0.2), 0)
+               .with_lane("flaky", LaneConfig("flaky", 1, 0, 2,
+                                              retry_policy=RetryPolicy.fixed(2, 0.05)), 1)
+               .with_redis(redis_url, queue=redis_queue).build())
+    manager.start(worker=False)
+    try:
+        # The Node agent declares no lanes of these names: it serves them all the same.
+        node_agents(redis_queue, 1, 2, [["other", 5, 0, 1]])
+        began = time.monotonic()
+        with pytest.raises(CommandTimeoutError):
+            manager.submit("slow", "record", record("t", "slow", sleep=2)).result(WAIT)
+        assert time.monotonic() - began < 1.5
+        with pytest.raises(Exception, match="TypeError"):
+            manager.submit("flaky", "record", {"no": "tag"}).result(WAIT)
+        stats = manager.stats()
+        assert (stats.lane("slow").timed_out, stats.lane("flaky").retried) == (1, 2)
+        assert stats.lane("flaky").dead_lettered == 1
+        assert [d.attempts for d in manager.dead_letters()][-1] == 3
+    finally:
+        manager.close()
+
+
 # ---- a Node producer, Python workers -----------------------------------------------------
 
 

@@ -319,3 +319,15 @@ test('without the redis package, Redis mode is a clear LaneError (and in-process
   assert.equal(first, '1');
   assert.match(second, /^ERR_LANE_REDIS_CLIENT_MISSING Redis mode needs the "redis" package .*npm install redis$/);
 });
+
+redisTest("the README's Redis example runs and prints what it says", async (t, queue) => {
+  const readme = require('node:fs').readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('## Across machines: Redis'));
+  const code = /```js\n([\s\S]*?)```/.exec(section)[1];
+  assert.ok(code.includes("{ redis: 'redis://localhost:6379/0', queue: 'agents' }"));
+  const expected = [...code.matchAll(/^\s*\/\/ -> (.*)$/gm)].map((m) => m[1]);
+  const run = spawnSync(process.execPath, ['-e', code.replace('redis://localhost:6379/0', server.url)
+    .replace("queue: 'agents'", `queue: '${queue}'`)], { cwd: path.join(__dirname, '..'), encoding: 'utf8', timeout: 20_000 });
+  assert.equal(run.status, 0, run.stderr);
+  assert.deepEqual(run.stdout.trim().split('\n'), expected);
+});
