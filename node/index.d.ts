@@ -327,6 +327,15 @@ export const EVENTS: {
   readonly COMMAND_CANCELLED: 'queue.command.cancelled';
   readonly SHUTDOWN_STARTED: 'queue.shutdown.started';
   readonly SHUTDOWN_COMPLETE: 'queue.shutdown.complete';
+  readonly COMMAND_RETRY: 'queue.command.retry';
+  readonly COMMAND_TIMEOUT: 'queue.command.timeout';
+  readonly COMMAND_DEAD_LETTERED: 'queue.command.dead_lettered';
+  readonly COMMAND_REQUEUED: 'queue.command.requeued';
+  readonly WORKER_JOINED: 'queue.worker.joined';
+  readonly WORKER_LEFT: 'queue.worker.left';
+  readonly WORKER_LOST: 'queue.worker.lost';
+  readonly REDIS_DISCONNECTED: 'queue.redis.disconnected';
+  readonly REDIS_RECONNECTED: 'queue.redis.reconnected';
 };
 
 export const DEFAULT_LANES: ReadonlyArray<Readonly<Required<LaneConfig>>>;

@@ -14,6 +14,16 @@ const EVENTS = Object.freeze({
   COMMAND_CANCELLED: 'queue.command.cancelled',
   SHUTDOWN_STARTED: 'queue.shutdown.started',
   SHUTDOWN_COMPLETE: 'queue.shutdown.complete',
+  // Redis mode: from the queue's stream (every process), the last two local.
+  COMMAND_RETRY: 'queue.command.retry',
+  COMMAND_TIMEOUT: 'queue.command.timeout',
+  COMMAND_DEAD_LETTERED: 'queue.command.dead_lettered',
+  COMMAND_REQUEUED: 'queue.command.requeued',
+  WORKER_JOINED: 'queue.worker.joined',
+  WORKER_LEFT: 'queue.worker.left',
+  WORKER_LOST: 'queue.worker.lost',
+  REDIS_DISCONNECTED: 'queue.redis.disconnected',
+  REDIS_RECONNECTED: 'queue.redis.reconnected',
 });
 
 // ---- time ------------------------------------------------------------------

@@ -331,3 +331,17 @@ redisTest("the README's Redis example runs and prints what it says", async (t, q
   assert.equal(run.status, 0, run.stderr);
   assert.deepEqual(run.stdout.trim().split('\n'), expected);
 });
+
+redisTest('an idle worker keeps the process alive only with { keepAlive: true }', async (t, queue) => {
+  const script = (keepAlive) => `
+    const { Lane } = require('@a3s-lab/lane');
+    const lane = new Lane({ redis: ${JSON.stringify(server.url)}, queue: ${JSON.stringify(queue)} });
+    lane.start({ keepAlive: ${keepAlive} });
+    // An unref'd timer fires only if something else keeps the process running.
+    setTimeout(() => { console.log('still running'); lane.close(); }, 300).unref();`;
+  for (const [keepAlive, expected] of [[false, ''], [true, 'still running']]) {
+    const run = spawnSync(process.execPath, ['-e', script(keepAlive)], { cwd: path.join(__dirname, '..'), encoding: 'utf8', timeout: 20_000 });
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(run.stdout.trim(), expected, `keepAlive ${keepAlive}`);
+  }
+});

@@ -19,8 +19,9 @@ const { LaneError, describeError, describeMs } = require('../errors');
 const { isThenable, whenSettled } = require('../jobs');
 const { Backoff, openClient, closeClient, redact, isConnectionError } = require('./connection');
 
-const REDIS_DISCONNECTED = 'queue.redis.disconnected';
-const REDIS_RECONNECTED = 'queue.redis.reconnected';
+const { EVENTS } = require('../events');
+
+const { REDIS_DISCONNECTED, REDIS_RECONNECTED } = EVENTS;
 
 class RedisWorker {
   constructor(owner, slots, leaseMs) {
