@@ -76,7 +76,9 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  * waits for the result (BLPOP, no polling).
  */
 async function submitSync(fns, request) {
-  const { id, laneId, commandType, payloadJson, proxies, leaseMs } = request;
+  const { id, laneId, commandType, payloadJson, proxies } = request;
+  // Each of this process's workers renews its lease every lease / 3.
+  const beatEvery = Math.min(...proxies.map((p) => p.leaseMs / 3));
   await fns.submit(id, laneId, commandType, payloadJson, replyId);
   const resultsKey = fns.key(`results:${replyId}`);
   const blocking = await openClient(fns.url);
@@ -90,9 +92,9 @@ async function submitSync(fns, request) {
         await claimFor(fns, proxy, acks.get(proxy.workerId));
         await ackInFlight(fns, proxy, acks.get(proxy.workerId), onBehalf[proxy.workerId]);
       }
-      if (proxies.length && Date.now() - lastBeat >= leaseMs / 3) {
+      if (proxies.length && Date.now() - lastBeat >= beatEvery) {
         lastBeat = Date.now();
-        for (const proxy of proxies) await fns.heartbeat(proxy.workerId, leaseMs);
+        for (const proxy of proxies) await fns.heartbeat(proxy.workerId, proxy.leaseMs);
       }
       // With proxies: short waits between claims (only while the main thread
       // is blocked); without: block until the result comes.

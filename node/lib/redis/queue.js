@@ -336,7 +336,6 @@ class RedisQueue {
       laneId,
       commandType,
       payloadJson: JSON.stringify(payload) ?? 'null',
-      leaseMs: this.leaseMs,
       proxies: local.map((q) => ({
         workerId: q.worker.id, slots: q.worker.slots, types: q.handledTypes(), leaseMs: q.worker.leaseMs, info: q.worker.info,
       })),

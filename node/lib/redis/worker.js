@@ -32,6 +32,7 @@ class RedisWorker {
     this.info = `${os.hostname()} pid ${process.pid}`;
     this.wakeKey = owner.key(`wake:${this.id}`);
     this.running = 0; // commands this process runs now
+    this.owed = 0; // acks of finished commands not yet in Redis
     this.joinedTypes = [];
     this.stopping = false;
     this.stopped = false;
@@ -115,6 +116,7 @@ class RedisWorker {
       }
       backoff.reset();
       this.connectionBack();
+      if (ack !== null) this.owed--;
       ack = null;
       if (!reply.known && !stopping) {
         await this.rejoin();
@@ -123,6 +125,7 @@ class RedisWorker {
       const claimed = reply.claimed.filter((c) => !this.skip.delete(c.id));
       if (claimed.length) {
         ack = await this.execute(claimed[0]);
+        this.owed++; // until the claim carrying it goes through
         continue;
       }
       if (stopping) return;
@@ -351,7 +354,7 @@ class RedisWorker {
 
   /** True when a synchronous submit could need this thread's event loop. */
   usesEventLoop() {
-    return this.owner.hasHandlers() || this.running > 0;
+    return this.owner.hasHandlers() || this.running > 0 || this.owed > 0;
   }
 }
 
