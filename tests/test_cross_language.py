@@ -238,7 +238,7 @@ def test_python_declared_timeouts_and_retries_hold_on_node_workers(redis_url, re
         began = time.monotonic()
         with pytest.raises(CommandTimeoutError):
             manager.submit("slow", "record", record("t", "slow", sleep=2)).result(WAIT)
-        assert time.monotonic() - began < 1.5
+        assert time.monotonic() - began < 1.8  # not the whole 2 s sleep
         with pytest.raises(Exception, match="TypeError"):
             manager.submit("flaky", "record", {"no": "tag"}).result(WAIT)
         stats = manager.stats()
