@@ -119,9 +119,7 @@ class QueueManagerBuilder:
         if not self._lanes:
             raise InvalidConfigError("no lanes: call with_default_lanes() or with_lane()")
         if self._redis is not None:
-            from .redis.runtime import build_manager
-
-            return build_manager(self, *self._redis)
+            return self._build_redis(*self._redis)
         queue = CommandQueue(self._emitter, self._max_workers, storage=self._storage,
                              dlq=self._dlq, metrics=self._metrics, alerts=self._alerts)
         for lane_id, (config, priority) in self._lanes.items():
@@ -129,6 +127,21 @@ class QueueManagerBuilder:
         for command_type, factory in self._factories.items():
             queue.register_command(command_type, factory)
         return QueueManager(queue, metrics=queue.metrics(), alerts=self._alerts)
+
+    def _build_redis(self, url: str, queue: str, options: dict[str, Any]) -> QueueManager:
+        if self._storage is not None:
+            raise InvalidConfigError("with_storage() does not combine with with_redis(): the "
+                                     "Redis queue keeps the commands")
+        if self._metrics is not None or self._alerts is not None:
+            raise InvalidConfigError("with_metrics() and with_alerts() do not combine with "
+                                     "with_redis() yet")
+        from .redis.runtime import build_manager  # the redis extra, imported on use
+
+        lanes = [(lane_id, config, priority)
+                 for lane_id, (config, priority) in self._lanes.items()]
+        return build_manager(url, queue, options, emitter=self._emitter, lanes=lanes,
+                             max_workers=self._max_workers, dlq=self._dlq,
+                             factories=self._factories)
 
 
 class QueueManager:

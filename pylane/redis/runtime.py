@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future
 from typing import Any, Callable, Optional, Union, cast
 
 from .._checks import check_lane_id
@@ -29,17 +29,15 @@ from .._durations import Duration, to_seconds
 from .._runtime.observe import drain_timeout_message
 from ..command import Command, JsonCommand, command_type_of
 from ..config import LaneConfig
-from ..durable.dead_letters import DeadLetter
+from ..durable.dead_letters import DeadLetter, DeadLetterQueue
 from ..durable.registry import CommandRegistry
 from ..errors import (
-    CommandTimeoutError,
     InvalidArgumentError,
     InvalidConfigError,
     InvalidPayloadError,
     LaneError,
     LaneNotFoundError,
     LaneTimeoutError,
-    RemoteCommandError,
     ShutdownInProgressError,
 )
 from ..events import (
@@ -63,33 +61,16 @@ from .connection import (
     redact,
     unreachable,
 )
+from .events import EventReader
+from .results import RedisFuture, ResultWaiter
 from .stats import RedisQueueStats, from_reply
-from .worker import Backoff, RedisWorker
+from .worker import RedisWorker
 
 logger = logging.getLogger("pylane.redis")
 
 DEFAULT_QUEUE = "default"
 DEFAULT_LEASE = 10.0  # seconds; heartbeats every third of it
 DEFAULT_POOL_CAP = 64
-RESULT_TTL_MS = 86_400_000  # as lanes.lua keeps a results list
-
-
-class RedisFuture(Future[Any]):
-    """A submit's future; ``cancel()`` withdraws the command from Redis if
-    it has not started (on whichever machine)."""
-
-    def __init__(self, owner: RedisQueue, command_id: str, lane_id: str) -> None:
-        super().__init__()
-        self._owner = owner
-        self.command_id = command_id
-        self.lane_id = lane_id
-
-    def cancel(self) -> bool:
-        if self.done():
-            return super().cancel()
-        if not self._owner.cancel(self.command_id):
-            return False
-        return super().cancel()
 
 
 class RedisQueue:
@@ -126,13 +107,8 @@ class RedisQueue:
         self.client_id = uuid.uuid4().hex
         self._lock = threading.Lock()
         self._fns: Optional[Functions] = None
-        self._futures: dict[str, RedisFuture] = {}
-        self._syncs: dict[str, threading.Event] = {}
-        self._waiter: Optional[threading.Thread] = None
-        self._reader: Optional[threading.Thread] = None
-        self._reader_client_id: Optional[int] = None
-        self._reader_client: Any = None
-        self._reader_stop = False
+        self._results = ResultWaiter(url, self.functions, self.client_id)
+        self._reader = EventReader(url, self.functions, emitter)
         self._worker: Optional[RedisWorker] = None
         self._started = False
         self._shutting_down = False
@@ -260,21 +236,9 @@ class RedisQueue:
                     if not is_connection_error(error):
                         raise
                     raise unreachable(self.url, error) from None
-            self._sync_results(deadline)
+            self._results.sync(None if deadline is None else max(0.0, deadline - _now()))
         finally:
             blocking.close()
-
-    def _sync_results(self, deadline: Optional[float]) -> None:
-        """Waits until the waiter has handed out every result pushed so far
-        (drain never returns with a finished command's future unset)."""
-        if self._waiter is None or not self._futures:
-            return
-        token = uuid.uuid4().hex
-        done = threading.Event()
-        self._syncs[token] = done
-        self.functions().client.rpush(self._results_key(), json.dumps({"sync": token}))
-        done.wait(None if deadline is None else max(0.0, deadline - _now()))
-        self._syncs.pop(token, None)
 
     def _stop_all(self) -> None:
         with self._lock:
@@ -284,13 +248,8 @@ class RedisQueue:
         if self._worker is not None:
             self._worker.stop()
         if self._fns is not None:
-            if self._waiter is not None:
-                try:
-                    self._fns.client.rpush(self._results_key(), json.dumps({"stop": True}))
-                except Exception as error:
-                    logger.debug("could not stop the results waiter: %s", error)
-                self._waiter.join(5.0)
-            self._stop_reader()
+            self._results.stop()
+            self._reader.stop()
             self._fns.client.close()
         self.emitter.emit_new(SHUTDOWN_COMPLETE, None)
         self.emitter.close_all()
@@ -338,9 +297,9 @@ class RedisQueue:
             raise InvalidPayloadError("payload is nested too deeply to carry as JSON") from None
         fns = self.functions()
         command_id = uuid.uuid4().hex
-        future = RedisFuture(self, command_id, lane_id)
-        self._futures[command_id] = future  # before the submit: a result may come at once
-        self._ensure_waiter()
+        future = RedisFuture(self.cancel, command_id, lane_id)
+        self._results.futures[command_id] = future  # before the submit: a result may come at once
+        self._results.ensure()
         try:
             try:
                 fns.submit(command_id, lane_id, command_type, text, self.client_id)
@@ -351,7 +310,7 @@ class RedisQueue:
                 self._register_lanes(fns)
                 fns.submit(command_id, lane_id, command_type, text, self.client_id)
         except BaseException:
-            self._futures.pop(command_id, None)
+            self._results.futures.pop(command_id, None)
             raise
         return future
 
@@ -367,92 +326,6 @@ class RedisQueue:
     async def asubmit(self, lane_id: str, command: Any, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.wrap_future(self.submit(lane_id, command, *args, **kwargs))
 
-    def _results_key(self) -> str:
-        return self.functions().key(f"results:{self.client_id}")
-
-    def _ensure_waiter(self) -> None:
-        if self._waiter is not None:
-            return
-        with self._lock:
-            if self._waiter is None:
-                thread = threading.Thread(target=self._wait_results, name="pylane-redis-results",
-                                          daemon=True)
-                thread.start()
-                self._waiter = thread
-
-    def _wait_results(self) -> None:
-        """Hands out results as they come. Each is moved (BLMOVE) to a list
-        of its own, ``<results list>:taken``, and that list is emptied only
-        with the next move, after the result was handled: if Redis dies
-        after a move but before its reply (appendfsync always keeps the
-        move), the result is handled after the reconnection, not lost as
-        with a BLPOP. Handling one twice is harmless."""
-        key = self._results_key()
-        taken = f"{key}:taken"
-        client = open_client(self.url, blocking=True)
-        backoff = Backoff()
-        items: list[bytes] = []
-        recover = True  # first, and after every error: what a move left in `taken`
-        try:
-            while True:
-                try:
-                    if recover:
-                        items = client.lrange(taken, 0, -1)
-                        recover = False
-                    for raw in items:
-                        if not self._handle_result(raw):
-                            client.delete(taken)
-                            return
-                    pipe = client.pipeline(transaction=False)
-                    pipe.delete(taken)
-                    pipe.blmove(key, taken, 0, "LEFT", "RIGHT")
-                    pipe.pexpire(taken, RESULT_TTL_MS)
-                    _deleted, item, _expiring = pipe.execute()
-                    items = [] if item is None else [item]
-                except Exception as error:
-                    recover = True
-                    if not is_connection_error(error):
-                        logger.exception("results waiter failed")
-                    if self._stopped:
-                        return
-                    logger.warning("waiting for results: %s; retrying", error)
-                    _sleep(backoff.next())
-                    continue
-                backoff.reset()
-        finally:
-            client.close()
-
-    def _handle_result(self, raw: bytes) -> bool:
-        """False for the waiter's stop message."""
-        message = json.loads(raw)
-        if message.get("stop"):
-            return False
-        if "sync" in message:
-            done = self._syncs.get(message["sync"])
-            if done is not None:
-                done.set()
-            return True
-        self._resolve(message)
-        return True
-
-    def _resolve(self, message: dict[str, Any]) -> None:
-        future = self._futures.pop(message.get("id", ""), None)
-        if future is None or future.done():
-            return
-        status = message.get("status")
-        try:
-            if status == "ok":
-                future.set_result(json.loads(message.get("result") or "null"))
-            elif status == "cancelled":
-                Future.cancel(future)
-                future.set_running_or_notify_cancel()
-            elif status == "timeout":
-                future.set_exception(CommandTimeoutError(message.get("error") or "timed out"))
-            else:
-                future.set_exception(RemoteCommandError(message.get("error") or "failed"))
-        except InvalidStateError:
-            pass  # cancelled here at the same moment
-
     # ---- cancel, pause ---------------------------------------------------------------
 
     def cancel(self, command_id: str) -> bool:
@@ -462,7 +335,7 @@ class RedisQueue:
             return False
         cancelled = self.functions().cancel(command_id)
         if cancelled:
-            self._futures.pop(command_id, None)
+            self._results.futures.pop(command_id, None)
         return cancelled
 
     def pause_lane(self, lane_id: str) -> None:
@@ -496,99 +369,17 @@ class RedisQueue:
     ) -> Union[EventStream, CallbackSubscription]:
         """Every process's events, read from the queue's stream in Redis
         from the moment of the call."""
-        self._ensure_reader()
+        self._reader.ensure()
         if callback is not None:
             return self.emitter.subscribe_callback(callback)
         return self.emitter.subscribe()
 
     def subscribe_filtered(self, predicate: Callable[[LaneEvent], bool]) -> EventStream:
-        self._ensure_reader()
+        self._reader.ensure()
         return self.emitter.subscribe_filtered(predicate)
-
-    def _ensure_reader(self) -> None:
-        if self._reader is not None or self._stopped:
-            return
-        fns = self.functions()
-        with self._lock:
-            if self._reader is not None:
-                return
-            try:
-                last = fns.client.xrevrange(fns.key("events"), count=1)
-            except Exception as error:
-                if is_connection_error(error):
-                    raise unreachable(self.url, error) from None
-                raise
-            start = last[0][0] if last else b"0-0"
-            self._reader = threading.Thread(target=self._read_events, args=(start,),
-                                            name="pylane-redis-events", daemon=True)
-            self._reader.start()
-
-    def _read_events(self, last_id: Any) -> None:
-        """Reads the events stream on a client of its own, whose connection
-        id lets ``_stop_reader`` unblock it (in a cluster: a client of the
-        node holding the queue, found again after every error)."""
-        key = self.functions().key("events")
-        client: Any = None
-        backoff = Backoff()
-        try:
-            while not self._reader_stop:
-                try:
-                    if client is None:
-                        client = open_client(self.url, blocking=True, key=key)
-                        self._reader_client = client
-                        self._reader_client_id = client.client_id()
-                        if self._reader_stop:
-                            return
-                    batch = client.xread({key: last_id}, count=500, block=0)
-                except Exception as error:
-                    self._reader_client_id = None
-                    if client is not None:
-                        client.close()
-                        client = None
-                    if self._reader_stop:
-                        return
-                    logger.warning("reading events: %s; retrying", error)
-                    _sleep(backoff.next())
-                    continue
-                backoff.reset()
-                for _stream, entries in batch or ():
-                    for entry_id, fields in entries:
-                        last_id = entry_id
-                        self.emitter.emit(_event_of(entry_id, fields))
-        finally:
-            if client is not None:
-                client.close()
-
-    def _stop_reader(self) -> None:
-        reader = self._reader
-        if reader is None:
-            return
-        self._reader_stop = True
-        client_id, client = self._reader_client_id, self._reader_client
-        if client_id is not None and client is not None:
-            try:  # another connection of the reader's client: the same server
-                client.client_unblock(client_id)
-            except Exception as error:
-                logger.debug("could not unblock the events reader: %s", error)
-        reader.join(5.0)
-
-
-def _event_of(entry_id: Any, fields: dict[Any, Any]) -> LaneEvent:
-    ident = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-    key = fields.get(b"key", b"").decode()
-    payload = json.loads(fields.get(b"data", b"null"))
-    if isinstance(payload, dict) and not payload:
-        payload = {}
-    return LaneEvent(key, payload, int(ident.split("-", 1)[0]) * 1_000_000)
-
 
 def _now() -> float:
     return time.monotonic()
-
-
-def _sleep(seconds: float) -> None:
-    """A back-off pause of a background thread."""
-    time.sleep(seconds)
 
 
 class RedisQueueManager(QueueManager):
@@ -613,19 +404,14 @@ class RedisQueueManager(QueueManager):
         self._redis_queue.close()
 
 
-def build_manager(builder: Any, url: str, queue: str, options: dict[str, Any]) -> QueueManager:
-    """``QueueManagerBuilder.build()`` with ``with_redis(url, queue=...)``."""
-    if builder._storage is not None:
-        raise InvalidConfigError("with_storage() does not combine with with_redis(): the "
-                                 "Redis queue keeps the commands")
-    if builder._metrics is not None or builder._alerts is not None:
-        raise InvalidConfigError("with_metrics() and with_alerts() do not combine with "
-                                 "with_redis() yet")
-    lanes = [(lane_id, config, priority)
-             for lane_id, (config, priority) in builder._lanes.items()]
-    dlq = builder._dlq
-    redis_queue = RedisQueue(url, queue, builder._emitter, lanes, slots=builder._max_workers,
+def build_manager(url: str, queue: str, options: dict[str, Any], *, emitter: EventEmitter,
+                  lanes: Sequence[tuple[str, LaneConfig, int]], max_workers: Optional[int],
+                  dlq: Optional[DeadLetterQueue],
+                  factories: dict[str, Callable[[Any], Command]]) -> QueueManager:
+    """What ``QueueManagerBuilder.build()`` makes after ``with_redis(url,
+    queue=...)``: the builder hands over its lanes and options."""
+    redis_queue = RedisQueue(url, queue, emitter, lanes, slots=max_workers,
                              dead_letters=dlq.capacity if dlq is not None else None, **options)
-    for command_type, factory in builder._factories.items():
+    for command_type, factory in factories.items():
         redis_queue.register_command(command_type, factory)
     return RedisQueueManager(redis_queue)
