@@ -11,6 +11,9 @@ const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 
+// A synchronous submit that would wait longer fails the test instead of hanging it.
+process.env.A3S_LANE_SYNC_SUBMIT_LIMIT_MS = process.env.A3S_LANE_SYNC_SUBMIT_LIMIT_MS || '20000';
+
 const START_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 5000;
 const HOST = '127.0.0.1';

@@ -345,3 +345,14 @@ redisTest('an idle worker keeps the process alive only with { keepAlive: true }'
     assert.equal(run.stdout.trim(), expected, `keepAlive ${keepAlive}`);
   }
 });
+
+redisTest('a Lane may leave out lanes other processes registered and still submit to them', async (t, queue) => {
+  const owner = lane([{ laneId: 'theirs', priority: 0, minConcurrency: 0, maxConcurrency: 1 }], { redis: server.url, queue });
+  owner.registerHandler('triple', (n) => n * 3);
+  owner.start();
+  const other = lane([{ laneId: 'mine', priority: 1, minConcurrency: 0, maxConcurrency: 1 }], { redis: server.url, queue });
+  other.start({ worker: false });
+  assert.equal(await within(other.run('theirs', 'triple', 7)), 21);
+  assert.deepEqual(other.stats().lanes.map((l) => l.laneId), ['theirs', 'mine']);
+  assert.deepEqual(other.laneIds, ['mine']);
+});

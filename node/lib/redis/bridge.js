@@ -52,6 +52,10 @@ class Bridge {
     for (;;) {
       const left = limitMs === Infinity ? 1000 : deadline - Date.now();
       if (left <= 0) {
+        if (request.op === 'submit') {
+          throw new LaneError('ERR_LANE_TIMEOUT', `submit() waited ${limitMs} ms for command ${request.id} ` +
+            '(A3S_LANE_SYNC_SUBMIT_LIMIT_MS); it may still run');
+        }
         throw new LaneError('ERR_LANE_REDIS_UNREACHABLE',
           `Redis at ${request.redacted} did not answer ${request.op} within ${limitMs} ms`);
       }
