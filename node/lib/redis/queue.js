@@ -11,9 +11,8 @@
 
 const { randomUUID } = require('node:crypto');
 const { LaneError, shuttingDown, typeName, describeMs } = require('../errors');
-const { checkCommandType } = require('../jobs');
 const { EVENTS, formatWallTimestamp } = require('../events');
-const { checkDuration, setLongTimeout } = require('../timers');
+const { checkDuration } = require('../timers');
 const {
   Backoff, Functions, sleep, openClient, closeClient, ensureLibrary, laneConfigJson, redact, baseKey,
   isConnectionError, unreachable,
@@ -21,8 +20,8 @@ const {
 const { getBridge } = require('./bridge');
 const { RedisWorker } = require('./worker');
 
-const MODE_JSON = 0;
-const MODE_VALUE = 1;
+// submitAsync (JSON text out) or run / add (values out), as lib/jobs.js has them.
+const { MODE_JSON } = require('../jobs');
 // The command type of add()'s functions: only this process's worker handles it.
 const FN_TYPE_PREFIX = 'a3s.fn:';
 
@@ -738,4 +737,4 @@ function drainTimeoutMessage(stats, limit) {
     `and ${stats.totalDelayed} delayed in the Redis queue (${busy.join('; ') || 'finishing'})`;
 }
 
-module.exports = { RedisQueue, statsOf, outcomeOf, MODE_JSON, MODE_VALUE, FN_TYPE_PREFIX, checkCommandType, setLongTimeout };
+module.exports = { RedisQueue, statsOf, outcomeOf, FN_TYPE_PREFIX };
