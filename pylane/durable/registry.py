@@ -15,30 +15,35 @@ A command that cannot be rebuilt goes to the dead letters with the reason.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol
 
 from ..errors import LaneError, RebuildError
 
-if TYPE_CHECKING:  # command.py imports this module
-    from ..command import Command
+
+class Rebuildable(Protocol):
+    """A Command class as far as this registry is concerned (command.py
+    imports this module, so it does not import command.py back)."""
+
+    @classmethod
+    def from_payload(cls, payload: Any) -> Any: ...
 
 JSON_KIND = "json"
 
 Factory = Callable[[Any], Any]
 
 # Every Command subclass, by "module:qualname" (filled by Command.__init_subclass__).
-_CLASSES: dict[str, type[Command]] = {}
+_CLASSES: dict[str, type[Rebuildable]] = {}
 
 
 def kind_of(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def record_class(cls: type[Command]) -> None:
+def record_class(cls: type[Rebuildable]) -> None:
     _CLASSES[kind_of(cls)] = cls
 
 
-def class_for(kind: str) -> type[Command]:
+def class_for(kind: str) -> type[Rebuildable]:
     cls = _CLASSES.get(kind)
     if cls is not None:
         return cls

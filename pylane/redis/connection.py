@@ -394,3 +394,21 @@ class Functions:
 
     def dead_letters(self, start: int = 0, stop: int = -1) -> list[dict[str, Any]]:
         return [json.loads(item) for item in self.call("a3s_dead_letters", start, stop)]
+
+
+# Retry pauses of the background threads (workers, results, events) while
+# Redis is unreachable: 0.1 s doubling to 5 s, reset by the first success.
+BACKOFF_FIRST = 0.1
+BACKOFF_MAX = 5.0
+
+
+class Backoff:
+    def __init__(self) -> None:
+        self.delay = 0.0
+
+    def next(self) -> float:
+        self.delay = BACKOFF_FIRST if self.delay == 0 else min(self.delay * 2, BACKOFF_MAX)
+        return self.delay
+
+    def reset(self) -> None:
+        self.delay = 0.0

@@ -15,8 +15,7 @@ import time
 from typing import Any, Callable, Optional
 
 from ..events import EventEmitter, LaneEvent
-from .connection import Functions, is_connection_error, open_client, unreachable
-from .worker import Backoff
+from .connection import Backoff, Functions, is_connection_error, open_client, unreachable
 
 logger = logging.getLogger("pylane.redis")
 

@@ -16,8 +16,7 @@ from concurrent.futures import Future, InvalidStateError
 from typing import Any, Callable, Optional
 
 from ..errors import CommandTimeoutError, RemoteCommandError
-from .connection import Functions, is_connection_error, open_client
-from .worker import Backoff
+from .connection import Backoff, Functions, is_connection_error, open_client
 
 logger = logging.getLogger("pylane.redis")
 

@@ -31,43 +31,48 @@ import threading
 import time
 import uuid
 from collections import deque
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Callable, Optional, Protocol
 
 from .._runtime.queue import CommandQueue
 from ..command import JsonCommand
 from ..config import LaneConfig
 from ..errors import CommandTimeoutError, LaneError, RedisConnectionError
 from ..events import EventEmitter
-from .connection import SOCKET_TIMEOUT, is_connection_error, open_client, redact, unreachable
+from .connection import (
+    SOCKET_TIMEOUT,
+    Backoff,
+    Functions,
+    is_connection_error,
+    open_client,
+    redact,
+    unreachable,
+)
 
-if TYPE_CHECKING:
-    from .runtime import RedisQueue
+
+class WorkerOwner(Protocol):
+    """What a worker needs of the queue it serves (a ``RedisQueue``)."""
+
+    url: str
+
+    def functions(self) -> Functions: ...
+
+    def handled_types(self) -> list[str]: ...
+
+    def handler_for(self, command_type: str) -> Optional[Callable[[Any], Any]]: ...
+
+    def emit_local(self, key: str, payload: Optional[dict[str, Any]]) -> None: ...
 
 logger = logging.getLogger("pylane.redis")
 
 REDIS_DISCONNECTED = "queue.redis.disconnected"
 REDIS_RECONNECTED = "queue.redis.reconnected"
-BACKOFF_FIRST = 0.1
-BACKOFF_MAX = 5.0
 REAP_MARGIN = 0.005  # seconds after a lease runs out that a heartbeat reaps it
-
-
-class Backoff:
-    def __init__(self) -> None:
-        self.delay = 0.0
-
-    def next(self) -> float:
-        self.delay = BACKOFF_FIRST if self.delay == 0 else min(self.delay * 2, BACKOFF_MAX)
-        return self.delay
-
-    def reset(self) -> None:
-        self.delay = 0.0
 
 
 class RedisWorker:
     """Joins the queue with `slots` slots and runs what it claims."""
 
-    def __init__(self, owner: RedisQueue, slots: int, lease: float) -> None:
+    def __init__(self, owner: WorkerOwner, slots: int, lease: float) -> None:
         self.owner = owner
         self.fns = owner.functions()
         self.slots = slots
