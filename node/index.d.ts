@@ -9,6 +9,28 @@ export interface LaneConfig {
   minConcurrency?: number;
   /** Never more than this many of the lane's commands run at once (>= 1). Default 10. */
   maxConcurrency?: number;
+  /** Redis mode only: a command running longer fails with ERR_LANE_COMMAND_TIMEOUT (ms, > 0). */
+  timeoutMs?: number;
+  /** Redis mode only: retries with back-off, then a dead letter. */
+  retry?: RetryOptions;
+  /** Redis mode only: a token bucket, `maxCommands` per `windowMs` (0: unlimited). */
+  rateLimit?: { maxCommands: number; windowMs: number };
+  /**
+   * Redis mode only: a front command's lane gets more urgent as its deadline
+   * nears: `boost` off the priority within `beforeDeadlineMs` of it; past it, the most urgent.
+   */
+  priorityBoost?: { deadlineMs: number; intervals?: Array<[beforeDeadlineMs: number, boost: number]> };
+}
+
+/** Redis mode: a lane's retry policy (the Python package's RetryPolicy, in ms). */
+export interface RetryOptions {
+  maxRetries: number;
+  /** Default 0. */
+  initialDelayMs?: number;
+  /** Default initialDelayMs. */
+  maxDelayMs?: number;
+  /** >= 1; default 1. */
+  multiplier?: number;
 }
 
 export interface LaneOptions {
@@ -338,4 +360,6 @@ export const EVENTS: {
   readonly REDIS_RECONNECTED: 'queue.redis.reconnected';
 };
 
-export const DEFAULT_LANES: ReadonlyArray<Readonly<Required<LaneConfig>>>;
+export const DEFAULT_LANES: ReadonlyArray<
+  Readonly<Required<Pick<LaneConfig, 'laneId' | 'priority' | 'minConcurrency' | 'maxConcurrency'>>>
+>;

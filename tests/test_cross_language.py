@@ -249,6 +249,59 @@ def test_python_declared_timeouts_and_retries_hold_on_node_workers(redis_url, re
         manager.close()
 
 
+def test_a_lane_declared_alike_in_python_and_node_is_one_lane(redis_url, redis_queue):
+    """Node's lane options (timeoutMs, retry, rateLimit, priorityBoost) are
+    the Python LaneConfig's, stored alike: the same lane declared on both
+    sides registers once; a differing field is a conflict naming it."""
+    from pylane import (
+        LaneConfig,
+        PriorityBoostConfig,
+        QueueManagerBuilder,
+        RateLimitConfig,
+        RetryPolicy,
+    )
+
+    config = LaneConfig("api", 0, 0, 4, retry_policy=RetryPolicy(2, 0.05, 0.4, 2.0),
+                        rate_limit=RateLimitConfig.new(5, 1.0),
+                        priority_boost=PriorityBoostConfig(True, 2.0, ((1.5, 1), (0.5, 3)))
+                        ).with_timeout(0.5)
+    manager = (QueueManagerBuilder().with_lane("api", config, 0)
+               .with_redis(redis_url, queue=redis_queue).build())
+    manager.start(worker=False)
+    try:
+        alike = {"laneId": "api", "priority": 0, "minConcurrency": 0, "maxConcurrency": 4,
+                 "timeoutMs": 500,
+                 "retry": {"maxRetries": 2, "initialDelayMs": 50, "maxDelayMs": 400,
+                           "multiplier": 2},
+                 "rateLimit": {"maxCommands": 5, "windowMs": 1000},
+                 "priorityBoost": {"deadlineMs": 2000, "intervals": [[500, 3], [1500, 1]]}}
+        differs = {**alike, "retry": {**alike["retry"], "maxRetries": 3}}
+        script = """
+const { Lane } = require(process.argv[1]);
+for (const config of JSON.parse(process.argv[4])) {
+  try {
+    const options = { redis: process.argv[2], queue: process.argv[3] };
+    Lane.withLanes([config], options).start({ worker: false });
+    console.log('ok');
+  } catch (error) {
+    console.log(error.code, error.message);
+  }
+}
+process.exit(0);
+"""
+        done = subprocess.run(["node", "-e", script, str(NODE_DIR), redis_url, redis_queue,
+                               json.dumps([alike, differs])],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        first, second = done.stdout.strip().split("\n")
+        assert first == "ok"
+        assert second.startswith("ERR_LANE_CONFIG_CONFLICT"), second
+        assert '"api": retry is {' in second and "in Redis" in second, second
+        assert [lane.lane_id for lane in manager.stats().lanes] == ["api"]
+    finally:
+        manager.close()
+
+
 # ---- a Node producer, Python workers -----------------------------------------------------
 
 

@@ -33,6 +33,11 @@ const MAX_PRIORITY = 2 ** 31 - 1;
 const MAX_U32 = 2 ** 32 - 1;
 
 const CONFIG_FIELDS = ['laneId', 'priority', 'minConcurrency', 'maxConcurrency'];
+// Redis mode only: enforced by the lane rules in Redis (lanes.lua) and the
+// workers, the same fields as the Python package's LaneConfig.
+const REDIS_CONFIG_FIELDS = ['timeoutMs', 'retry', 'rateLimit', 'priorityBoost'];
+const MAX_BOOST_WINDOWS = 8;
+const MAX_MS = 1e15;
 const OPTION_FIELDS = ['lanes', 'maxWorkers', 'eventCapacity', 'redis', 'queue', 'leaseMs'];
 // Redis mode (lib/redis): the queue name when none is given, and the lease.
 const DEFAULT_QUEUE = 'default';
@@ -53,7 +58,75 @@ function checkInteger(value, name, minimum, maximum, where) {
   return value;
 }
 
-function checkLaneConfig(config, position) {
+function checkNumber(value, name, where, { min = 0, above = false, max = MAX_MS } = {}) {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw configError(`${name}${where} must be a finite number, got ${typeName(value)} ${String(value)}`);
+  }
+  if (above ? value <= min : value < min) {
+    throw configError(`${name}${where} must be ${above ? 'greater than' : 'at least'} ${min}, got ${value}`);
+  }
+  if (value > max) throw configError(`${name}${where} must be at most ${max}, got ${value}`);
+  return value;
+}
+
+function checkFields(object, name, allowed, where) {
+  if (object === null || typeof object !== 'object' || Array.isArray(object)) {
+    throw configError(`${name}${where} must be an object like { ${allowed.join(', ')} }, got ${typeName(object)}`);
+  }
+  for (const key of Object.keys(object)) {
+    if (!allowed.includes(key)) throw configError(`unknown field '${key}' in ${name}${where} (it takes ${allowed.join(', ')})`);
+  }
+}
+
+/** The Redis-mode lane options, checked as the Python package checks them. */
+function checkRedisLaneOptions(config, where) {
+  const out = {};
+  if (config.timeoutMs !== undefined) {
+    out.timeoutMs = checkNumber(config.timeoutMs, 'timeoutMs', where, { above: true });
+  }
+  if (config.retry !== undefined) {
+    const r = config.retry;
+    checkFields(r, 'retry', ['maxRetries', 'initialDelayMs', 'maxDelayMs', 'multiplier'], where);
+    const maxRetries = checkInteger(r.maxRetries, 'retry.maxRetries', 0, 2 ** 31 - 1, where);
+    const initialDelayMs = r.initialDelayMs === undefined ? 0 : checkNumber(r.initialDelayMs, 'retry.initialDelayMs', where);
+    const maxDelayMs = r.maxDelayMs === undefined ? initialDelayMs : checkNumber(r.maxDelayMs, 'retry.maxDelayMs', where);
+    const multiplier = r.multiplier === undefined ? 1 : checkNumber(r.multiplier, 'retry.multiplier', where, { min: 1 });
+    if (maxDelayMs < initialDelayMs) {
+      throw configError(`retry.maxDelayMs (${maxDelayMs}) is below retry.initialDelayMs (${initialDelayMs})${where}`);
+    }
+    out.retry = Object.freeze({ maxRetries, initialDelayMs, maxDelayMs, multiplier });
+  }
+  if (config.rateLimit !== undefined) {
+    const r = config.rateLimit;
+    checkFields(r, 'rateLimit', ['maxCommands', 'windowMs'], where);
+    const maxCommands = checkInteger(r.maxCommands, 'rateLimit.maxCommands', 0, Number.MAX_SAFE_INTEGER, where);
+    const windowMs = checkNumber(r.windowMs, 'rateLimit.windowMs', where, { min: 1e-6 });
+    out.rateLimit = Object.freeze({ maxCommands, windowMs });
+  }
+  if (config.priorityBoost !== undefined) {
+    const b = config.priorityBoost;
+    checkFields(b, 'priorityBoost', ['deadlineMs', 'intervals'], where);
+    const deadlineMs = checkNumber(b.deadlineMs, 'priorityBoost.deadlineMs', where, { above: true });
+    const intervals = b.intervals === undefined ? [] : b.intervals;
+    if (!Array.isArray(intervals) || intervals.length > MAX_BOOST_WINDOWS) {
+      throw configError(`priorityBoost.intervals${where} must be an array of at most ${MAX_BOOST_WINDOWS} ` +
+        '[beforeDeadlineMs, boost] pairs');
+    }
+    const pairs = intervals.map((pair, i) => {
+      if (!Array.isArray(pair) || pair.length !== 2) {
+        throw configError(`priorityBoost.intervals[${i}]${where} must be a [beforeDeadlineMs, boost] pair`);
+      }
+      return Object.freeze([
+        checkNumber(pair[0], `priorityBoost.intervals[${i}][0]`, where),
+        checkInteger(pair[1], `priorityBoost.intervals[${i}][1]`, 0, 2 ** 31 - 1, where),
+      ]);
+    });
+    out.priorityBoost = Object.freeze({ deadlineMs, intervals: Object.freeze(pairs) });
+  }
+  return out;
+}
+
+function checkLaneConfig(config, position, redisMode) {
   if (config === null || typeof config !== 'object' || Array.isArray(config)) {
     throw configError(
       `lane config #${position} must be an object like { laneId, priority, minConcurrency, ` +
@@ -67,9 +140,16 @@ function checkLaneConfig(config, position) {
   if (!laneId) throw configError(`laneId of lane config #${position} must not be empty`);
   const where = ` of lane ${quote(laneId)}`;
   for (const key of Object.keys(config)) {
-    if (!CONFIG_FIELDS.includes(key)) {
+    if (REDIS_CONFIG_FIELDS.includes(key) && !redisMode && config[key] !== undefined) {
       throw configError(
-        `unknown field '${key}'${where} (lane configs take ${CONFIG_FIELDS.join(', ')})`,
+        `${key}${where} is an option of Redis mode (enforced by the lane rules in Redis); the in-process ` +
+          'engine has no such option: give redis too, or leave it out',
+      );
+    }
+    if (!CONFIG_FIELDS.includes(key) && !REDIS_CONFIG_FIELDS.includes(key)) {
+      throw configError(
+        `unknown field '${key}'${where} (lane configs take ${CONFIG_FIELDS.join(', ')}; in Redis mode also ` +
+          `${REDIS_CONFIG_FIELDS.join(', ')})`,
       );
     }
   }
@@ -87,7 +167,8 @@ function checkLaneConfig(config, position) {
   if (min > max) {
     throw configError(`minConcurrency (${min}) exceeds maxConcurrency (${max})${where}`);
   }
-  return { laneId, priority, minConcurrency: min, maxConcurrency: max };
+  const extra = redisMode ? checkRedisLaneOptions(config, where) : {};
+  return { laneId, priority, minConcurrency: min, maxConcurrency: max, ...extra };
 }
 
 function checkOptions(options) {
@@ -119,7 +200,8 @@ function resolveOptions(options) {
     throw configError(`lanes must be an array of lane configs, got ${typeName(configs)}`);
   }
   if (configs.length === 0) throw configError('at least one lane is needed');
-  const lanes = configs.map((config, i) => checkLaneConfig(config, i));
+  const redisMode = options.redis !== undefined && options.redis !== null;
+  const lanes = configs.map((config, i) => checkLaneConfig(config, i, redisMode));
 
   let workers = 0;
   if (options.maxWorkers !== undefined) {

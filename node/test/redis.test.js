@@ -228,6 +228,11 @@ redisTest('invalid options are LaneErrors naming the option', () => {
     [{ redis: server.url, lanes: [{ laneId: 'bad\nlane' }] }, /laneId "bad\\nlane" cannot be part of a Redis key/],
     [{ redis: server.url, lanes: [{ laneId: 'a' }, { laneId: 'a' }] }, /duplicate lane id 'a'/],
     [{ redis: server.url, frobnicate: 1 }, /unknown option 'frobnicate'/],
+    [{ lanes: [{ laneId: 'a', timeoutMs: 5 }] }, /timeoutMs of lane 'a' is an option of Redis mode/],
+    [{ redis: server.url, lanes: [{ laneId: 'a', retry: { maxRetries: 1, initialDelayMs: 10, maxDelayMs: 5 } }] },
+      /retry\.maxDelayMs \(5\) is below retry\.initialDelayMs \(10\) of lane 'a'/],
+    [{ redis: server.url, lanes: [{ laneId: 'a', rateLimit: { maxCommands: 1 } }] }, /rateLimit\.windowMs of lane 'a'/],
+    [{ redis: server.url, lanes: [{ laneId: 'a', priorityBoost: { deadlineMs: 0 } }] }, /priorityBoost\.deadlineMs .* greater than 0/],
   ];
   for (const [options, message] of bad) {
     assert.throws(() => new Lane(options), (error) => {
@@ -355,4 +360,62 @@ redisTest('a Lane may leave out lanes other processes registered and still submi
   assert.equal(await within(other.run('theirs', 'triple', 7)), 21);
   assert.deepEqual(other.stats().lanes.map((l) => l.laneId), ['theirs', 'mine']);
   assert.deepEqual(other.laneIds, ['mine']);
+});
+
+redisTest('lanes with a timeout, retries and a rate limit (Redis mode lane options), enforced here', async (t, queue) => {
+  const lanes = [
+    { laneId: 'api', priority: 0, minConcurrency: 0, maxConcurrency: 2, retry: { maxRetries: 2, initialDelayMs: 150 } },
+    { laneId: 'slow', priority: 1, minConcurrency: 0, maxConcurrency: 1, timeoutMs: 150 },
+    { laneId: 'limited', priority: 2, minConcurrency: 0, maxConcurrency: 8, rateLimit: { maxCommands: 3, windowMs: 300 } },
+  ];
+  const worker = lane(lanes, { redis: server.url, queue });
+  const attempts = [];
+  let flaky = 0;
+  let aborted = null;
+  const starts = [];
+  worker.registerHandler('broken', () => {
+    attempts.push(Date.now());
+    throw new Error('down');
+  });
+  worker.registerHandler('flaky', () => {
+    flaky++;
+    if (flaky < 3) throw new Error('try again');
+    return 'ok';
+  });
+  worker.registerHandler('spin', (p, ctx) => new Promise((resolve) => {
+    const timer = setTimeout(resolve, 2000);
+    ctx.signal.addEventListener('abort', () => {
+      aborted = ctx.signal.reason.code;
+      clearTimeout(timer);
+    });
+  }));
+  worker.registerHandler('tick', () => starts.push(Date.now()));
+  worker.start();
+  const events = [];
+  worker.subscribeFiltered(['queue.command.retry', 'queue.command.dead_lettered', 'queue.command.timeout'],
+    (err, e) => events.push(e.key));
+  const broken = worker.run('api', 'broken', { n: 1 });
+  await assert.rejects(within(broken), { code: 'ERR_LANE_COMMAND_FAILED', message: 'Error: down' });
+  assert.equal(attempts.length, 3);
+  for (let i = 1; i < 3; i++) assert.ok(attempts[i] - attempts[i - 1] >= 140, `gap ${attempts[i] - attempts[i - 1]} ms`);
+  assert.equal(await within(worker.run('api', 'flaky', null)), 'ok');
+  const letters = await worker.deadLetters();
+  assert.deepEqual(letters.map((d) => [d.commandId, d.commandType, d.laneId, d.attempts, d.error, d.payload]),
+    [[broken.commandId, 'broken', 'api', 3, 'Error: down', '{"n":1}']]);
+  let began = Date.now();
+  await assert.rejects(within(worker.run('slow', 'spin', null)), { code: 'ERR_LANE_COMMAND_TIMEOUT', message: /timed out after 150ms/ });
+  assert.ok(Date.now() - began < 1500);
+  assert.equal(aborted, 'ERR_LANE_COMMAND_TIMEOUT');
+  began = Date.now();
+  await within(Promise.all(Array.from({ length: 6 }, () => worker.run('limited', 'tick', null))));
+  const offsets = starts.map((s) => s - began).sort((a, b) => a - b);
+  assert.ok(offsets[2] < 90, `the burst: ${offsets}`);
+  for (const n of [3, 4, 5]) assert.ok(offsets[n] >= 100 * (n - 2) - 10, `one per token: ${offsets}`);
+  const stats = worker.stats();
+  const by = Object.fromEntries(stats.lanes.map((l) => [l.laneId, l]));
+  assert.deepEqual([by.api.retried, by.api.deadLettered, by.slow.timedOut, by.limited.completed], [4, 1, 1, 6]);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  for (const key of ['queue.command.retry', 'queue.command.dead_lettered', 'queue.command.timeout']) {
+    assert.ok(events.includes(key), `${key} in ${events}`);
+  }
 });

@@ -148,7 +148,24 @@ function redact(url) {
 
 /** The lane as the Lua library stores and compares it (times in ms). */
 function laneConfigJson(lane) {
+  // The field names and units of pylane/redis/connection.py lane_config_json:
+  // a lane both SDKs declare alike is the same lane to lanes.lua.
   const spec = { id: lane.laneId, priority: lane.priority, min: lane.minConcurrency, max: lane.maxConcurrency };
+  if (lane.timeoutMs !== undefined) spec.timeout_ms = lane.timeoutMs;
+  if (lane.retry !== undefined && lane.retry.maxRetries > 0) {
+    spec.retry = {
+      max_retries: lane.retry.maxRetries,
+      initial_ms: lane.retry.initialDelayMs,
+      max_ms: lane.retry.maxDelayMs,
+      multiplier: lane.retry.multiplier,
+    };
+  }
+  if (lane.rateLimit !== undefined && lane.rateLimit.maxCommands > 0) {
+    spec.rate = { max: lane.rateLimit.maxCommands, window_ms: lane.rateLimit.windowMs };
+  }
+  if (lane.priorityBoost !== undefined) {
+    spec.boost = { deadline_ms: lane.priorityBoost.deadlineMs, windows: lane.priorityBoost.intervals.map((w) => [w[0], w[1]]) };
+  }
   return JSON.stringify(spec);
 }
 

@@ -77,7 +77,10 @@ void [json, echoed, viaJson, value, removed, cancelled, errors, counts, paused, 
 
 // Redis mode
 const shared = new Lane({ redis: 'redis://localhost:6379/0', queue: 'agents', leaseMs: 5000, maxWorkers: 4 });
-const sharedCustom = Lane.withLanes(configs, { redis: 'redis://localhost:6379/0', queue: 'agents' });
+const sharedCustom = Lane.withLanes([...configs, {
+  laneId: 'api', timeoutMs: 500, retry: { maxRetries: 2, initialDelayMs: 50 }, rateLimit: { maxCommands: 5, windowMs: 1000 },
+  priorityBoost: { deadlineMs: 2000, intervals: [[1500, 1], [500, 3]] },
+}], { redis: 'redis://localhost:6379/0', queue: 'agents' });
 shared.start({ worker: false });
 sharedCustom.start({ keepAlive: true });
 const where: { url: string; queue: string } | null = shared.redis;
