@@ -419,3 +419,30 @@ redisTest('lanes with a timeout, retries and a rate limit (Redis mode lane optio
     assert.ok(events.includes(key), `${key} in ${events}`);
   }
 });
+
+redisTest('an idle worker, subscriber and result waiter send Redis nothing (no polling)', async (t, queue) => {
+  const own = await new RedisServer().start();
+  const redis = require('redis');
+  const admin = redis.createClient({ url: own.url, RESP: 2 });
+  await admin.connect();
+  const worker = Lane.withLanes([{ laneId: 'q', minConcurrency: 0, maxConcurrency: 4 }], { redis: own.url, queue, leaseMs: 30_000 });
+  try {
+    worker.start();
+    const seen = [];
+    worker.subscribe((err, e) => seen.push(e.key));
+    assert.equal(await within(worker.run('q', 'echo', 1)), 1);
+    const processed = async () => {
+      const info = String(await admin.sendCommand(['INFO', 'stats']));
+      return Number(/total_commands_processed:(\d+)/.exec(info)[1]);
+    };
+    await new Promise((resolve) => setTimeout(resolve, 200)); // the slots that just finished block again
+    const before = await processed();
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // the window: no traffic
+    assert.ok((await processed()) - before <= 1, 'only the INFO call itself'); // heartbeats: every 10 s
+    assert.ok(seen.includes('queue.command.completed'));
+  } finally {
+    await worker.close();
+    admin.destroy();
+    await own.stop();
+  }
+});

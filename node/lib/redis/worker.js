@@ -200,7 +200,6 @@ class RedisWorker {
               return;
             }
             this.blocking = opened;
-            this.blockingId = Number(await this.blocking.sendCommand(['CLIENT', 'ID']));
           }
           item = await this.blocking.sendCommand(['BLPOP', this.wakeKey, '0']);
         } catch (error) {
@@ -215,7 +214,6 @@ class RedisWorker {
         }
         backoff.reset();
         if (item && !this.wakeOne()) this.tokens++;
-        if (item === null) this.wakeAll(); // unblocked (CLIENT UNBLOCK): look again
       }
     } finally {
       this.readerActive = false;
