@@ -13,7 +13,7 @@ Where the decisions are made
     ``lanes.lua`` (shipped in the package, loaded with FUNCTION LOAD as the
     library ``a3s_lane``) holds the C engine's scheduling rule and all queue
     state changes; each call is one atomic function call. Its header lists
-    every key. Python (``connection.Functions``) and, later, Node call:
+    every key. Python (``connection.Functions``) and Node (``node/lib/redis``) call:
 
     =====================  =====================================================
     a3s_version            the library's VERSION (no keys)

@@ -1,7 +1,7 @@
 #!lua name=a3s_lane
 --[[
 a3s-lane's lane rules, inside Redis (7.0+): one function library that every
-SDK loads (Python: pylane/redis; Node: later, from this very file).
+SDK loads (Python: pylane/redis; Node: node/lib/redis, from this very file).
 
 A queue lives under one base key, "a3s:{<queue>}", the one key each function
 is given (KEYS[1]). Every other key of the queue is derived from it by a
