@@ -1,0 +1,75 @@
+'use strict';
+// BullMQ worker process for bench/bench_redis.py:
+//
+//     node bench/redis_peers/bullmq_worker.js URL [CONCURRENCY]
+//
+// One Worker, concurrency 10, default options. The job body is jobs.py's,
+// in Node: "n" counts itself done, "r" reads CLOCK_MONOTONIC first thing
+// (process.hrtime), sleeps s ms and keeps "tag start_ns end_ns", "g" is a
+// gate (INCR bench:gates, BLPOP bench:gate on a connection of its own).
+// A 2 ms interval flushes the done count and the records in one pipeline.
+// Prints "ready", runs until stdin closes or it is killed.
+const { Worker } = require('bullmq');
+const IORedis = require('ioredis');
+const { QUEUE, connectionOf } = require('./bullmq_common');
+
+const url = process.argv[2];
+const concurrency = Number(process.argv[3] || 10);
+const connection = connectionOf(url);
+const flusher = new IORedis(connection);
+let done = 0;
+let records = [];
+let flushing = false;
+
+setInterval(async () => {
+  if (flushing || (!done && records.length === 0)) return;
+  const count = done;
+  const batch = records;
+  done = 0;
+  records = [];
+  flushing = true;
+  try {
+    const pipe = flusher.pipeline();
+    if (batch.length) pipe.rpush('bench:rec', ...batch);
+    if (count) pipe.incrby('bench:done', count);
+    await pipe.exec();
+  } catch (error) {
+    // the driver is flushing or stopping Redis: the round is over
+  } finally {
+    flushing = false;
+  }
+}, 2);
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function processor(job) {
+  const start = process.hrtime.bigint();
+  const payload = job.data;
+  if (payload.k === 'n') {
+    done += 1;
+    return null;
+  }
+  if (payload.k === 'g') {
+    const client = new IORedis(connection);
+    try {
+      await client.incr('bench:gates');
+      await client.blpop('bench:gate', 60);
+    } finally {
+      client.disconnect();
+    }
+    done += 1;
+    return null;
+  }
+  if (payload.s) await sleep(payload.s);
+  records.push(`${payload.g} ${start} ${process.hrtime.bigint()}`);
+  done += 1;
+  return null;
+}
+
+const worker = new Worker(QUEUE, processor, { connection, concurrency });
+worker.on('error', (error) => console.error('worker error:', error.message));
+worker.waitUntilReady().then(() => console.log('ready'));
+process.stdin.on('end', () => {
+  worker.close().finally(() => process.exit(0));
+});
+process.stdin.resume();
