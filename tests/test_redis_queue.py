@@ -561,3 +561,28 @@ def test_handlers_registered_after_start_reach_the_workers_registration(redis_ur
         assert manager.run("q", "late", 21) == 42
     finally:
         manager.close()
+
+
+def test_a_wake_token_stranded_on_a_busy_worker_is_handed_on(redis_url, redis_queue):
+    """A slot that took its wake token but has not claimed yet still looks
+    free to the next submit's wake-up, which may give its worker a second
+    token that another worker's idle slot needed (found by the Redis
+    bench: a command waited beside an idle slot until the next submit).
+    The claim hands tokens its worker has no room for to another worker."""
+    from pylane.redis.connection import lane_config_json
+
+    fns = functions(redis_url, redis_queue)
+    fns.register_lanes([lane_config_json("q", LaneConfig("q", 0, 0, 4), 0)], {}, now_ms=0)
+    for wid in ("a", "b"):
+        fns.join(wid, 1, [], 60_000, now_ms=0)
+    fns.client.delete(fns.key("wake:a"), fns.key("wake:b"))
+    fns.submit("one", "q", "t", "1", now_ms=1)
+    fns.submit("two", "q", "t", "2", now_ms=2)
+    # The miscount's result: both tokens went to worker a, none to b.
+    fns.client.delete(fns.key("wake:a"), fns.key("wake:b"))
+    fns.client.rpush(fns.key("wake:a"), "1")  # a's slot took one; this one is extra
+    reply = fns.claim("a", 1, [], now_ms=3)
+    assert [c["id"] for c in reply["claimed"]] == ["one"]
+    assert fns.client.llen(fns.key("wake:a")) == 0, "the stranded token stayed with a"
+    assert fns.client.llen(fns.key("wake:b")) == 1, "b's idle slot was not woken"
+    assert [c["id"] for c in fns.claim("b", 1, [], now_ms=4)["claimed"]] == ["two"]

@@ -704,11 +704,29 @@ local function f_claim(keys, args)
       next_due = lane.throttled
     end
   end
+  -- A slot that took a wake token but has not claimed yet still looks free
+  -- to wake(), which may then give this worker a token that another
+  -- worker's idle slot needed: tokens this worker has no free slot left for
+  -- are handed on, so no command waits beside an idle slot.
+  local stranded = 0
+  if known and pending > 0 then
+    local wake_key = base .. ':wake:' .. wid
+    local tokens = redis.call('LLEN', wake_key)
+    if tokens > 0 then
+      local room = (tonumber(redis.call('HGET', base .. ':worker:' .. wid, 'slots')) or 0)
+                   - redis.call('SCARD', base .. ':leased:' .. wid)
+      if room < 0 then room = 0 end
+      if tokens > room then
+        stranded = tokens - room
+        redis.call('LTRIM', wake_key, stranded, -1)
+      end
+    end
+  end
   -- Slots freed by acks, promoted retries and released rate limits may let
   -- other idle workers start something now: wake those that can run the
   -- runnable lanes' front commands. A call that changed none of these wakes
   -- nobody, so wake-ups cannot chase each other.
-  if (acked - #rejected) + promoted + released > 0 and pending > 0 then
+  if ((acked - #rejected) + promoted + released > 0 or stranded > 0) and pending > 0 then
     local n, types = 0, {}
     for _, lane in ipairs(lanes) do
       if runnable(lane) then
@@ -721,6 +739,7 @@ local function f_claim(keys, args)
         end
       end
     end
+    if (acked - #rejected) + promoted + released == 0 and n > stranded then n = stranded end
     wake(base, n, types)
   end
   return cjson.encode({
