@@ -19,17 +19,13 @@ from typing import Any, Optional
 import pytest
 from test_scenarios import (
     GOOD,
-    INT32_MAX,
     SCENARIOS,
     STATS_KEYS,
-    UINT32_MAX,
     Replayer,
     ScenarioError,
     Ticket,
     replay_text,
 )
-
-from pylane.errors import LaneError
 
 UNBOUNDED_SLOTS = 1_000_000
 LEASE_MS = 10**12  # the scenario clock never reaches it: no worker expires
@@ -85,28 +81,16 @@ class RedisReplayer(Replayer):
         for name, slots in self.worker_slots.items():
             self.fns.join(name, slots, [], LEASE_MS, now_ms=self.now)
 
-    def cmd_lane(self, args: list[str]) -> None:
-        if len(args) != 4:
-            raise ScenarioError("usage: lane <name> <priority> <min> <max>")
-        name = self.name(args[0])
-        priority, minimum, maximum = (self.number(a, UINT32_MAX) for a in args[1:])
-        if name in self.lanes:
-            raise ScenarioError(f"lane {name!r} declared twice")
-        if priority > INT32_MAX:
-            raise ScenarioError(f"priority too large: {priority}")
+    def add_lane(self, name: str, priority: int, minimum: int, maximum: int) -> int:
         from pylane import LaneConfig
         from pylane.redis.connection import lane_config_json
 
-        try:
-            config = LaneConfig(name, priority, minimum, maximum)
-            added = self.fns.register_lanes([lane_config_json(name, config, priority)], {},
-                                            now_ms=self.now)
-        except LaneError as error:
-            raise ScenarioError(
-                f"add_lane({priority}, {minimum}, {maximum}) raised {error}") from error
+        config = LaneConfig(name, priority, minimum, maximum)
+        added = self.fns.register_lanes([lane_config_json(name, config, priority)], {},
+                                        now_ms=self.now)
         if added != 1:
             raise ScenarioError(f"register_lanes added {added} lanes, expected 1")
-        self.lanes[name] = len(self.lanes)
+        return len(self.lanes)
 
     def cmd_submit(self, args: list[str]) -> None:
         if len(args) < 2:
