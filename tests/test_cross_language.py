@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
-from test_redis_cluster import producer, record, started_order, store, wait_for, workers
+from test_redis_cluster import (
+    producer,
+    record,
+    rerun_after_a_kill,
+    started_order,
+    store,
+    wait_for,
+    workers,
+)
 
 from conftest import WAIT
 
@@ -397,20 +405,9 @@ def test_a_sigkilled_node_workers_commands_are_recovered_by_a_python_worker(
     (doomed,) = node_agents(redis_queue, 1, 2, lanes, lease_ms=1000)
     manager = producer(redis_queue, lanes)
     events = manager.subscribe()
-    futures = [manager.submit("jobs", "record", record(f"c{n}", "jobs", hold=True))
-               for n in range(1, 5)]
-    wait_for(lambda: store.llen(f"test:{redis_queue}:order") == 2, "c1 and c2 running on Node")
-    doomed.kill()
-    store.rpush(f"test:{redis_queue}:gate", *["go"] * 4)
-    began = time.monotonic()
-    (rescuer,) = workers(redis_queue, 1, 2, lanes, lease=1.0)
-    results = [future.result(WAIT) for future in futures]
-    assert time.monotonic() - began < 6.0
-    assert {r["pid"] for r in results} == {rescuer.pid}
-    names = {future.command_id: f"c{n}" for n, future in enumerate(futures, 1)}
-    assert started_order(store, redis_queue, names) == ["c1", "c2", "c1", "c2", "c3", "c4"]
-    stats = manager.stats()
-    assert stats.lane("jobs").requeued == 2 and stats.lane("jobs").completed == 4
+    futures, _rescuer, _stats = rerun_after_a_kill(
+        manager, store, redis_queue, doomed, lambda: workers(redis_queue, 1, 2, lanes,
+                                                             lease=1.0)[0])
     seen = events.drain()
     lost = [e.payload["worker_id"] for e in seen if e.key == "queue.worker.lost"]
     assert lost == [doomed.worker_id]

@@ -246,28 +246,39 @@ def test_min_reservation_counts_the_live_workers_slots(redis_queue, workers, pro
     assert max(int(v) for v in store.lrange(f"test:{redis_queue}:peaks:busy", 0, -1)) == 2
 
 
+def rerun_after_a_kill(manager: Any, store: Any, queue: str, doomed: Any,
+                       start_rescuer: Callable[[], Any]) -> tuple[list[Any], Any, Any]:
+    """Submits c1..c4 to lane "jobs" (held at the gate), kills `doomed` while
+    it runs c1 and c2, starts a rescuer worker and checks that all four ran
+    on it within 6 s, c1 and c2 again first (back at the FRONT of their
+    lane, before c3 and c4, which were queued behind them). Returns the
+    futures, the rescuer and the queue's stats."""
+    futures = [manager.submit("jobs", "record", record(f"c{n}", "jobs", hold=True))
+               for n in range(1, 5)]
+    wait_for(lambda: store.llen(f"test:{queue}:order") == 2, "c1 and c2 running")
+    doomed.kill()
+    store.rpush(f"test:{queue}:gate", *["go"] * 4)  # the re-runs pass at once
+    began = time.monotonic()
+    rescuer = start_rescuer()
+    results = [future.result(WAIT) for future in futures]
+    assert time.monotonic() - began < 6.0
+    assert {r["pid"] for r in results} == {rescuer.pid}
+    names = {future.command_id: f"c{n}" for n, future in enumerate(futures, 1)}
+    assert started_order(store, queue, names) == ["c1", "c2", "c1", "c2", "c3", "c4"]
+    stats = manager.stats()
+    assert stats.lane("jobs").requeued == 2 and stats.lane("jobs").completed == 4
+    return futures, rescuer, stats
+
+
 def test_a_killed_workers_commands_go_back_to_the_front_and_run(
         redis_queue, workers, producer, store):
     lanes = [["jobs", 0, 0, 2]]
     (doomed,) = workers(redis_queue, 1, 2, lanes, lease=1.0)
     manager = producer(redis_queue, lanes)
     events = manager.subscribe()
-    futures = [manager.submit("jobs", "record", record(f"c{n}", "jobs", hold=True))
-               for n in range(1, 5)]
-    wait_for(lambda: store.llen(f"test:{redis_queue}:order") == 2, "c1 and c2 running")
-    doomed.kill()
-    store.rpush(f"test:{redis_queue}:gate", *["go"] * 4)  # the re-runs pass at once
-    began = time.monotonic()
-    (rescuer,) = workers(redis_queue, 1, 2, lanes, lease=1.0)
-    results = [future.result(WAIT) for future in futures]
-    assert time.monotonic() - began < 6.0
-    assert {r["pid"] for r in results} == {rescuer.pid}
-    # The order Redis handed them out: c1 and c2 again, back at the FRONT of
-    # their lane, before c3 and c4 (which were queued behind them).
-    names = {future.command_id: f"c{n}" for n, future in enumerate(futures, 1)}
-    assert started_order(store, redis_queue, names) == ["c1", "c2", "c1", "c2", "c3", "c4"]
-    stats = manager.stats()
-    assert stats.lane("jobs").requeued == 2 and stats.lane("jobs").completed == 4
+    futures, rescuer, stats = rerun_after_a_kill(
+        manager, store, redis_queue, doomed, lambda: workers(redis_queue, 1, 2, lanes,
+                                                             lease=1.0)[0])
     assert [w.info.split(" pid ")[-1] for w in stats.workers] == [str(rescuer.pid)]
     seen = events.drain()
     requeued = [e.payload["command_id"] for e in seen if e.key == "queue.command.requeued"]
