@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Callable, Optional, Union, overload
 
 from ._checks import check_lane_id, check_priority, check_workers
@@ -21,7 +22,7 @@ from .command import Command
 from .config import DEFAULT_LANES, LaneConfig
 from .durable.dead_letters import DeadLetterQueue
 from .durable.storage import Storage
-from .errors import InvalidConfigError
+from .errors import InvalidArgumentError, InvalidConfigError
 from .events import CallbackSubscription, EventEmitter, EventStream, LaneEvent
 from .metrics import QueueMetrics, as_queue_metrics
 from .stats import QueueStats
@@ -183,6 +184,25 @@ class QueueManager:
         waiting, its token set — and an async command's coroutine cancelled
         — if running)."""
         return await self._queue.asubmit(lane_id, command, *args, **kwargs)
+
+    def submit_many(self, lane_id: str, commands: Iterable[Any]) -> list[Any]:
+        """Submits many commands to one lane, in order; one future each.
+        Each item is what ``submit`` takes after the lane: a command alone,
+        or a tuple ``(command, *args)``. In Redis mode (items: a Command or
+        ``(command_type, payload)``) they go in batches of 500, one round
+        trip each, each batch queued whole or not at all."""
+        submit_many = getattr(self._queue, "submit_many", None)
+        if submit_many is not None:
+            return list(submit_many(lane_id, commands))
+        futures = []
+        for item in commands:
+            if isinstance(item, tuple):
+                if not item:
+                    raise InvalidArgumentError("submit_many: an empty tuple is no command")
+                futures.append(self._queue.submit(lane_id, *item))
+            else:
+                futures.append(self._queue.submit(lane_id, item))
+        return futures
 
     def run(self, lane_id: str, command: Any, *args: Any, **kwargs: Any) -> Any:
         """Blocking submit: returns the result or raises the command's error."""

@@ -14,6 +14,7 @@ from pylane import (
     Command,
     CommandQueue,
     EventEmitter,
+    InvalidArgumentError,
     LaneConfig,
     NotStartedError,
     QueueManager,
@@ -142,6 +143,15 @@ def test_plain_callable_with_args_and_kwargs(managers):
     assert manager.submit("query", combine, 2, 3).result(WAIT) == 5
     assert manager.submit("query", combine, 2, 3, scale=10, offset=1).result(WAIT) == 51
     assert manager.run("query", combine, 1, 1, scale=3) == 6
+
+
+def test_submit_many_takes_commands_and_argument_tuples_in_order(managers):
+    manager = managers.default()
+    futures = manager.submit_many("query", [FetchCommand("u"), (pow, 2, 10), (lambda: 7,)])
+    assert [type(future) for future in futures] == [type(futures[0])] * 3
+    assert [future.result(WAIT) for future in futures][1:] == [1024, 7]
+    with pytest.raises(InvalidArgumentError):
+        manager.submit_many("query", [()])
 
 
 def test_arguments_with_a_command_object_are_refused(managers):

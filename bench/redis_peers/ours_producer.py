@@ -1,7 +1,8 @@
 """a3s-lane producer process for bench/bench_redis.py (the project's venv):
 joins the queue as a producer only (start(worker=False)) and submits with
-manager.submit(lane, "job", payload), one FCALL each; the futures resolve
-in the background (the results waiter), nobody waits on them here.
+manager.submit(lane, "job", payload), one FCALL each, or, for a bulk of jobs,
+manager.submit_many(lane, [("job", payload), ...]) per lane; the futures
+resolve in the background (the results waiter), nobody waits on them here.
 
     python bench/redis_peers/ours_producer.py URL [reserve]"""
 
@@ -25,7 +26,18 @@ def main() -> None:
     def submit(level: int, payload: dict) -> None:
         manager.submit(lanes[level], "job", payload)
 
-    serve(submit)
+    def bulk(jobs: list[tuple[int, dict]]) -> None:
+        # As BullMQ's producer does with addBulk: many jobs per round trip.
+        # (submit_many takes one lane: each chunk of 1,000, as BullMQ's, is
+        # split by lane.)
+        for start in range(0, len(jobs), 1000):
+            by_level: dict[int, list[tuple[str, dict]]] = {}
+            for level, job in jobs[start:start + 1000]:
+                by_level.setdefault(level, []).append(("job", job))
+            for level in sorted(by_level):
+                manager.submit_many(lanes[level], by_level[level])
+
+    serve(submit, bulk)
     manager.close()
 
 

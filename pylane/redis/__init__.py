@@ -31,10 +31,14 @@ Where the decisions are made
                            a worker's lease gives that worker's lease a
                            fresh start (lanes.lua: reap)
     a3s_submit             now, id, lane, type, payload JSON, reply-to -> id
+    a3s_submit_many        now, reply-to, (id, lane, type, payload)... -> how
+                           many; all or none
     a3s_claim              now, worker id, free slots, acks JSON -> JSON:
                            acks (only while the lease is the worker's),
                            promotes due retries, picks up to `free` commands,
                            returns them and the next due time
+    a3s_take_results       now, client, most -> up to `most` results, moved
+                           to the client's ``:taken`` list
     a3s_cancel             now, id -> 1 if it was pending or delayed
     a3s_pause/a3s_resume   now, lane
     a3s_stats              now -> JSON (lanes, why a lane waits, workers)

@@ -12,6 +12,7 @@ import json
 import re
 import socket
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import urlsplit, urlunsplit
@@ -365,6 +366,17 @@ class Functions:
         result = self.call("a3s_submit", command_id, lane_id, command_type, payload_json,
                            reply_to, now_ms=now_ms)
         return result.decode() if isinstance(result, bytes) else str(result)
+
+    def submit_many(self, commands: Sequence[tuple[str, str, str, str]], reply_to: str = "",
+                    now_ms: Optional[float] = None) -> int:
+        """(id, lane, type, payload JSON) each; all or none are queued."""
+        flat = [field for command in commands for field in command]
+        return int(self.call("a3s_submit_many", reply_to, *flat, now_ms=now_ms))
+
+    def take_results(self, client_id: str, most: int) -> list[bytes]:
+        """Moves up to `most` results of a client to its ``:taken`` list
+        (emptied first) and returns them."""
+        return list(self.call("a3s_take_results", client_id, most))
 
     def claim(self, worker_id: str, free: int, acks: list[dict[str, Any]],
               now_ms: Optional[float] = None) -> dict[str, Any]:

@@ -12,20 +12,22 @@ suffix, so all of them share the hash tag {<queue>}: one queue, one shard.
                           seen (the last heartbeat or join: see reap's grace)
   <base>:lanes            list: lane ids in the order they were registered
   <base>:config           hash: lane id -> config JSON (see register_lanes)
-  <base>:lane:<lane>      hash: active, paused, tokens, refilled,
-                          throttled_until, delayed and the counters
+  <base>:sched            hash: lane id -> its scheduling state, packed:
+                          "active paused tokens refilled throttled_until"
+  <base>:lane:<lane>      hash: the lane's counters (submitted, ..., delayed)
   <base>:q:<lane>         list: the lane's pending command ids, front first
   <base>:cmd:<id>         hash: lane, type, payload, seq, enq, state, reply,
                           failures, lost, starts, worker, lease
   <base>:delayed          zset: command id -> due time (retry back-off)
   <base>:workers          zset: worker id -> lease expiry
-  <base>:worker:<wid>     hash: slots, types (JSON list), joined, beat, lease (ms), info
+  <base>:worker:<wid>     hash: slots, types (JSON list), joined, beat, lease (ms), info,
+                          woken (slots woken by a token and not claimed for since)
   <base>:leased:<wid>     set: the command ids a worker holds
   <base>:types            hash: command type -> live workers handling it
   <base>:dead             list: dead letters (JSON), oldest first, bounded
   <base>:events           stream: key, data (JSON); XADD MAXLEN ~ events_max
-  <base>:wake:<wid>       list: wake tokens a worker's idle slots block on (BLPOP)
-  <base>:results:<client> list: results for one submitting client (BLPOP)
+  <base>:wake:<wid>       list: wake tokens the worker's idle slots block on
+  <base>:results:<client> list: results for one submitting client (BLMOVE)
 
 Time: every function takes ARGV[1] = now in milliseconds, or "" for Redis
 TIME (production). Only tests pass a time, to replay scenarios.
@@ -43,7 +45,7 @@ pick is made again. On top: a worker takes a lane only if it can run the
 lane's front command (it handles the type, or no live worker does).
 ]]
 
-local VERSION = 1
+local VERSION = 2
 local COMPATIBLE_FROM = 1 -- a loaded library this old or newer is replaced in place
 
 local DEFAULT_EVENTS_MAX = 10000
@@ -78,23 +80,37 @@ local function meta_number(base, field, default)
   return tonumber(v) or default
 end
 
+-- What one function call reads once and reuses, and the results it
+-- delivers at its end: every function runs through entry() below, which
+-- starts it afresh, so nothing leaks from one call (or queue) into the next.
+local call_ctx = {}
+
 local function emit(base, key, data)
-  local max = meta_number(base, 'events_max', DEFAULT_EVENTS_MAX)
+  local max = call_ctx.events_max
+  if max == nil or call_ctx.base ~= base then
+    max = meta_number(base, 'events_max', DEFAULT_EVENTS_MAX)
+    call_ctx.base, call_ctx.events_max = base, max
+  end
   redis.call('XADD', base .. ':events', 'MAXLEN', '~', max, '*', 'key', key,
              'data', cjson.encode(data))
 end
 
 -- Wakes up to n idle worker slots that can run one of `types` (nil: any
--- type): a token in each chosen worker's own wake list, which its idle slot
--- threads block on. Workers with the most free slots go first; no worker
--- gets more tokens than it has free slots.
+-- type): tokens in each chosen worker's own wake list, which its idle slots
+-- block on. A worker's free slots are its slots minus what it holds minus
+-- `woken`: slots already woken whose claim has not reached Redis yet (a
+-- claim for f slots takes f off it). So a token read but not yet acted on
+-- never makes its worker look free twice, and a burst of submits spreads
+-- over the workers that really have idle slots. Workers with the most free
+-- slots go first; no worker gets more tokens than it has free slots.
 local function wake(base, n, types)
   if n <= 0 then return end
   local candidates = {}
   for _, wid in ipairs(redis.call('ZRANGE', base .. ':workers', 0, -1)) do
-    local w = redis.call('HMGET', base .. ':worker:' .. wid, 'slots', 'types')
+    local wk = base .. ':worker:' .. wid
+    local w = redis.call('HMGET', wk, 'slots', 'types', 'woken')
     local free = (tonumber(w[1]) or 0) - redis.call('SCARD', base .. ':leased:' .. wid)
-                 - redis.call('LLEN', base .. ':wake:' .. wid)
+                 - (tonumber(w[3]) or 0)
     local fits = types == nil
     if not fits and free > 0 then
       local mine = {}
@@ -106,23 +122,56 @@ local function wake(base, n, types)
         end
       end
     end
-    if fits and free > 0 then candidates[#candidates + 1] = { wid = wid, free = free } end
+    if fits and free > 0 then
+      candidates[#candidates + 1] = { wid = wid, free = free, at = #candidates }
+    end
   end
-  table.sort(candidates, function(a, b) return a.free > b.free end)
+  table.sort(candidates, function(a, b)
+    if a.free ~= b.free then return a.free > b.free end
+    return a.at < b.at
+  end)
   for _, c in ipairs(candidates) do
     if n <= 0 then break end
     local k = c.free
     if k > n then k = n end
-    for _ = 1, k do redis.call('RPUSH', base .. ':wake:' .. c.wid, '1') end
+    local tokens = {}
+    for i = 1, k do tokens[i] = '1' end
+    redis.call('RPUSH', base .. ':wake:' .. c.wid, unpack(tokens))
+    redis.call('HINCRBY', base .. ':worker:' .. c.wid, 'woken', k)
     n = n - k
   end
 end
 
+-- A result for the client that submitted (none for ''), written to its
+-- results list by flush_results: one RPUSH per client and call.
 local function deliver(base, reply, message)
   if reply == nil or reply == false or reply == '' then return end
-  local key = base .. ':results:' .. reply
-  redis.call('RPUSH', key, cjson.encode(message))
-  redis.call('PEXPIRE', key, RESULT_TTL_MS)
+  local out = call_ctx.results
+  if out == nil then
+    out = { order = {} }
+    call_ctx.results = out
+  end
+  local list = out[reply]
+  if list == nil then
+    list = {}
+    out[reply] = list
+    out.order[#out.order + 1] = reply
+  end
+  list[#list + 1] = cjson.encode(message)
+end
+
+local function flush_results(base)
+  local out = call_ctx.results
+  if out == nil then return end
+  call_ctx.results = nil
+  for _, reply in ipairs(out.order) do
+    local key = base .. ':results:' .. reply
+    local list = out[reply]
+    for at = 1, #list, 1000 do
+      redis.call('RPUSH', key, unpack(list, at, math.min(at + 999, #list)))
+    end
+    redis.call('PEXPIRE', key, RESULT_TTL_MS)
+  end
 end
 
 local function hash_of(flat)
@@ -132,6 +181,10 @@ local function hash_of(flat)
 end
 
 -- ---- lanes -----------------------------------------------------------------
+
+-- A lane's counters (its hash, beside its scheduling state).
+local COUNTERS = { 'submitted', 'dispatched', 'completed', 'failed', 'cancelled', 'delayed',
+                   'retried', 'timed_out', 'dead_lettered', 'requeued' }
 
 -- lane_rules.c boost_configure: boost windows in a stable sort, widest first.
 local function normalized(cfg)
@@ -150,19 +203,58 @@ local function normalized(cfg)
   return cfg
 end
 
+-- Decoded lane configs by their stored text: a config never changes once
+-- stored (register_lanes refuses a different one), so the same text always
+-- decodes to the same table, read-only after normalized(). Bounded.
+local config_cache, config_cached = {}, 0
+local function config_of(text)
+  local cfg = config_cache[text]
+  if cfg == nil then
+    if config_cached >= 4096 then config_cache, config_cached = {}, 0 end
+    cfg = normalized(cjson.decode(text))
+    config_cache[text] = cfg
+    config_cached = config_cached + 1
+  end
+  return cfg
+end
+
+-- A lane's scheduling state lives in one field of <base>:sched, packed as
+-- "active paused tokens refilled throttled_until" (numbers, paused 0|1):
+-- one HMGET reads every lane's, one HSET writes the changed ones. (Library
+-- version 1 kept it in the lane's hash: read there once, written here.)
+local function packed(lane)
+  return string.format('%d %d %.17g %.17g %.17g', lane.active, lane.paused and 1 or 0,
+                       lane.tokens, lane.refilled, lane.throttled)
+end
+
+local function unpacked(text)
+  local a, p, t, r, th = string.match(text, '^(%S+) (%S+) (%S+) (%S+) (%S+)$')
+  return tonumber(a), p == '1', tonumber(t), tonumber(r), tonumber(th)
+end
+
+local function state_of(base, id, text)
+  if text then return unpacked(text) end
+  local st = redis.call('HMGET', lane_key(base, id), 'active', 'paused', 'tokens', 'refilled',
+                        'throttled_until')
+  return tonumber(st[1]) or 0, st[2] == '1', tonumber(st[3]) or 0, tonumber(st[4]) or 0,
+         tonumber(st[5]) or 0
+end
+
 -- Every lane with its config and scheduling state, in registration order.
 local function load_lanes(base)
   local ids = redis.call('LRANGE', base .. ':lanes', 0, -1)
   local lanes, by_id = {}, {}
+  if #ids == 0 then return lanes, by_id end
+  local texts = hash_of(redis.call('HGETALL', base .. ':config'))
+  local states = redis.call('HMGET', base .. ':sched', unpack(ids))
   for i, id in ipairs(ids) do
-    local cfg = normalized(cjson.decode(redis.call('HGET', base .. ':config', id)))
-    local st = redis.call('HMGET', lane_key(base, id), 'active', 'paused', 'tokens',
-                          'refilled', 'throttled_until')
+    local cfg = config_of(texts[id])
+    local active, paused, tokens, refilled, throttled = state_of(base, id, states[i])
     local lane = {
-      id = id, cfg = cfg, active = tonumber(st[1]) or 0, paused = st[2] == '1',
-      tokens = tonumber(st[3]) or 0, refilled = tonumber(st[4]) or 0,
-      throttled = tonumber(st[5]) or 0, pending = redis.call('LLEN', queue_key(base, id)),
-      front = nil, dirty = false,
+      id = id, cfg = cfg, active = active, paused = paused, tokens = tokens,
+      refilled = refilled, throttled = throttled,
+      pending = redis.call('LLEN', queue_key(base, id)),
+      front = nil, dirty = not states[i], counts = {},
     }
     if cfg.rate then lane.rate_ns = cfg.rate.max / (cfg.rate.window_ms * 1e6) end
     lanes[i] = lane
@@ -171,11 +263,27 @@ local function load_lanes(base)
   return lanes, by_id
 end
 
-local function save_lane(base, lane)
-  if not lane.dirty then return end
-  redis.call('HSET', lane_key(base, lane.id), 'active', lane.active, 'tokens', lane.tokens,
-             'refilled', lane.refilled, 'throttled_until', lane.throttled)
-  lane.dirty = false
+-- A lane counter's change, written by save_lanes.
+local function count(lane, name, n)
+  lane.counts[name] = (lane.counts[name] or 0) + (n or 1)
+end
+
+-- The changed lanes' state in one HSET; their counters (in each lane's own
+-- hash) by what changed.
+local function save_lanes(base, lanes)
+  local fields = {}
+  for _, lane in ipairs(lanes) do
+    if lane.dirty then
+      fields[#fields + 1] = lane.id
+      fields[#fields + 1] = packed(lane)
+      lane.dirty = false
+    end
+    for name, n in pairs(lane.counts) do
+      if n ~= 0 then redis.call('HINCRBY', lane_key(base, lane.id), name, n) end
+    end
+    lane.counts = {}
+  end
+  if #fields > 0 then redis.call('HSET', base .. ':sched', unpack(fields)) end
 end
 
 -- The lane's front command: id, seq, enq, type (false when empty).
@@ -242,9 +350,8 @@ end
 
 -- Which command types a worker may take: those it handles, and those no
 -- live worker handles (anyone runs them: the SDK echoes unknown types).
-local function type_filter(base, wid)
+local function type_filter(base, raw)
   local mine = {}
-  local raw = redis.call('HGET', base .. ':worker:' .. wid, 'types')
   if raw then for _, t in ipairs(cjson.decode(raw)) do mine[t] = true end end
   local known = {}
   return function(t)
@@ -302,6 +409,7 @@ local function retry_delay_ms(policy, attempt)
 end
 
 local function dead_letter(base, lane, cmd, id, error_text, attempts, now)
+  if cmd.payload == nil then cmd.payload = redis.call('HGET', cmd_key(base, id), 'payload') end
   local letter = cjson.encode({
     command_id = id, command_type = cmd.type, lane_id = lane.id, error = error_text,
     attempts = attempts, failed_at_ms = ms(now), payload = cmd.payload,
@@ -310,23 +418,22 @@ local function dead_letter(base, lane, cmd, id, error_text, attempts, now)
   redis.call('RPUSH', key, letter)
   local max = meta_number(base, 'dead_max', DEFAULT_DEAD_MAX)
   if redis.call('LLEN', key) > max then redis.call('LTRIM', key, -max, -1) end
-  redis.call('HINCRBY', lane_key(base, lane.id), 'dead_lettered', 1)
+  count(lane, 'dead_lettered')
   emit(base, 'queue.command.dead_lettered',
        { lane_id = lane.id, command_id = id, command_type = cmd.type })
 end
 
--- Frees the slot of a running command (the caller checked its lease).
-local function release(base, lane, cmd, id)
+-- Frees the slot of a running command (the caller checked its lease and
+-- takes it out of its worker's leased set).
+local function release(lane)
   lane.active = lane.active - 1
   lane.dirty = true
-  if cmd.worker then redis.call('SREM', base .. ':leased:' .. cmd.worker, id) end
 end
 
 -- Ends an attempt: completed, or failed / timed out (retry or dead letter).
 local function finish(base, lane, cmd, id, ack, now)
-  local lk = lane_key(base, lane.id)
   if ack.status == 'ok' then
-    redis.call('HINCRBY', lk, 'completed', 1)
+    count(lane, 'completed')
     emit(base, 'queue.command.completed', { lane_id = lane.id, command_id = id })
     deliver(base, cmd.reply, { id = id, status = 'ok', result = ack.result or 'null' })
     redis.call('DEL', cmd_key(base, id))
@@ -340,14 +447,14 @@ local function finish(base, lane, cmd, id, ack, now)
     redis.call('HSET', cmd_key(base, id), 'state', 'delayed', 'failures', failures,
                'enq', now, 'worker', '', 'lease', '')
     redis.call('ZADD', base .. ':delayed', due, id)
-    redis.call('HINCRBY', lk, 'delayed', 1)
-    redis.call('HINCRBY', lk, 'retried', 1)
+    count(lane, 'delayed')
+    count(lane, 'retried')
     emit(base, 'queue.command.retry', { lane_id = lane.id, command_id = id, attempt = failures })
     return
   end
-  redis.call('HINCRBY', lk, 'failed', 1)
+  count(lane, 'failed')
   if ack.status == 'timeout' then
-    redis.call('HINCRBY', lk, 'timed_out', 1)
+    count(lane, 'timed_out')
     emit(base, 'queue.command.timeout', { lane_id = lane.id, command_id = id, error = error_text })
   else
     emit(base, 'queue.command.failed', { lane_id = lane.id, command_id = id, error = error_text })
@@ -359,24 +466,34 @@ end
 
 -- Applies a worker's acks; returns the ids whose lease it no longer holds.
 local function apply_acks(base, by_id, wid, acks, now)
-  local rejected = {}
+  local rejected, done = {}, {}
   for _, ack in ipairs(acks) do
     local id = ack.id
-    local cmd = hash_of(redis.call('HGETALL', cmd_key(base, id)))
+    local f = redis.call('HMGET', cmd_key(base, id), 'lane', 'state', 'lease', 'worker',
+                         'reply', 'failures', 'type')
+    local cmd = { lane = f[1] or nil, state = f[2] or nil, lease = f[3] or nil,
+                  worker = f[4] or nil, reply = f[5] or nil, failures = f[6] or nil,
+                  type = f[7] or nil }
     local lane = cmd.lane and by_id[cmd.lane]
     if cmd.state ~= 'running' or cmd.lease ~= ack.lease or cmd.worker ~= wid or not lane then
       rejected[#rejected + 1] = id
       redis.call('HINCRBY', base .. ':meta', 'late_acks', 1)
     else
-      release(base, lane, cmd, id)
+      release(lane)
+      done[#done + 1] = id
       finish(base, lane, cmd, id, ack, now)
     end
+  end
+  for at = 1, #done, 1000 do
+    redis.call('SREM', base .. ':leased:' .. wid, unpack(done, at, math.min(at + 999, #done)))
   end
   return rejected
 end
 
 -- Moves due delayed commands to the back of their lanes; returns how many.
 local function promote_due(base, by_id, now)
+  local first = redis.call('ZRANGE', base .. ':delayed', 0, 0, 'WITHSCORES')
+  if not first[2] or tonumber(first[2]) > now then return 0 end
   local due = redis.call('ZRANGEBYSCORE', base .. ':delayed', '-inf', now)
   for _, id in ipairs(due) do
     redis.call('ZREM', base .. ':delayed', id)
@@ -386,7 +503,7 @@ local function promote_due(base, by_id, now)
       local seq = redis.call('HINCRBY', base .. ':meta', 'seq', 1)
       redis.call('HSET', cmd_key(base, id), 'state', 'pending', 'seq', seq)
       redis.call('RPUSH', queue_key(base, lane.id), id)
-      redis.call('HINCRBY', lane_key(base, lane.id), 'delayed', -1)
+      count(lane, 'delayed', -1)
       lane.pending = lane.pending + 1
       if lane.pending == 1 then lane.front = nil end
     end
@@ -422,10 +539,10 @@ local function requeue_leased(base, by_id, wid, count_lost, now)
     local cmd = hash_of(redis.call('HGETALL', cmd_key(base, id)))
     local lane = cmd.lane and by_id[cmd.lane]
     if lane and cmd.state == 'running' and cmd.worker == wid then
-      release(base, lane, cmd, id)
+      release(lane) -- the leased set goes as a whole below
       local lost = (tonumber(cmd.lost) or 0) + (count_lost and 1 or 0)
       if lost >= max_lost then
-        redis.call('HINCRBY', lane_key(base, lane.id), 'failed', 1)
+        count(lane, 'failed')
         local text = 'lost its worker ' .. lost .. ' times (last: ' .. wid .. ')'
         emit(base, 'queue.command.failed', { lane_id = lane.id, command_id = id, error = text })
         dead_letter(base, lane, cmd, id, text, (tonumber(cmd.failures) or 0) + 1, now)
@@ -436,7 +553,7 @@ local function requeue_leased(base, by_id, wid, count_lost, now)
         redis.call('HSET', cmd_key(base, id), 'state', 'pending', 'lost', lost, 'worker', '',
                    'lease', '')
         back[#back + 1] = { id = id, lane = lane, seq = tonumber(cmd.seq) or 0 }
-        redis.call('HINCRBY', lane_key(base, lane.id), 'requeued', 1)
+        count(lane, 'requeued')
         emit(base, 'queue.command.requeued',
              { lane_id = lane.id, command_id = id, worker_id = wid, lost = lost })
         requeued = requeued + 1
@@ -484,7 +601,7 @@ local function reap(base, by_id, lanes, now, cut_off)
     emit(base, 'queue.worker.lost', { worker_id = wid, requeued = requeued, dead_lettered = dead })
     total = total + requeued
   end
-  for _, lane in ipairs(lanes) do save_lane(base, lane) end
+  save_lanes(base, lanes)
   if total > 0 then wake(base, total, nil) end
   return #expired
 end
@@ -545,9 +662,15 @@ local function f_register_lanes(keys, args)
   for _, cfg in ipairs(fresh) do
     redis.call('HSET', base .. ':config', cfg.id, cfg.text)
     redis.call('RPUSH', base .. ':lanes', cfg.id)
-    local lk = lane_key(base, cfg.id)
-    redis.call('HSET', lk, 'active', 0, 'paused', 0, 'throttled_until', 0)
-    if cfg.rate then redis.call('HSET', lk, 'tokens', cfg.rate.max, 'refilled', now) end
+    local lane = { active = 0, paused = false, tokens = 0, refilled = 0, throttled = 0 }
+    if cfg.rate then lane.tokens, lane.refilled = cfg.rate.max, now end
+    redis.call('HSET', base .. ':sched', cfg.id, packed(lane))
+    local counters = {}
+    for _, name in ipairs(COUNTERS) do
+      counters[#counters + 1] = name
+      counters[#counters + 1] = 0
+    end
+    redis.call('HSET', lane_key(base, cfg.id), unpack(counters))
   end
   for _, name in ipairs({ 'events_max', 'dead_max', 'max_lost' }) do
     if options[name] then redis.call('HSETNX', base .. ':meta', name, options[name]) end
@@ -588,7 +711,7 @@ local function f_leave(keys, args)
   if redis.call('EXISTS', base .. ':worker:' .. wid) == 0 then return 0 end
   local lanes, by_id = load_lanes(base)
   local requeued = requeue_leased(base, by_id, wid, false, now)
-  for _, lane in ipairs(lanes) do save_lane(base, lane) end
+  save_lanes(base, lanes)
   drop_worker(base, wid)
   redis.call('DEL', base .. ':wake:' .. wid)
   emit(base, 'queue.worker.left', { worker_id = wid, requeued = requeued })
@@ -613,27 +736,95 @@ local function f_heartbeat(keys, args)
   return { known, reap(base, by_id, lanes, now, cut_off) }
 end
 
+-- Queues commands given as flat quads (id, lane, type, payload JSON text)
+-- from args[first] on, all or none: every lane must exist and no id be in
+-- use before anything is written. One seq range, one RPUSH per lane, one
+-- counter write per lane and one wake-up for the lot.
+local function submit_all(base, now, args, first, reply)
+  local n = (#args - first + 1) / 4
+  if n < 1 or n ~= math.floor(n) then
+    return fail('A3S_ARG', 'submit takes id, lane, type, payload per command')
+  end
+  local known_lane = {}
+  for i = first, #args, 4 do
+    local id, lane = args[i], args[i + 1]
+    if known_lane[lane] == nil then
+      if redis.call('HEXISTS', base .. ':config', lane) == 0 then
+        return fail('A3S_NO_LANE', lane)
+      end
+      known_lane[lane] = true
+    end
+    if redis.call('EXISTS', cmd_key(base, id)) == 1 then
+      return fail('A3S_DUPLICATE', 'command id ' .. id .. ' is already queued or running')
+    end
+  end
+  local last = redis.call('HINCRBY', base .. ':meta', 'seq', n)
+  local seq = last - n
+  local by_lane, order, types, typed = {}, {}, {}, {}
+  for i = first, #args, 4 do
+    local id, lane, ctype, payload = args[i], args[i + 1], args[i + 2], args[i + 3]
+    seq = seq + 1
+    redis.call('HSET', cmd_key(base, id), 'lane', lane, 'type', ctype, 'payload', payload,
+               'seq', seq, 'enq', now, 'state', 'pending', 'reply', reply, 'failures', 0,
+               'lost', 0, 'starts', 0)
+    local ids = by_lane[lane]
+    if ids == nil then
+      ids = {}
+      by_lane[lane] = ids
+      order[#order + 1] = lane
+    end
+    ids[#ids + 1] = id
+    if not typed[ctype] then
+      typed[ctype] = true
+      types[#types + 1] = ctype
+    end
+    emit(base, 'queue.command.submitted', { lane_id = lane, command_id = id, command_type = ctype })
+  end
+  for _, lane in ipairs(order) do
+    local ids = by_lane[lane]
+    for at = 1, #ids, 1000 do -- unpack stays within Lua's stack
+      redis.call('RPUSH', queue_key(base, lane), unpack(ids, at, math.min(at + 999, #ids)))
+    end
+    redis.call('HINCRBY', lane_key(base, lane), 'submitted', #ids)
+  end
+  wake(base, n, types)
+  return n
+end
+
 -- submit(base; now, id, lane, type, payload JSON text, reply-to client) -> id
 local function f_submit(keys, args)
   local base = keys[1]
   local now = now_of(args[1])
-  local id, lane, ctype, payload, reply = args[2], args[3], args[4], args[5], args[6]
-  if redis.call('HEXISTS', base .. ':config', lane) == 0 then
-    return fail('A3S_NO_LANE', lane)
+  local quad = { args[2], args[3], args[4], args[5] }
+  local done = submit_all(base, now, quad, 1, args[6] or '')
+  if type(done) == 'table' and done.err then return done end
+  return args[2]
+end
+
+-- submit_many(base; now, reply-to client, id, lane, type, payload, id, lane, ...) -> how
+-- many: all or none (an unknown lane or an id in use fails the whole call).
+local function f_submit_many(keys, args)
+  local base = keys[1]
+  return submit_all(base, now_of(args[1]), args, 3, args[2] or '')
+end
+
+-- take_results(base; now, client, max) -> up to max results of a client, moved
+-- to <results list>:taken (emptied first: the caller handled what was there).
+local function f_take_results(keys, args)
+  local base = keys[1]
+  local key = base .. ':results:' .. args[2]
+  local taken = key .. ':taken'
+  local max = tonumber(args[3]) or 100
+  redis.call('DEL', taken)
+  local items = redis.call('LRANGE', key, 0, max - 1)
+  if #items > 0 then
+    redis.call('LTRIM', key, #items, -1)
+    for at = 1, #items, 1000 do
+      redis.call('RPUSH', taken, unpack(items, at, math.min(at + 999, #items)))
+    end
+    redis.call('PEXPIRE', taken, RESULT_TTL_MS)
   end
-  local ck = cmd_key(base, id)
-  if redis.call('EXISTS', ck) == 1 then
-    return fail('A3S_DUPLICATE', 'command id ' .. id .. ' is already queued or running')
-  end
-  local seq = redis.call('HINCRBY', base .. ':meta', 'seq', 1)
-  redis.call('HSET', ck, 'lane', lane, 'type', ctype, 'payload', payload, 'seq', seq,
-             'enq', now, 'state', 'pending', 'reply', reply or '', 'failures', 0, 'lost', 0,
-             'starts', 0)
-  redis.call('RPUSH', queue_key(base, lane), id)
-  redis.call('HINCRBY', lane_key(base, lane), 'submitted', 1)
-  emit(base, 'queue.command.submitted', { lane_id = lane, command_id = id, command_type = ctype })
-  wake(base, 1, { ctype })
-  return id
+  return items
 end
 
 -- claim(base; now, worker id, free, acks JSON) -> JSON
@@ -660,74 +851,75 @@ local function f_claim(keys, args)
     end
   end
   local claimed = {}
-  if known and free > 0 then
-    local wk = base .. ':worker:' .. wid
-    local slots_of_mine = tonumber(redis.call('HGET', wk, 'slots')) or 0
-    local room = slots_of_mine - redis.call('SCARD', base .. ':leased:' .. wid)
+  local wk = base .. ':worker:' .. wid
+  local room_after, can_run = 0, nil
+  if known then
+    local w = redis.call('HMGET', wk, 'slots', 'woken', 'types')
+    local room = (tonumber(w[1]) or 0) - redis.call('SCARD', base .. ':leased:' .. wid)
+    -- This claim serves the slots a token woke (up to `free` of them).
+    local woken = tonumber(w[2]) or 0
+    if woken > 0 then
+      woken = woken - free
+      if woken < 0 then woken = 0 end
+      redis.call('HSET', wk, 'woken', woken)
+    end
     if free > room then free = room end
-    local slots = meta_number(base, 'slots', 0)
-    local can_run = type_filter(base, wid)
-    while #claimed < free do
-      local lane = pick(base, lanes, slots, now, can_run)
-      if not lane then break end
-      local id = redis.call('LPOP', queue_key(base, lane.id))
-      local fr = lane.front
-      lane.pending = lane.pending - 1
-      lane.front = nil
-      lane.active = lane.active + 1
-      lane.dirty = true
-      local lease = wid .. '#' .. redis.call('HINCRBY', base .. ':meta', 'lease_seq', 1)
-      local ck = cmd_key(base, id)
-      redis.call('HSET', ck, 'state', 'running', 'worker', wid, 'lease', lease, 'started', now)
-      redis.call('HINCRBY', ck, 'starts', 1)
-      redis.call('SADD', base .. ':leased:' .. wid, id)
-      redis.call('HINCRBY', lane_key(base, lane.id), 'dispatched', 1)
-      local c = redis.call('HMGET', ck, 'payload', 'failures', 'type')
-      emit(base, 'queue.command.started',
-           { lane_id = lane.id, command_id = id, command_type = c[3], worker_id = wid })
-      claimed[#claimed + 1] = {
-        id = id, lane = lane.id, type = c[3], payload = c[1], lease = lease,
-        enq = ms(fr.enq), seq = fr.seq, failures = tonumber(c[2]) or 0,
-        timeout_ms = lane.cfg.timeout_ms,
-      }
+    if free > 0 then
+      local slots = meta_number(base, 'slots', 0)
+      can_run = type_filter(base, w[3] or nil)
+      local lease_base = wid .. '#' .. redis.call('HINCRBY', base .. ':meta', 'lease_seq', 1)
+                         .. '.'
+      while #claimed < free do
+        local lane = pick(base, lanes, slots, now, can_run)
+        if not lane then break end
+        local id = redis.call('LPOP', queue_key(base, lane.id))
+        local fr = lane.front
+        lane.pending = lane.pending - 1
+        lane.front = nil
+        lane.active = lane.active + 1
+        lane.dirty = true
+        count(lane, 'dispatched')
+        local lease = lease_base .. (#claimed + 1)
+        local ck = cmd_key(base, id)
+        local c = redis.call('HMGET', ck, 'payload', 'failures', 'starts')
+        redis.call('HSET', ck, 'state', 'running', 'worker', wid, 'lease', lease, 'started', now,
+                   'starts', (tonumber(c[3]) or 0) + 1)
+        emit(base, 'queue.command.started',
+             { lane_id = lane.id, command_id = id, command_type = fr.type, worker_id = wid })
+        claimed[#claimed + 1] = {
+          id = id, lane = lane.id, type = fr.type, payload = c[1], lease = lease,
+          enq = ms(fr.enq), seq = fr.seq, failures = tonumber(c[2]) or 0,
+          timeout_ms = lane.cfg.timeout_ms,
+        }
+      end
+    end
+    room_after = room - #claimed
+    if #claimed > 0 then
+      local ids = {}
+      for i, c in ipairs(claimed) do ids[i] = c.id end
+      redis.call('SADD', base .. ':leased:' .. wid, unpack(ids))
     end
   end
   local next_due = nil
   local first = redis.call('ZRANGE', base .. ':delayed', 0, 0, 'WITHSCORES')
   if first[2] then next_due = tonumber(first[2]) end
   local pending = 0
+  save_lanes(base, lanes)
   for _, lane in ipairs(lanes) do
-    save_lane(base, lane)
     pending = pending + lane.pending
     if lane.throttled ~= 0 and lane.pending > 0 and not lane.paused
         and (next_due == nil or lane.throttled < next_due) then
       next_due = lane.throttled
     end
   end
-  -- A slot that took a wake token but has not claimed yet still looks free
-  -- to wake(), which may then give this worker a token that another
-  -- worker's idle slot needed: tokens this worker has no free slot left for
-  -- are handed on, so no command waits beside an idle slot.
-  local stranded = 0
-  if known and pending > 0 then
-    local wake_key = base .. ':wake:' .. wid
-    local tokens = redis.call('LLEN', wake_key)
-    if tokens > 0 then
-      local room = (tonumber(redis.call('HGET', base .. ':worker:' .. wid, 'slots')) or 0)
-                   - redis.call('SCARD', base .. ':leased:' .. wid)
-      if room < 0 then room = 0 end
-      if tokens > room then
-        stranded = tokens - room
-        redis.call('LTRIM', wake_key, stranded, -1)
-      end
-    end
-  end
   -- Slots freed by acks, promoted retries and released rate limits may let
   -- other idle workers start something now: wake those that can run the
-  -- runnable lanes' front commands. A call that changed none of these wakes
-  -- nobody, so wake-ups cannot chase each other.
-  if ((acked - #rejected) + promoted + released > 0 or stranded > 0) and pending > 0 then
-    local n, types = 0, {}
+  -- runnable lanes' front commands. Not needed when this worker still has
+  -- room and could run every such front command (it just took what it
+  -- could). A call that changed none of these wakes nobody, so wake-ups
+  -- cannot chase each other.
+  if (acked - #rejected) + promoted + released > 0 and pending > 0 then
+    local n, types, others = 0, {}, room_after <= 0
     for _, lane in ipairs(lanes) do
       if runnable(lane) then
         local fr = front(base, lane)
@@ -736,11 +928,11 @@ local function f_claim(keys, args)
           if room > lane.pending then room = lane.pending end
           n = n + room
           types[#types + 1] = fr.type
+          if not others and (can_run == nil or not can_run(fr.type)) then others = true end
         end
       end
     end
-    if (acked - #rejected) + promoted + released == 0 and n > stranded then n = stranded end
-    wake(base, n, types)
+    if others then wake(base, n, types) end
   end
   return cjson.encode({
     known = known, claimed = claimed, rejected = rejected,
@@ -776,7 +968,11 @@ local function set_paused(keys, args, paused)
   now_of(args[1])
   local lane = args[2]
   if redis.call('HEXISTS', base .. ':config', lane) == 0 then return fail('A3S_NO_LANE', lane) end
-  redis.call('HSET', lane_key(base, lane), 'paused', paused)
+  local state = { id = lane }
+  state.active, state.paused, state.tokens, state.refilled, state.throttled =
+    state_of(base, lane, redis.call('HGET', base .. ':sched', lane))
+  state.paused = paused == 1
+  redis.call('HSET', base .. ':sched', lane, packed(state))
   if paused == 0 then
     local head = redis.call('LINDEX', queue_key(base, lane), 0)
     if head then
@@ -790,8 +986,6 @@ end
 local function f_pause(keys, args) return set_paused(keys, args, 1) end
 local function f_resume(keys, args) return set_paused(keys, args, 0) end
 
-local COUNTERS = { 'submitted', 'dispatched', 'completed', 'failed', 'cancelled', 'delayed',
-                   'retried', 'timed_out', 'dead_lettered', 'requeued' }
 
 -- stats(base; now) -> JSON: lanes (with why a lane with pending work waits),
 -- workers, totals. Read-only.
@@ -868,18 +1062,31 @@ local function f_dead_letters(keys, args)
   return redis.call('LRANGE', keys[1] .. ':dead', tonumber(args[2]) or 0, tonumber(args[3]) or -1)
 end
 
-redis.register_function { function_name = 'a3s_version', callback = f_version,
+-- Every function: a fresh call context, and the results it delivered
+-- written at its end (one RPUSH per client).
+local function entry(fn)
+  return function(keys, args)
+    call_ctx = { base = keys[1] }
+    local reply = fn(keys, args)
+    if keys[1] then flush_results(keys[1]) end
+    return reply
+  end
+end
+
+redis.register_function { function_name = 'a3s_version', callback = entry(f_version),
                           flags = { 'no-writes' } }
-redis.register_function('a3s_register_lanes', f_register_lanes)
-redis.register_function('a3s_join', f_join)
-redis.register_function('a3s_leave', f_leave)
-redis.register_function('a3s_heartbeat', f_heartbeat)
-redis.register_function('a3s_submit', f_submit)
-redis.register_function('a3s_claim', f_claim)
-redis.register_function('a3s_cancel', f_cancel)
-redis.register_function('a3s_pause', f_pause)
-redis.register_function('a3s_resume', f_resume)
-redis.register_function { function_name = 'a3s_stats', callback = f_stats,
+redis.register_function('a3s_register_lanes', entry(f_register_lanes))
+redis.register_function('a3s_join', entry(f_join))
+redis.register_function('a3s_leave', entry(f_leave))
+redis.register_function('a3s_heartbeat', entry(f_heartbeat))
+redis.register_function('a3s_submit', entry(f_submit))
+redis.register_function('a3s_submit_many', entry(f_submit_many))
+redis.register_function('a3s_take_results', entry(f_take_results))
+redis.register_function('a3s_claim', entry(f_claim))
+redis.register_function('a3s_cancel', entry(f_cancel))
+redis.register_function('a3s_pause', entry(f_pause))
+redis.register_function('a3s_resume', entry(f_resume))
+redis.register_function { function_name = 'a3s_stats', callback = entry(f_stats),
                           flags = { 'no-writes' } }
-redis.register_function { function_name = 'a3s_dead_letters', callback = f_dead_letters,
+redis.register_function { function_name = 'a3s_dead_letters', callback = entry(f_dead_letters),
                           flags = { 'no-writes' } }

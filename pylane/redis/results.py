@@ -21,6 +21,7 @@ from .connection import Backoff, Functions, is_connection_error, open_client
 logger = logging.getLogger("pylane.redis")
 
 RESULT_TTL_MS = 86_400_000  # as lanes.lua keeps a results list
+TAKE_MOST = 1000  # results handed out per take
 
 
 class RedisFuture(Future[Any]):
@@ -71,12 +72,14 @@ class ResultWaiter:
                 self._thread = thread
 
     def _wait(self) -> None:
-        """Hands out results as they come. Each is moved (BLMOVE) to a list
-        of its own, ``<results list>:taken``, and that list is emptied only
-        with the next move, after the result was handled: if Redis dies
-        after a move but before its reply (appendfsync always keeps the
-        move), the result is handled after the reconnection, not lost as
-        with a BLPOP. Handling one twice is harmless."""
+        """Hands out results as they come. They are moved to a list of their
+        own, ``<results list>:taken`` — every waiting one at once
+        (``a3s_take_results``, up to TAKE_MOST), or, when none waits, the
+        next one with a blocking BLMOVE — and that list is emptied only with
+        the next move, after the results were handled: if Redis dies after a
+        move but before its reply (appendfsync always keeps the move), the
+        results are handled after the reconnection, not lost as with a
+        BLPOP. Handling one twice is harmless."""
         key = self.key()
         taken = f"{key}:taken"
         client = open_client(self._url, blocking=True)
@@ -93,12 +96,13 @@ class ResultWaiter:
                         if not self._handle(raw):
                             client.delete(taken)
                             return
-                    pipe = client.pipeline(transaction=False)
-                    pipe.delete(taken)
-                    pipe.blmove(key, taken, 0, "LEFT", "RIGHT")
-                    pipe.pexpire(taken, RESULT_TTL_MS)
-                    _deleted, item, _expiring = pipe.execute()
-                    items = [] if item is None else [item]
+                    items = self._functions().take_results(self._client_id, TAKE_MOST)
+                    if not items:  # `taken` is empty now: wait for the next one
+                        pipe = client.pipeline(transaction=False)
+                        pipe.blmove(key, taken, 0, "LEFT", "RIGHT")
+                        pipe.pexpire(taken, RESULT_TTL_MS)
+                        item, _expiring = pipe.execute()
+                        items = [] if item is None else [item]
                 except Exception as error:
                     recover = True
                     if not is_connection_error(error):

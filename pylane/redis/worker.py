@@ -1,27 +1,32 @@
-"""A process's worker in a Redis queue: N slots, each a thread that claims
-one command at a time (and only when it is free: no prefetch), runs it on
-the local C engine and acknowledges it in its next claim, one round trip per
-command. Idle slots block in Redis on the worker's own wake list; one of
-them at a time also waits for the next due time Redis reported (a retry's
-back-off, a rate limit's next token). A heartbeat thread renews the lease
-once per interval and reaps workers whose lease ran out; when another
-worker's lease runs out before its next beat, it beats then.
+"""A process's worker in a Redis queue: N slots and one courier thread that
+speaks to Redis for all of them. Each claim asks for as many commands as the
+process has free slots (and only then: no prefetch, which keeps priority
+strict) and carries the acks of every command that finished since the last
+one, so one round trip serves many commands under load and one command when
+idle. What it gets runs on the local C engine's worker threads; a finished
+command's ack goes back with the next claim, at once. When the process has
+free slots and the last claim found nothing, the courier waits for a wake
+token (a second thread blocks on the worker's own wake list in Redis), the
+next due time Redis reported (a retry's back-off, a rate limit's next token)
+or a finished command. A heartbeat thread renews the lease once per interval
+and reaps workers whose lease ran out; when another worker's lease runs out
+before its next beat, it beats then.
 
-When Redis cannot be reached, every thread retries with back-off (100 ms
-doubling to 5 s), a finished command's ack is kept until it goes through,
-and the outage is logged and emitted locally (``queue.redis.disconnected``,
-``queue.redis.reconnected``): the events stream lives in Redis. A claim
-that failed on the connection may have run in Redis all the same (Redis
-died before its reply went out): the command is then leased to this worker,
-which does not know it. So after such a failure a free slot compares the
-commands Redis says the worker holds (``leased:<worker>``) with the ones it
-runs or still has to acknowledge, and runs the missing ones under their
-lease ("adopts" them): none is stranded with a live worker.
+When Redis cannot be reached, the courier and the wake reader retry with
+back-off (100 ms doubling to 5 s), finished commands' acks are kept until
+they go through, and the outage is logged and emitted locally
+(``queue.redis.disconnected``, ``queue.redis.reconnected``): the events
+stream lives in Redis. A claim that failed on the connection may have run in
+Redis all the same (Redis died before its reply went out): the command is
+then leased to this worker, which does not know it. So after such a failure
+the next successful claim is followed by a look at the commands Redis says
+the worker holds (``leased:<worker>``): those it neither runs nor still has
+to acknowledge are run under their lease ("adopted"); none is stranded with
+a live worker.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import math
@@ -30,7 +35,7 @@ import socket
 import threading
 import time
 import uuid
-from collections import deque
+from concurrent.futures import Future
 from typing import Any, Callable, Optional, Protocol
 
 from .._runtime.queue import CommandQueue
@@ -39,7 +44,6 @@ from ..config import LaneConfig
 from ..errors import CommandTimeoutError, LaneError, RedisConnectionError
 from ..events import EventEmitter
 from .connection import (
-    SOCKET_TIMEOUT,
     Backoff,
     Functions,
     is_connection_error,
@@ -67,6 +71,9 @@ logger = logging.getLogger("pylane.redis")
 REDIS_DISCONNECTED = "queue.redis.disconnected"
 REDIS_RECONNECTED = "queue.redis.reconnected"
 REAP_MARGIN = 0.005  # seconds after a lease runs out that a heartbeat reaps it
+# When commands lately took less than this (s), a finished command's ack
+# waits up to this long for the others still running: one claim for all.
+ACK_COALESCE = 0.0005
 
 
 class RedisWorker:
@@ -82,29 +89,31 @@ class RedisWorker:
         # The local engine runs what Redis hands out: lanes with room for
         # every slot (Redis enforces the real limits), the lane's timeout.
         self._executor = CommandQueue(EventEmitter(1), max_workers=slots)
-        self._local_lanes: set[str] = set()
-        self._lanes_lock = threading.Lock()
+        self._local_lanes: set[str] = set()  # the courier's own
         self._join_lock = threading.Lock()
         self._joined_types: list[str] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._blocking: Any = None
-        # One idle slot at a time waits for the next due time (the others
-        # block until woken), so a due retry wakes one thread per process.
-        self._timer_lock = threading.Lock()
-        self._timer_owner: Optional[int] = None
-        self._timer_deadline = 0.0
         self._down_lock = threading.Lock()
         self._down = False
-        # What this process holds (claimed, running or acked but unanswered),
-        # the claim calls under way, and whether one failed on the connection
-        # (its command may be leased to us all the same: see the module doc).
-        self._claims = threading.Condition()
+        # Lock rule: `_cond` guards what the worker threads, the wake reader
+        # and the courier share: `_acks` (finished commands' acks not yet
+        # sent), `_running` (commands handed to the engine whose ack is not
+        # queued yet), `_woken` (a wake token came since the last claim) and
+        # `_due` (monotonic time of the next due retry or rate token). The
+        # courier waits on it and never holds it across a Redis call.
+        self._cond = threading.Condition()
+        self._acks: list[dict[str, Any]] = []
+        self._running = 0
+        self._woken = True  # the first claim goes at once
+        self._due = math.inf
+        self._recent = math.inf  # how long commands took lately (moving average, s)
+        # The courier's own: what this process holds (claimed, running or
+        # acked but unanswered) and whether a claim failed on the connection
+        # (its commands may be leased to us all the same: see the module doc).
         self._held: set[str] = set()
-        self._in_flight: set[int] = set()
-        self._tokens = itertools.count()
         self._unsure = False
-        self._adopted: deque[dict[str, Any]] = deque()
 
     # ---- lifecycle -----------------------------------------------------------
 
@@ -112,8 +121,8 @@ class RedisWorker:
         self._join()
         self._executor.start()
         self._blocking = open_client(self.owner.url, blocking=True)
-        for number in range(self.slots):
-            self._spawn(self._slot_loop, f"pylane-redis-slot-{number}")
+        self._spawn(self._courier_loop, "pylane-redis-courier")
+        self._spawn(self._wake_loop, "pylane-redis-wake")
         self._spawn(self._heartbeat_loop, "pylane-redis-heartbeat")
 
     def _spawn(self, target: Any, name: str) -> None:
@@ -122,14 +131,16 @@ class RedisWorker:
         thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Slots finish their command, acknowledge it and exit; then the
-        worker leaves the queue (what it still holds goes back to the front
-        of its lane)."""
+        """Claims nothing more; running commands finish and are
+        acknowledged; then the worker leaves the queue (what it still holds
+        goes back to the front of its lane)."""
         self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
         try:
-            self.fns.client.rpush(self.wake_key, *(["stop"] * self.slots))
-        except Exception as error:  # Redis gone: the threads notice it themselves
-            logger.debug("could not wake the slots to stop them: %s", error)
+            self.fns.client.rpush(self.wake_key, "stop")
+        except Exception as error:  # Redis gone: the reader notices it itself
+            logger.debug("could not wake the wake reader to stop it: %s", error)
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -176,112 +187,144 @@ class RedisWorker:
             logger.warning("Redis at %s is reachable again", redact(self.owner.url))
             self.owner.emit_local(REDIS_RECONNECTED, {"url": redact(self.owner.url)})
 
-    # ---- one slot --------------------------------------------------------------------
+    # ---- the courier -------------------------------------------------------------
 
-    def _slot_loop(self) -> None:
-        ack: Optional[dict[str, Any]] = None
+    def _courier_loop(self) -> None:
         backoff = Backoff()
-        was_timer = False
-        ack_retried = False
+        acks_resent = False
         while True:
-            stopping = self._stop.is_set()
+            with self._cond:
+                while True:
+                    stopping = self._stop.is_set()
+                    free = 0 if stopping else self.slots - self._running
+                    if self._acks:
+                        if not stopping and self._running and self._recent < ACK_COALESCE:
+                            # Commands end within moments of each other here:
+                            # the others' acks are about to come; one claim
+                            # for them all saves a round trip each.
+                            end = time.monotonic() + ACK_COALESCE
+                            while self._running and (left := end - time.monotonic()) > 0:
+                                self._cond.wait(left)
+                            free = self.slots - self._running
+                        break
+                    if stopping:
+                        if self._running == 0:
+                            return
+                    elif free > 0 and (self._woken or self._unsure
+                                       or time.monotonic() >= self._due):
+                        break
+                    timeout = None
+                    if not stopping and free > 0 and self._due != math.inf:
+                        timeout = max(0.0, self._due - time.monotonic())
+                    self._cond.wait(timeout)
+                acks, self._acks = self._acks, []
+                self._woken = False
+                self._due = math.inf
             try:
-                reply = self._claim(0 if stopping else 1, [ack] if ack else [])
-            except RedisConnectionError as error:
-                self._connection_lost(error)
-                if stopping:
-                    return  # the lease runs out and the command runs again elsewhere
-                ack_retried = ack is not None
-                self._stop.wait(backoff.next())
-                continue
-            except Exception:
-                logger.exception("claim failed; slot retries")
+                reply = self._claim(free, acks)
+            except Exception as error:
+                with self._cond:
+                    self._acks[:0] = acks  # kept until they go through
+                    self._woken = True  # and a claim tried again after the back-off
+                if isinstance(error, RedisConnectionError):
+                    self._connection_lost(error)
+                    if stopping:
+                        return  # the lease runs out and the commands run again elsewhere
+                    acks_resent = acks_resent or bool(acks)
+                else:
+                    logger.exception("claim failed; the courier retries")
                 self._stop.wait(backoff.next())
                 continue
             backoff.reset()
             self._connection_back()
-            ack = None
-            for command_id in reply["rejected"]:
-                if ack_retried:
-                    logger.info("the result of command %s was refused when sent again: the "
-                                "first attempt went through before the connection broke",
-                                command_id)
-                else:
-                    logger.warning("the result of command %s was refused: its lease had moved "
-                                   "(the command was given to another worker)", command_id)
-            ack_retried = False
+            self._log_rejected(reply["rejected"], acks_resent)
+            acks_resent = False
             if not reply["known"] and not stopping:
                 self._rejoin("was reaped (its lease expired)")
+                with self._cond:
+                    self._woken = True
                 continue
-            if reply["claimed"]:
-                if was_timer:
-                    # This slot was the one waiting for the due time and is
-                    # busy now: hand that wait to another idle slot.
-                    self._poke()
-                was_timer = False
-                ack = self._execute(reply["claimed"][0])
-                continue
-            if stopping:
-                return
+            for command in reply["claimed"]:
+                self._start(command)
             if self._unsure:
-                self._find_orphans()
-            adopted = self._take_adopted()
-            if adopted is not None:
-                ack = self._execute(adopted)
-                continue
-            was_timer = self._idle(reply, backoff)
+                for command in self._find_orphans():
+                    self._start(command)
+            if reply["next_due"] and len(reply["claimed"]) < free:
+                wait = max(0.001, (float(reply["next_due"]) - float(reply["now"])) / 1000.0
+                           + 0.001)
+                with self._cond:
+                    self._due = min(self._due, time.monotonic() + wait)
+
+    @staticmethod
+    def _log_rejected(rejected: list[str], resent: bool) -> None:
+        for command_id in rejected:
+            if resent:
+                logger.info("the result of command %s was refused when sent again: the "
+                            "first attempt went through before the connection broke",
+                            command_id)
+            else:
+                logger.warning("the result of command %s was refused: its lease had moved "
+                               "(the command was given to another worker)", command_id)
 
     def _claim(self, free: int, acks: list[dict[str, Any]]) -> dict[str, Any]:
-        """One claim call, tracked: what it hands out is held from its
-        reply on, and the acks it carried are settled."""
-        token = next(self._tokens)
-        with self._claims:
-            self._in_flight.add(token)
+        """One claim call: what it hands out is held from its reply on, and
+        the acks it carried are settled."""
         try:
             reply = self.fns.claim(self.id, free, acks)
-            with self._claims:
-                self._held.update(command["id"] for command in reply["claimed"])
-                self._held.difference_update(ack["id"] for ack in acks)
-            return reply
         except RedisConnectionError:
-            with self._claims:
-                self._unsure = True
+            self._unsure = True
             raise
-        finally:
-            with self._claims:
-                self._in_flight.discard(token)
-                self._claims.notify_all()
+        self._held.update(command["id"] for command in reply["claimed"])
+        self._held.difference_update(ack["id"] for ack in acks)
+        return reply
 
-    def _find_orphans(self) -> None:
-        """After a claim failed on the connection: the commands leased to
-        this worker in Redis that it does not hold are adopted."""
-        with self._claims:
-            if not self._unsure:
+    def _wake_loop(self) -> None:
+        """Blocks on the worker's wake list and tells the courier; takes
+        every token there at once (one claim serves every free slot)."""
+        backoff = Backoff()
+        while True:
+            try:
+                popped = self._blocking.blmpop(0, 1, self.wake_key, direction="LEFT",
+                                               count=self.slots + 1)
+            except Exception as error:
+                if self._stop.is_set():
+                    return
+                if is_connection_error(error):
+                    self._connection_lost(unreachable(self.owner.url, error))
+                else:
+                    logger.exception("waiting for wake-ups failed; retrying")
+                self._stop.wait(backoff.next())
+                popped = None
+                tokens: list[bytes] = [b"retry"]  # the courier tries a claim again
+            else:
+                backoff.reset()
+                tokens = popped[1] if popped else []
+            with self._cond:
+                self._woken = True
+                self._cond.notify()
+            if b"stop" in tokens or self._stop.is_set():
                 return
-            self._unsure = False
+
+    def _find_orphans(self) -> list[dict[str, Any]]:
+        """After a claim failed on the connection: the commands leased to
+        this worker in Redis that it does not hold, to run."""
+        self._unsure = False
+        found = []
         try:
             leased = {member.decode() for member in
                       self.fns.client.smembers(self.fns.key(f"leased:{self.id}"))}
-            with self._claims:
-                # Claims under way may have run in Redis before that read:
-                # their replies say what they handed out.
-                under_way = set(self._in_flight)
-                self._claims.wait_for(lambda: not under_way & self._in_flight,
-                                      SOCKET_TIMEOUT + 1.0)
-                missing = leased - self._held
-            for command_id in sorted(missing):
+            for command_id in sorted(leased - self._held):
                 command = self._orphan(command_id)
                 if command is not None:
                     logger.warning("command %s was leased to worker %s by a claim whose reply "
                                    "was lost; running it", command_id, self.id)
-                    with self._claims:
-                        self._held.add(command_id)
-                        self._adopted.append(command)
+                    self._held.add(command_id)
+                    found.append(command)
         except Exception as error:
             if not is_connection_error(error):
                 raise
-            with self._claims:
-                self._unsure = True  # look again once Redis answers
+            self._unsure = True  # look again once Redis answers
+        return found
 
     def _orphan(self, command_id: str) -> Optional[dict[str, Any]]:
         """The command as a claim hands it out, if it is still running
@@ -297,70 +340,58 @@ class RedisWorker:
         return {"id": command_id, "lane": lane, "type": command_type, "payload": payload,
                 "lease": lease, "timeout_ms": timeout_ms}
 
-    def _take_adopted(self) -> Optional[dict[str, Any]]:
-        with self._claims:
-            return self._adopted.popleft() if self._adopted else None
-
-    def _poke(self) -> None:
-        try:
-            self.fns.client.rpush(self.wake_key, "timer")
-        except Exception as error:
-            if not is_connection_error(error):
-                raise
-            self._connection_lost(error)
-
-    def _idle(self, reply: dict[str, Any], backoff: Backoff) -> bool:
-        """Blocks until woken or the next due time; True if this slot was
-        the one waiting for the due time (however it woke)."""
-        me = threading.get_ident()
-        timeout = 0.0  # BLPOP 0: until a token comes
-        if reply["next_due"]:
-            wait = max(0.001, (float(reply["next_due"]) - float(reply["now"])) / 1000.0 + 0.001)
-            with self._timer_lock:
-                deadline = time.monotonic() + wait
-                if self._timer_owner is None or deadline < self._timer_deadline:
-                    self._timer_owner, self._timer_deadline = me, deadline
-                    timeout = wait
-        try:
-            self._blocking.blpop([self.wake_key], timeout=timeout)
-        except Exception as error:
-            if not is_connection_error(error):
-                raise
-            self._connection_lost(unreachable(self.owner.url, error))
-            self._stop.wait(backoff.next())
-        finally:
-            with self._timer_lock:
-                if self._timer_owner == me:
-                    self._timer_owner = None
-        return timeout > 0
+    # ---- running a command --------------------------------------------------------
 
     def _local_lane(self, lane_id: str, timeout_ms: Optional[float]) -> None:
         if lane_id in self._local_lanes:
             return
-        with self._lanes_lock:
-            if lane_id not in self._local_lanes:
-                config = LaneConfig.new(0, self.slots)
-                if timeout_ms:
-                    config = config.with_timeout(timeout_ms / 1000.0)
-                self._executor.register_lane(lane_id, config, 0)
-                self._local_lanes.add(lane_id)
+        config = LaneConfig.new(0, self.slots)
+        if timeout_ms:
+            config = config.with_timeout(timeout_ms / 1000.0)
+        self._executor.register_lane(lane_id, config, 0)
+        self._local_lanes.add(lane_id)
 
-    def _execute(self, command: dict[str, Any]) -> dict[str, Any]:
-        """Runs one claimed command; returns its ack."""
-        ack: dict[str, Any] = {"id": command["id"], "lease": command["lease"]}
+    def _start(self, command: dict[str, Any]) -> None:
+        """Hands one claimed command to the local engine; its ack is queued
+        for the courier when it ends (on the worker thread that ran it)."""
+        with self._cond:
+            self._running += 1
+        command["began"] = time.monotonic()
         try:
             self._local_lane(command["lane"], command.get("timeout_ms"))
             payload = json.loads(command["payload"])
             command_type = command["type"]
             job = JsonCommand(command_type, payload, self.owner.handler_for(command_type))
-            result = self._executor.run(command["lane"], job)
-            ack["result"] = json.dumps(result, allow_nan=False)
-            ack["status"] = "ok"
-        except CommandTimeoutError as error:
-            ack.update(status="timeout", error=str(error))
+            future = self._executor.submit(command["lane"], job)
         except Exception as error:
-            ack.update(status="error", error=f"{type(error).__name__}: {error}")
-        return ack
+            self._finished(command, None, error)
+            return
+        future.add_done_callback(lambda done: self._finished(command, done, None))
+
+    def _finished(self, command: dict[str, Any], future: Optional[Future[Any]],
+                  error: Optional[BaseException]) -> None:
+        ack: dict[str, Any] = {"id": command["id"], "lease": command["lease"]}
+        try:
+            if future is not None:
+                error = future.exception()
+                if error is None:
+                    ack["result"] = json.dumps(future.result(), allow_nan=False)
+                    ack["status"] = "ok"
+        except Exception as failure:  # the result is not JSON
+            error = failure
+        if "status" not in ack:
+            if isinstance(error, CommandTimeoutError):
+                ack.update(status="timeout", error=str(error))
+            else:
+                ack.update(status="error", error=f"{type(error).__name__}: {error}")
+        took = time.monotonic() - command["began"]
+        with self._cond:
+            first = not self._acks
+            self._acks.append(ack)
+            self._running -= 1
+            self._recent = took if self._recent == math.inf else 0.8 * self._recent + 0.2 * took
+            if first or not self._running:  # see the courier's wait
+                self._cond.notify()
 
     # ---- the lease ---------------------------------------------------------------------
 
