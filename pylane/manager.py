@@ -185,15 +185,18 @@ class QueueManager:
         — if running)."""
         return await self._queue.asubmit(lane_id, command, *args, **kwargs)
 
-    def submit_many(self, lane_id: str, commands: Iterable[Any]) -> list[Any]:
-        """Submits many commands to one lane, in order; one future each.
-        Each item is what ``submit`` takes after the lane: a command alone,
-        or a tuple ``(command, *args)``. In Redis mode (items: a Command or
+    def submit_many(self, lane_id: str, commands: Iterable[Any], *,
+                    results: bool = True) -> list[Any]:
+        """Submits many commands to one lane, in order; one future each, or
+        with ``results=False`` (fire and forget) the command ids. Each item
+        is what ``submit`` takes after the lane: a command alone, or a tuple
+        ``(command, *args)``. In Redis mode (items: a Command or
         ``(command_type, payload)``) they go in batches of 500, one round
-        trip each, each batch queued whole or not at all."""
+        trip each, each batch queued whole or not at all, and with
+        ``results=False`` no result travels back to this process."""
         submit_many = getattr(self._queue, "submit_many", None)
         if submit_many is not None:
-            return list(submit_many(lane_id, commands))
+            return list(submit_many(lane_id, commands, results=results))
         futures = []
         for item in commands:
             if isinstance(item, tuple):
@@ -202,7 +205,7 @@ class QueueManager:
                 futures.append(self._queue.submit(lane_id, *item))
             else:
                 futures.append(self._queue.submit(lane_id, item))
-        return futures
+        return futures if results else [future.command_id for future in futures]
 
     def run(self, lane_id: str, command: Any, *args: Any, **kwargs: Any) -> Any:
         """Blocking submit: returns the result or raises the command's error."""

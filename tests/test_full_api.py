@@ -152,6 +152,8 @@ def test_submit_many_takes_commands_and_argument_tuples_in_order(managers):
     assert [future.result(WAIT) for future in futures][1:] == [1024, 7]
     with pytest.raises(InvalidArgumentError):
         manager.submit_many("query", [()])
+    ids = manager.submit_many("query", [(pow, 2, 3)], results=False)
+    assert isinstance(ids[0], str) and ids[0]
 
 
 def test_arguments_with_a_command_object_are_refused(managers):

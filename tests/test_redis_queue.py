@@ -660,3 +660,59 @@ def test_a_worker_acknowledges_many_commands_per_round_trip(lanes, monkeypatch):
     assert max(got for _, got in calls) > 1, "no claim ever took more than one command"
     assert max(acked for acked, _ in calls) > 1, "no claim ever carried more than one ack"
     assert len(calls) < 2000, f"{len(calls)} claims for 2000 commands: one round trip each"
+
+
+def test_async_handlers_and_failing_handlers_in_a_worker(lanes):
+    """Plain handlers run on the worker's slot threads, async ones on the
+    local engine's event loop; a handler that raises (even SystemExit)
+    fails its command and the slot lives on."""
+    import asyncio
+
+    lane = lanes([LaneConfig("w", priority=0, min_concurrency=0, max_concurrency=2)],
+                 max_workers=2)
+
+    async def doubled(payload: int) -> int:
+        await asyncio.sleep(0.001)
+        return payload * 2
+
+    class Tripled:
+        async def __call__(self, payload: int) -> int:
+            return payload * 3
+
+    def deferred(payload: int) -> Any:
+        return doubled(payload + 1)  # a plain function returning a coroutine
+
+    def exits(payload: Any) -> Any:
+        raise SystemExit("handler called exit")
+
+    for name, handler in (("double", doubled), ("triple", Tripled()), ("defer", deferred),
+                          ("exit", exits), ("set", lambda payload: {1, 2})):
+        lane.register_handler(name, handler)
+    lane.start()
+    manager = lane.manager
+    assert manager.run("w", "double", 21) == 42
+    assert manager.run("w", "triple", 5) == 15
+    assert manager.run("w", "defer", 1) == 4
+    for _ in range(3):  # more than the slots: each failure left its slot alive
+        with pytest.raises(RemoteCommandError, match="SystemExit: handler called exit"):
+            manager.run("w", "exit", None)
+    with pytest.raises(RemoteCommandError, match="not JSON serializable"):
+        manager.run("w", "set", None)
+    assert manager.run("w", "echo", [1]) == [1]
+
+
+def test_submit_many_fire_and_forget_sends_no_result_back(lanes):
+    lane = lanes([LaneConfig("ff", priority=0, min_concurrency=0, max_concurrency=2)],
+                 max_workers=2)
+    ran = threading.Semaphore(0)
+    lane.register_handler("tick", lambda payload: ran.release())
+    lane.start()
+    ids = lane.manager.submit_many("ff", [("tick", n) for n in range(50)], results=False)
+    assert len(set(ids)) == 50 and all(isinstance(i, str) for i in ids)
+    for _ in range(50):
+        assert ran.acquire(timeout=WAIT), "a fire-and-forget command never ran"
+    queue = lane.manager.queue()
+    lane.manager.drain(WAIT)
+    fns = queue.functions()
+    assert fns.client.exists(fns.key(f"results:{queue.client_id}")) == 0
+    assert queue._results.futures == {}

@@ -1,8 +1,9 @@
 """a3s-lane producer process for bench/bench_redis.py (the project's venv):
 joins the queue as a producer only (start(worker=False)) and submits with
 manager.submit(lane, "job", payload), one FCALL each, or, for a bulk of jobs,
-manager.submit_many(lane, [("job", payload), ...]) per lane; the futures
-resolve in the background (the results waiter), nobody waits on them here.
+manager.submit_many(lane, [("job", payload), ...], results=False) per lane
+(fire and forget, as the peers' producers: no result comes back); the single
+submits' futures resolve in the background, nobody waits on them here.
 
     python bench/redis_peers/ours_producer.py URL [reserve]"""
 
@@ -35,7 +36,7 @@ def main() -> None:
             for level, job in jobs[start:start + 1000]:
                 by_level.setdefault(level, []).append(("job", job))
             for level in sorted(by_level):
-                manager.submit_many(lanes[level], by_level[level])
+                manager.submit_many(lanes[level], by_level[level], results=False)
 
     serve(submit, bulk)
     manager.close()

@@ -324,11 +324,14 @@ class RedisQueue:
             raise
         return future
 
-    def submit_many(self, lane_id: str, commands: Iterable[Any]) -> list[RedisFuture]:
+    def submit_many(self, lane_id: str, commands: Iterable[Any], *,
+                    results: bool = True) -> Union[list[RedisFuture], list[str]]:
         """Queues many commands in one lane, in their order, with one call
         to Redis per SUBMIT_BATCH of them; each such batch is queued whole or
         not at all (the error says why). Each item is a Command or a
-        ``(command_type, payload)`` pair."""
+        ``(command_type, payload)`` pair. Returns a future each, or with
+        ``results=False`` the command ids (fire and forget: no result comes
+        back to this process)."""
         self._check_submit(lane_id)
         quads: list[tuple[str, str, str, str]] = []
         futures: list[RedisFuture] = []
@@ -341,26 +344,35 @@ class RedisQueue:
                 command_type, payload = self._encode(item, (), {})
             command_id = uuid.uuid4().hex
             quads.append((command_id, lane_id, command_type, self._payload_text(payload)))
-            futures.append(RedisFuture(self.cancel, command_id, lane_id))
+            if results:
+                futures.append(RedisFuture(self.cancel, command_id, lane_id))
         fns = self.functions()
+        if not results:
+            for start in range(0, len(quads), SUBMIT_BATCH):
+                self._submit_batch(fns, lane_id, quads[start:start + SUBMIT_BATCH], "")
+            return [quad[0] for quad in quads]
         self._results.ensure()
         for start in range(0, len(quads), SUBMIT_BATCH):
             batch = quads[start:start + SUBMIT_BATCH]
             for quad, future in zip(batch, futures[start:start + SUBMIT_BATCH]):
                 self._results.futures[quad[0]] = future
             try:
-                try:
-                    fns.submit_many(batch, self.client_id)
-                except LaneNotFoundError:
-                    if lane_id not in self.lane_ids():
-                        raise
-                    self._register_lanes(fns)  # Redis restarted without persistence
-                    fns.submit_many(batch, self.client_id)
+                self._submit_batch(fns, lane_id, batch, self.client_id)
             except BaseException:
                 for quad in quads[start:]:
                     self._results.futures.pop(quad[0], None)
                 raise
         return futures
+
+    def _submit_batch(self, fns: Functions, lane_id: str,
+                      batch: list[tuple[str, str, str, str]], reply_to: str) -> None:
+        try:
+            fns.submit_many(batch, reply_to)
+        except LaneNotFoundError:
+            if lane_id not in self.lane_ids():
+                raise
+            self._register_lanes(fns)  # Redis restarted without persistence
+            fns.submit_many(batch, reply_to)
 
     def _register_lanes(self, fns: Functions) -> None:
         configs = [lane_config_json(lane_id, config, priority)

@@ -27,13 +27,16 @@ a live worker.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
 import os
+import queue
 import socket
 import threading
 import time
+import types
 import uuid
 from concurrent.futures import Future
 from typing import Any, Callable, Optional, Protocol
@@ -76,6 +79,17 @@ REAP_MARGIN = 0.005  # seconds after a lease runs out that a heartbeat reaps it
 ACK_COALESCE = 0.0005
 
 
+def _is_async(handler: Callable[[Any], Any]) -> bool:
+    """An ``async def`` function, or an object whose ``__call__`` is one."""
+    call = type(handler).__call__ if not inspect.isroutine(handler) else None
+    return inspect.iscoroutinefunction(handler) or (
+        call is not None and inspect.iscoroutinefunction(call))
+
+
+def _returning(value: Any) -> Callable[[], Any]:
+    return lambda: value
+
+
 class RedisWorker:
     """Joins the queue with `slots` slots and runs what it claims."""
 
@@ -89,7 +103,12 @@ class RedisWorker:
         # The local engine runs what Redis hands out: lanes with room for
         # every slot (Redis enforces the real limits), the lane's timeout.
         self._executor = CommandQueue(EventEmitter(1), max_workers=slots)
-        self._local_lanes: set[str] = set()  # the courier's own
+        self._local_lanes: set[str] = set()
+        self._lanes_lock = threading.Lock()
+        # Plain handlers' commands, for the slot threads (None: stop).
+        self._inbox: queue.SimpleQueue[Optional[tuple[dict[str, Any], Any]]] = (
+            queue.SimpleQueue())
+        self._slot_threads: list[threading.Thread] = []
         self._join_lock = threading.Lock()
         self._joined_types: list[str] = []
         self._stop = threading.Event()
@@ -121,6 +140,11 @@ class RedisWorker:
         self._join()
         self._executor.start()
         self._blocking = open_client(self.owner.url, blocking=True)
+        for number in range(self.slots):
+            thread = threading.Thread(target=self._slot_loop, daemon=True,
+                                      name=f"pylane-redis-slot-{number}")
+            self._slot_threads.append(thread)
+            thread.start()
         self._spawn(self._courier_loop, "pylane-redis-courier")
         self._spawn(self._wake_loop, "pylane-redis-wake")
         self._spawn(self._heartbeat_loop, "pylane-redis-heartbeat")
@@ -143,6 +167,10 @@ class RedisWorker:
             logger.debug("could not wake the wake reader to stop it: %s", error)
         deadline = time.monotonic() + timeout
         for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for _ in self._slot_threads:
+            self._inbox.put(None)
+        for thread in self._slot_threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         try:
             self.fns.leave(self.id)
@@ -345,45 +373,84 @@ class RedisWorker:
     def _local_lane(self, lane_id: str, timeout_ms: Optional[float]) -> None:
         if lane_id in self._local_lanes:
             return
-        config = LaneConfig.new(0, self.slots)
-        if timeout_ms:
-            config = config.with_timeout(timeout_ms / 1000.0)
-        self._executor.register_lane(lane_id, config, 0)
-        self._local_lanes.add(lane_id)
+        with self._lanes_lock:
+            if lane_id not in self._local_lanes:
+                config = LaneConfig.new(0, self.slots)
+                if timeout_ms:
+                    config = config.with_timeout(timeout_ms / 1000.0)
+                self._executor.register_lane(lane_id, config, 0)
+                self._local_lanes.add(lane_id)
 
     def _start(self, command: dict[str, Any]) -> None:
-        """Hands one claimed command to the local engine; its ack is queued
-        for the courier when it ends (on the worker thread that ran it)."""
+        """Hands one claimed command over; its ack is queued for the courier
+        when it ends, by the thread that ran it. A plain handler runs on one
+        of the worker's slot threads (a hand-off through a SimpleQueue);
+        a command with a timeout or an async handler on the local engine,
+        which enforces the deadline and owns the event loop."""
         with self._cond:
             self._running += 1
         command["began"] = time.monotonic()
+        handler = self.owner.handler_for(command["type"])
+        if command.get("timeout_ms") or (handler is not None and _is_async(handler)):
+            self._start_on_engine(command, handler)
+        else:
+            self._inbox.put((command, handler))
+
+    def _start_on_engine(self, command: dict[str, Any],
+                         handler: Optional[Callable[[Any], Any]]) -> None:
         try:
             self._local_lane(command["lane"], command.get("timeout_ms"))
-            payload = json.loads(command["payload"])
-            command_type = command["type"]
-            job = JsonCommand(command_type, payload, self.owner.handler_for(command_type))
+            job = JsonCommand(command["type"], json.loads(command["payload"]), handler)
             future = self._executor.submit(command["lane"], job)
         except Exception as error:
-            self._finished(command, None, error)
+            self._ack_failure(command, error)
             return
-        future.add_done_callback(lambda done: self._finished(command, done, None))
+        future.add_done_callback(lambda done: self._ack_future(command, done))
 
-    def _finished(self, command: dict[str, Any], future: Optional[Future[Any]],
-                  error: Optional[BaseException]) -> None:
-        ack: dict[str, Any] = {"id": command["id"], "lease": command["lease"]}
-        try:
-            if future is not None:
-                error = future.exception()
-                if error is None:
-                    ack["result"] = json.dumps(future.result(), allow_nan=False)
-                    ack["status"] = "ok"
-        except Exception as failure:  # the result is not JSON
-            error = failure
-        if "status" not in ack:
-            if isinstance(error, CommandTimeoutError):
-                ack.update(status="timeout", error=str(error))
+    def _slot_loop(self) -> None:
+        """One slot thread: runs what the courier hands over, until None."""
+        while True:
+            item = self._inbox.get()
+            if item is None:
+                return
+            command, handler = item
+            try:
+                payload = json.loads(command["payload"])
+                result = payload if handler is None else handler(payload)
+                if type(result) is types.CoroutineType:
+                    # A plain function that returned a coroutine: the engine's
+                    # event loop runs it, this slot waits.
+                    self._local_lane(command["lane"], None)
+                    result = self._executor.submit(command["lane"], _returning(result)).result()
+                text = json.dumps(result, allow_nan=False)
+            except BaseException as error:  # a slot thread never dies
+                self._ack_failure(command, error)
             else:
-                ack.update(status="error", error=f"{type(error).__name__}: {error}")
+                self._ack(command, {"id": command["id"], "lease": command["lease"],
+                                    "status": "ok", "result": text})
+
+    def _ack_future(self, command: dict[str, Any], future: Future[Any]) -> None:
+        error = future.exception()
+        if error is not None:
+            self._ack_failure(command, error)
+            return
+        try:
+            text = json.dumps(future.result(), allow_nan=False)
+        except Exception as failure:  # the result is not JSON
+            self._ack_failure(command, failure)
+            return
+        self._ack(command, {"id": command["id"], "lease": command["lease"], "status": "ok",
+                            "result": text})
+
+    def _ack_failure(self, command: dict[str, Any], error: BaseException) -> None:
+        ack = {"id": command["id"], "lease": command["lease"]}
+        if isinstance(error, CommandTimeoutError):
+            ack.update(status="timeout", error=str(error))
+        else:
+            ack.update(status="error", error=f"{type(error).__name__}: {error}")
+        self._ack(command, ack)
+
+    def _ack(self, command: dict[str, Any], ack: dict[str, Any]) -> None:
         took = time.monotonic() - command["began"]
         with self._cond:
             first = not self._acks
