@@ -224,3 +224,21 @@ def test_a_quiet_queue_is_no_outage_a_heartbeat_on_time_reaps(redis_url, redis_q
     fns.join("short", 1, [], 100, now_ms=0)
     assert fns.heartbeat("slow", 10_000, now_ms=3300) == (True, 1)
     assert lost_workers(fns) == ["short"]
+
+
+def test_a_join_after_the_silence_spares_the_workers_that_were_cut_off(redis_url,
+                                                                        redis_queue):
+    """The first call after an outage may be a new worker's join, not a
+    heartbeat: it must not reap the workers that could not reach Redis
+    either (their commands would run twice and their acks be refused)."""
+    fns = functions(redis_url, redis_queue)
+    fns.join("a", 1, [], 1000, now_ms=0)
+    fns.heartbeat("a", 1000, now_ms=300)  # a's lease: until 1300; then Redis is away
+    fns.join("new", 1, [], 1000, now_ms=4000)  # the first call after the outage
+    assert lost_workers(fns) == [], "a join after the silence reaped a cut-off worker"
+    assert fns.heartbeat("a", 1000, now_ms=4300) == (True, 0)  # a is back in time
+    # A worker that stays away is reaped once its fresh lease ran out.
+    assert fns.heartbeat("new", 1000, now_ms=4600) == (True, 0)
+    assert fns.heartbeat("new", 1000, now_ms=4900) == (True, 0)
+    assert fns.heartbeat("new", 1000, now_ms=5400) == (True, 1)
+    assert lost_workers(fns) == ["a"]

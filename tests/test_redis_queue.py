@@ -270,12 +270,14 @@ def test_a_command_that_loses_its_worker_too_often_becomes_a_dead_letter(redis_u
     fns.register_lanes([lane_config_json("q", LaneConfig("q", 0, 0, 1), 0)],
                        {"max_lost": 2}, now_ms=0)
     fns.submit("c1", "q", "t", "1", "", now_ms=1)
+    fns.join("reaper", 1, [], 10**9, now_ms=1)
     now = 10
     for round_ in range(2):
         fns.join(f"w{round_}", 1, [], 100, now_ms=now)
         assert [c["id"] for c in fns.claim(f"w{round_}", 1, [], now_ms=now)["claimed"]] == ["c1"]
-        now += 1000
-        fns.join("reaper", 1, [], 10**9, now_ms=now)  # joining reaps the expired
+        for _ in range(3):  # beats on time (no silence): w's lease runs out at +100
+            now += 40
+            fns.heartbeat("reaper", 10**9, now_ms=now)
     lane = fns.stats(now_ms=now)["lanes"][0]
     assert (lane["pending"], lane["requeued"], lane["dead_lettered"]) == (0, 1, 1)
     assert "lost its worker 2 times" in fns.dead_letters()[0]["error"]

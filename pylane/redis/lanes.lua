@@ -685,7 +685,10 @@ local function f_join(keys, args)
   local wid, slots, types, lease = args[2], tonumber(args[3]), args[4], tonumber(args[5])
   if not slots or slots < 1 then return fail('A3S_ARG', 'slots must be >= 1') end
   local lanes, by_id = load_lanes(base)
-  reap(base, by_id, lanes, now, false)
+  -- The first call after an outage may be this join: with the same grace
+  -- as a late heartbeat (a worker Redis heard nothing from while Redis
+  -- heard nobody gets its lease afresh), it reaps only the truly dead.
+  reap(base, by_id, lanes, now, true)
   -- Joining again (a heartbeat found it reaped, or its types changed): what it
   -- still holds stays leased to it.
   if redis.call('EXISTS', base .. ':worker:' .. wid) == 1 then drop_worker(base, wid) end
