@@ -87,6 +87,7 @@ struct lc_engine {
     uint64_t next_seq;
 
     uint32_t work_waiters;
+    uint32_t wakes_due; /* signals owed to work_cond, sent by unlock_and_wake */
     uint32_t idle_waiters;
     int stopped;
 
@@ -290,9 +291,32 @@ static int enqueue_entry_locked(lc_engine *engine, lane *l, uint64_t ticket, uin
     return LC_OK;
 }
 
-/* A new pending ticket or a freed slot enables at most one more dispatch. */
+/* A new pending ticket or a freed slot enables at most one more dispatch.
+ * The signal is only counted here and sent once the lock is released
+ * (unlock_and_wake): a worker signalled while the waker still holds the lock
+ * wakes only to block on it, then needs a second wake-up when it is unlocked
+ * (two more thread switches per hand-off, measured in Python's 16-caller
+ * bench). A waiter counted in work_waiters has already released the lock
+ * inside pthread_cond_wait, so a signal sent after the unlock still reaches
+ * it: no wake-up is lost. */
 static void wake_one_worker_locked(lc_engine *engine) {
-    if (engine->work_waiters) pthread_cond_signal(&engine->work_cond);
+    if (engine->work_waiters > engine->wakes_due) engine->wakes_due++;
+}
+
+/* Sends the owed signals under the lock: before a thread that owes them
+ * goes to sleep itself (it would otherwise send them only when it wakes). */
+static void flush_wakes_locked(lc_engine *engine) {
+    for (; engine->wakes_due; engine->wakes_due--) pthread_cond_signal(&engine->work_cond);
+}
+
+/* Releases the lock, then sends the signals owed (see wake_one_worker_locked).
+ * Every public function that can wake a worker ends with this instead of a
+ * plain unlock. */
+static void unlock_and_wake(lc_engine *engine) {
+    uint32_t wakes = engine->wakes_due;
+    engine->wakes_due = 0;
+    pthread_mutex_unlock(&engine->lock);
+    while (wakes--) pthread_cond_signal(&engine->work_cond);
 }
 
 /* Moves every delayed ticket that is due by `now_ns` to the back of its lane.
@@ -313,23 +337,31 @@ static uint32_t sample_key(uint32_t lane_index, uint32_t kind) {
     return lane_index * 2 + kind;
 }
 
-static inline int take_next_locked(lc_engine *engine, uint64_t now_ns, lc_dispatch *out) {
-    lane *l;
-    if (needs_clock_locked(engine)) {
-        if (!now_ns) now_ns = lc_now_ns();
-        advance_clock_locked(engine, now_ns);
-        /* A rate limit is checked at dispatch, and only for the lane that
-         * would run: an idle or full lane never spends a token (the
-         * original's R1). */
-        while ((l = pick_lane_locked(engine, now_ns)) && l->rate_per_ns > 0 &&
-               !bucket_take(l, now_ns))
-            throttle_locked(engine, l, now_ns);
-    } else {
+/* The lane the next dispatch would take from, or NULL. On the way it brings
+ * time-dependent state up to date (due retries, released and newly throttled
+ * lanes), but consumes nothing: no ticket, no rate token. `*now_ns` (0 =
+ * not read yet) is read here when a rule needs the clock. */
+static inline lane *next_lane_locked(lc_engine *engine, uint64_t *now_ns) {
+    if (!needs_clock_locked(engine)) {
         /* No lane has a rate limit or a boost: the pick is a heap's top. */
         const lane_heap *heap = eligible_heap_locked(engine);
-        l = heap ? heap_top(heap) : NULL;
+        return heap ? heap_top(heap) : NULL;
     }
+    if (!*now_ns) *now_ns = lc_now_ns();
+    advance_clock_locked(engine, *now_ns);
+    /* A rate limit is checked at dispatch, and only for the lane that would
+     * run: an idle or full lane never spends a token (the original's R1). */
+    lane *l;
+    while ((l = pick_lane_locked(engine, *now_ns)) && l->rate_per_ns > 0 &&
+           !bucket_ready(l, *now_ns))
+        throttle_locked(engine, l, *now_ns);
+    return l;
+}
+
+static inline int take_next_locked(lc_engine *engine, uint64_t now_ns, lc_dispatch *out) {
+    lane *l = next_lane_locked(engine, &now_ns);
     if (!l) return LC_NONE;
+    if (l->rate_per_ns > 0) bucket_take(l, now_ns); /* next_lane_locked saw a whole token */
     ring_entry entry = ring_pop_front(&l->pending);
     engine->total_pending--;
     mark_started_locked(engine, l);
@@ -409,13 +441,19 @@ static uint64_t clock_if_timing(lc_engine *engine) {
 }
 
 /* `now_ns` (0 = read when needed) is used for the first attempt only: a
- * worker that slept reads the clock again when it wakes. */
+ * worker that slept reads the clock again when it wakes. With `out` NULL it
+ * takes nothing and returns LC_READY once a ticket is dispatchable
+ * (lc_wait_ready). */
 static int wait_next_locked(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out,
                             uint64_t now_ns) {
     uint64_t deadline = deadline_ns(timeout_ns);
     for (;;) {
         if (engine->stopped) return LC_ERR_STOPPED;
-        if (take_next_locked(engine, now_ns, out) == LC_DISPATCHED) return LC_DISPATCHED;
+        if (out) {
+            if (take_next_locked(engine, now_ns, out) == LC_DISPATCHED) return LC_DISPATCHED;
+        } else if (next_lane_locked(engine, &now_ns)) {
+            return LC_READY;
+        }
         now_ns = 0;
         if (timeout_ns == 0) return LC_NONE;
         if (deadline && lc_now_ns() >= deadline) return LC_NONE;
@@ -425,6 +463,7 @@ static int wait_next_locked(lc_engine *engine, int64_t timeout_ns, lc_dispatch *
         uint64_t wake = deadline;
         uint64_t ready = next_wake_locked(engine);
         if (ready && (wake == 0 || ready < wake)) wake = ready;
+        flush_wakes_locked(engine);
         engine->work_waiters++;
         sleep_until_locked(engine, &engine->work_cond, wake);
         engine->work_waiters--;
@@ -597,7 +636,7 @@ static int schedule_at(lc_engine *engine, uint32_t index, uint64_t ticket, uint6
                 l->submitted++;
         }
     }
-    pthread_mutex_unlock(&engine->lock);
+    unlock_and_wake(engine);
     return rc;
 }
 
@@ -624,7 +663,7 @@ int lc_submit(lc_engine *engine, uint32_t index, uint64_t ticket, uint64_t now_n
     pthread_mutex_lock(&engine->lock);
     lane *l = lane_at_locked(engine, index);
     int rc = l ? enqueue_locked(engine, l, ticket, now_ns) : LC_ERR_NO_LANE;
-    pthread_mutex_unlock(&engine->lock);
+    unlock_and_wake(engine);
     return rc;
 }
 
@@ -676,7 +715,7 @@ int lc_submit_or_claim(lc_engine *engine, uint32_t index, uint64_t ticket, uint6
     } else {
         rc = enqueue_locked(engine, l, ticket, now_ns);
     }
-    pthread_mutex_unlock(&engine->lock);
+    unlock_and_wake(engine);
     return rc;
 }
 
@@ -691,14 +730,14 @@ int lc_try_claim(lc_engine *engine, uint32_t index) {
             rc = LC_RUN_INLINE;
         }
     }
-    pthread_mutex_unlock(&engine->lock);
+    unlock_and_wake(engine);
     return rc;
 }
 
 int lc_try_next(lc_engine *engine, uint64_t now_ns, lc_dispatch *out) {
     pthread_mutex_lock(&engine->lock);
     int rc = take_next_locked(engine, now_ns, out);
-    pthread_mutex_unlock(&engine->lock);
+    unlock_and_wake(engine);
     return rc;
 }
 
@@ -706,16 +745,22 @@ int lc_wait_next(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out) {
     uint64_t now = clock_if_timing(engine);
     pthread_mutex_lock(&engine->lock);
     int rc = wait_next_locked(engine, timeout_ns, out, now);
-    pthread_mutex_unlock(&engine->lock);
+    unlock_and_wake(engine);
+    return rc;
+}
+
+int lc_wait_ready(lc_engine *engine, int64_t timeout_ns) {
+    pthread_mutex_lock(&engine->lock);
+    int rc = wait_next_locked(engine, timeout_ns, NULL, 0);
+    unlock_and_wake(engine);
     return rc;
 }
 
 int lc_complete(lc_engine *engine, uint32_t index, int outcome) {
     pthread_mutex_lock(&engine->lock);
     int rc = complete_locked(engine, index, outcome);
-    if (engine->work_waiters && rc == LC_OK && engine->total_pending)
-        pthread_cond_signal(&engine->work_cond);
-    pthread_mutex_unlock(&engine->lock);
+    if (rc == LC_OK && engine->total_pending) wake_one_worker_locked(engine);
+    unlock_and_wake(engine);
     return rc;
 }
 
@@ -726,7 +771,7 @@ int lc_complete_and_wait(lc_engine *engine, uint32_t index, int outcome, int64_t
     /* No wake-up here: the slot this frees is taken by the caller itself. */
     int rc = complete_locked(engine, index, outcome);
     if (rc == LC_OK) rc = wait_next_locked(engine, timeout_ns, out, now);
-    pthread_mutex_unlock(&engine->lock);
+    unlock_and_wake(engine);
     return rc;
 }
 
@@ -830,7 +875,7 @@ void lc_settle(lc_engine *engine) {
     pthread_mutex_lock(&engine->lock);
     settle_locked(engine);
     if (engine->total_pending) wake_one_worker_locked(engine);
-    pthread_mutex_unlock(&engine->lock);
+    unlock_and_wake(engine);
 }
 
 int lc_settle_and_wait(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out) {
@@ -838,7 +883,7 @@ int lc_settle_and_wait(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out) 
     pthread_mutex_lock(&engine->lock);
     settle_locked(engine);
     int rc = wait_next_locked(engine, timeout_ns, out, now);
-    pthread_mutex_unlock(&engine->lock);
+    unlock_and_wake(engine);
     return rc;
 }
 

@@ -46,6 +46,7 @@ enum {
     LC_DISPATCHED = 1,    /* try/wait: *out holds a ticket to run */
     LC_RUN_INLINE = 2,    /* lc_submit_or_claim: run it yourself, it is active */
     LC_SAMPLES_DUE = 3,   /* lc_finish_timed: done; take the timing samples soon */
+    LC_READY = 4,         /* lc_wait_ready: a ticket is dispatchable now (not taken) */
     LC_ERR_NOMEM = -1,    /* allocation failed; nothing changed */
     LC_ERR_NO_LANE = -2,  /* lane index out of range */
     LC_ERR_INVALID = -3,  /* invalid argument (max 0, min > max, ...) */
@@ -159,6 +160,17 @@ int lc_try_next(lc_engine *engine, uint64_t now_ns, lc_dispatch *out);
  * (LC_NONE) or lc_stop is called (LC_ERR_STOPPED). timeout_ns < 0 waits
  * forever. */
 int lc_wait_next(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out);
+
+/* Like lc_wait_next, but takes nothing: returns LC_READY once a ticket is
+ * dispatchable, LC_NONE at the timeout, LC_ERR_STOPPED after lc_stop. The
+ * caller then takes it with lc_try_next (or lc_wait_next with timeout 0),
+ * which finds nothing if another thread took it first: then it waits again.
+ * For wrappers whose threads must take a global lock before they can run
+ * anything (Python's GIL): a worker woken while another thread holds that
+ * lock would hold its ticket, unable to start it, while the thread holding
+ * the lock (one finishing a command) could have started it at once. So the
+ * ticket is taken only once the worker can run it. */
+int lc_wait_ready(lc_engine *engine, int64_t timeout_ns);
 
 /* Ends one running ticket of the lane: frees its slot and wakes a worker.
  * outcome is an LC_OUTCOME_*; anything else gives LC_ERR_INVALID. */

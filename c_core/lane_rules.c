@@ -29,6 +29,11 @@ int bucket_take(lane *l, uint64_t now_ns) {
     return 1;
 }
 
+int bucket_ready(lane *l, uint64_t now_ns) {
+    refill(l, now_ns);
+    return l->tokens >= 1.0;
+}
+
 uint64_t bucket_next_token_ns(const lane *l, uint64_t now_ns) {
     double missing = 1.0 - l->tokens;
     /* Rounded up (+1) so that at the returned time the token is whole. */

@@ -13,6 +13,8 @@
 void bucket_configure(lane *l, uint64_t max_commands, uint64_t window_ns, uint64_t now_ns);
 /* Takes one token if there is one (refilling first); 1 if taken. */
 int bucket_take(lane *l, uint64_t now_ns);
+/* Whether a whole token is there (refilling first); takes none. */
+int bucket_ready(lane *l, uint64_t now_ns);
 /* When the bucket will next hold a whole token (> now_ns). */
 uint64_t bucket_next_token_ns(const lane *l, uint64_t now_ns);
 

@@ -39,7 +39,8 @@ HEADERS = ("c_core/lane_core.h", "c_core/lane_buckets.h")
 
 # The blocking calls: left out of the binding, Python calls them through the
 # GIL-releasing pylane_* wrappers of PREAMBLE instead (see the docstring).
-BLOCKING = frozenset({"lc_wait_next", "lc_settle_and_wait", "lc_complete_and_wait", "lc_wait_idle"})
+BLOCKING = frozenset({"lc_wait_next", "lc_settle_and_wait", "lc_complete_and_wait", "lc_wait_idle",
+                      "lc_wait_ready"})
 
 # Declared here, defined in PREAMBLE.
 WRAPPERS_CDEF = """
@@ -108,25 +109,45 @@ PREAMBLE = r"""
 #include "lane_buckets.h"
 #include "lane_core.h"
 
-/* Both first look for work while keeping the GIL, and release it only to
- * sleep: a worker that releases the GIL with work ready hands it to another
- * thread and then waits for it back, one switch per command. */
+/* A worker's wait. It first looks for work while keeping the GIL, and
+ * releases it only to sleep: a worker that releases the GIL with work ready
+ * hands it to another thread and then waits for it back, one switch per
+ * command. It sleeps in lc_wait_ready, which takes nothing, and takes the
+ * ticket only once it holds the GIL again: while it waits for the GIL, a
+ * thread that holds it (a worker finishing a command, in its first look
+ * above) may take that ticket and start it at once. Were the ticket taken
+ * before the GIL, an urgent command handed to an idle worker would wait for
+ * the GIL behind every CPU-bound thread (a reservation's worker: tens of ms),
+ * while a worker that already held it could have started it. If the ticket
+ * is gone, the worker sleeps again. */
+static int pylane_wait_then_take(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out) {
+    uint64_t deadline = timeout_ns > 0 ? lc_now_ns() + (uint64_t)timeout_ns : 0;
+    for (;;) {
+        int64_t left = timeout_ns;
+        if (deadline) {
+            uint64_t now = lc_now_ns();
+            if (now >= deadline) return LC_NONE;
+            left = (int64_t)(deadline - now);
+        }
+        PyThreadState *state = PyEval_SaveThread();
+        int rc = lc_wait_ready(engine, left);
+        PyEval_RestoreThread(state);
+        if (rc != LC_READY) return rc;
+        rc = lc_wait_next(engine, 0, out); /* a poll: takes it, or finds it gone */
+        if (rc != LC_NONE) return rc;
+    }
+}
+
 static int pylane_wait_next(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out) {
     int rc = lc_wait_next(engine, 0, out);
     if (rc != LC_NONE || timeout_ns == 0) return rc;
-    PyThreadState *state = PyEval_SaveThread();
-    rc = lc_wait_next(engine, timeout_ns, out);
-    PyEval_RestoreThread(state);
-    return rc;
+    return pylane_wait_then_take(engine, timeout_ns, out);
 }
 
 static int pylane_settle_and_wait(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out) {
     int rc = lc_settle_and_wait(engine, 0, out);
     if (rc != LC_NONE || timeout_ns == 0) return rc;
-    PyThreadState *state = PyEval_SaveThread();
-    rc = lc_wait_next(engine, timeout_ns, out);
-    PyEval_RestoreThread(state);
-    return rc;
+    return pylane_wait_then_take(engine, timeout_ns, out);
 }
 
 static int pylane_wait_idle(lc_engine *engine, int64_t timeout_ns) {

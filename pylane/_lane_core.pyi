@@ -31,6 +31,7 @@ class _Lib:
     LC_DISPATCHED: int
     LC_RUN_INLINE: int
     LC_SAMPLES_DUE: int
+    LC_READY: int
     LC_ERR_NOMEM: int
     LC_ERR_NO_LANE: int
     LC_ERR_INVALID: int

@@ -30,6 +30,7 @@ HIDDEN = {
     "lc_settle_and_wait": "pylane_settle_and_wait",
     "lc_wait_idle": "pylane_wait_idle",
     "lc_complete_and_wait": None,
+    "lc_wait_ready": None,  # used inside pylane_wait_next / pylane_settle_and_wait
 }
 
 _COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.DOTALL)
