@@ -28,8 +28,8 @@ class Lane:
     """A registered lane: its engine index and what its commands need."""
 
     __slots__ = (
-        "config", "counters", "grace", "index", "lane_id", "pressure_threshold", "pressured",
-        "priority", "retry", "timeout",
+        "config", "counters", "grace", "index", "inline", "lane_id", "pressure_threshold",
+        "pressured", "priority", "retry", "timeout",
     )
 
     def __init__(self, lane_id: str, index: int, config: LaneConfig, priority: int) -> None:
@@ -43,6 +43,10 @@ class Lane:
         self.retry = policy if policy is not None and policy.max_retries else None
         self.pressure_threshold: Optional[int] = config.pressure_threshold
         self.pressured = False
+        # Nothing in the lane's rules watches a command that runs on its
+        # caller's thread: run() may take the lean path (inline.py).
+        self.inline = self.timeout is None and self.retry is None and \
+            self.pressure_threshold is None
         # Outcomes the engine does not count (it sees a timeout as a failure).
         self.counters = {"timed_out": 0, "dead_lettered": 0}
 

@@ -52,7 +52,8 @@ from .aio import EventLoopThread
 from .engine import Engine, check
 from .execution import Execution
 from .future import CommandFuture
-from .intake import Intake
+from .inline import NOT_CLAIMED, InlineRun
+from .intake import Intake, call_of
 from .jobs import RUNNING, JobTable, Lane
 from .metrics_feed import EngineMetricsFeed
 from .observe import drain_timeout_message, queue_stats
@@ -72,7 +73,7 @@ _RUN_INLINE = lib.LC_RUN_INLINE
 DEFAULT_POOL_CAP = 64
 
 
-class CommandQueue(Intake, Execution):
+class CommandQueue(Intake, InlineRun, Execution):
     """Lanes, the engine and the workers. Usually built by
     ``QueueManagerBuilder``; usable on its own: ``CommandQueue(emitter)``,
     ``register_lane(...)``, ``start()``."""
@@ -104,6 +105,8 @@ class CommandQueue(Intake, Execution):
         self._alerts = alerts
         # Run times are measured only when someone consumes them.
         self._timed = metrics is not None or alerts is not None
+        # Nothing queue-wide watches a command run inline (see inline.py).
+        self._inline = storage is None and alerts is None
         self._lanes_by_index: list[Lane] = []
         # With metrics the engine counts and times commands itself; the feed
         # hands its numbers to `metrics` in batches and before every read.
@@ -328,8 +331,16 @@ class CommandQueue(Intake, Execution):
         up at the deadline, so a worker runs it.)"""
         if not self._started:
             raise NotStartedError()
-        job = self._new_job(lane_id, command, args, kwargs)
-        engine_submit = lib.lc_submit if job.lane.timeout is not None else lib.lc_submit_or_claim
+        if self._forked_from:
+            raise self._forked_error()
+        lane = self._lane_of(lane_id)
+        call = call_of(command, args, kwargs)
+        if lane.inline and self._inline and not self.emitter.streams:
+            result = self._run_claimed(lane, call, command)
+            if result is not NOT_CLAIMED:
+                return result
+        job = self._table.new_job(call, command, lane)
+        engine_submit = lib.lc_submit if lane.timeout is not None else lib.lc_submit_or_claim
         if self._enqueue(job, engine_submit) == _RUN_INLINE:
             self._execute(job)
             lib.lc_settle(self._ptr)
