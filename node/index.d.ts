@@ -230,6 +230,11 @@ export interface AddOptions extends SubmitOptions {
   commandType?: string;
 }
 
+/** One command of `runMany`: `[commandType, payload]` or `{ commandType, payload }`. */
+export type ManyCommand =
+  | readonly [commandType: string, payload?: unknown]
+  | { readonly commandType: string; readonly payload?: unknown };
+
 /** The promise of a queued command; `commandId` is the id its events carry. */
 export interface CommandPromise<T> extends Promise<T> {
   readonly commandId: string;
@@ -308,6 +313,19 @@ export class Lane {
   run<R = unknown>(laneId: string, commandType: string, payload?: unknown, options?: SubmitOptions): CommandPromise<R>;
   /** Queues a function as a command. */
   add<R>(laneId: string, fn: (context: CommandContext) => R | PromiseLike<R>, options?: AddOptions): CommandPromise<R>;
+  /**
+   * Queues many commands in one lane, in their order (a bulk `run`).
+   * Resolves, once every command is queued, with one promise per command of
+   * its result. Redis mode: one round trip per 500 commands, each 500 queued
+   * whole or not at all (on a failure the promise rejects; `error.queued`
+   * holds the promises of the batches queued before it). In process: one
+   * submit each, after every command was checked (all or none).
+   */
+  runMany<R = unknown>(
+    laneId: string,
+    commands: ReadonlyArray<ManyCommand>,
+    options?: SubmitOptions,
+  ): Promise<Array<CommandPromise<R>>>;
 
   /** Cancels a command that has not started; false if it started or is unknown. */
   cancel(commandId: string): boolean;

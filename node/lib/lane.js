@@ -34,6 +34,7 @@ const { EVENTS, EventHub } = require('./events');
 const { checkDuration, setLongTimeout } = require('./timers');
 const { RedisQueue } = require('./redis/queue');
 const { loadRedis, redact } = require('./redis/connection');
+const { runMany } = require('./redis/many');
 
 // After this many dispatches in a row without the event loop turning, the
 // pump yields (setImmediate) so timers and I/O keep running during a flood.
@@ -413,6 +414,17 @@ class Lane {
     }
     if (this._redis !== null) return this._redis.enqueue(laneId, type, null, MODE_VALUE, signal, fn);
     return this._enqueue(laneId, type, null, fn, MODE_VALUE, signal);
+  }
+
+  /**
+   * Queues many commands in one lane, in their order: `commands` are
+   * `[commandType, payload]` pairs (or `{ commandType, payload }`). Resolves,
+   * once all are queued, with one promise per command of its result (as
+   * run()'s). Redis mode: one round trip per 500, each 500 queued whole or
+   * not at all (lib/redis/many.js); in process: one submit each.
+   */
+  runMany(laneId, commands, options) {
+    return runMany(this, laneId, commands, options);
   }
 
   _enqueue(laneId, commandType, payload, fn, mode, signal) {

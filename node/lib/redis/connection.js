@@ -419,6 +419,24 @@ class Functions {
     return String(await this.call('a3s_submit', [commandId, laneId, commandType, payloadJson, replyTo], nowMs));
   }
 
+  /**
+   * Queues many commands, all or none: `commands` are [id, laneId, type,
+   * payload JSON] each (a3s_submit_many). Returns how many were queued.
+   */
+  async submitMany(commands, replyTo = '', nowMs) {
+    const args = [replyTo];
+    for (const command of commands) args.push(command[0], command[1], command[2], command[3]);
+    return Number(await this.call('a3s_submit_many', args, nowMs));
+  }
+
+  /**
+   * Moves up to `most` results of a client to its `:taken` list (emptied
+   * first: the caller handled what was there) and returns them.
+   */
+  async takeResults(clientId, most) {
+    return this.call('a3s_take_results', [clientId, most]);
+  }
+
   async claim(workerId, free, acks, nowMs) {
     return parseClaim(await this.call('a3s_claim', [workerId, free, JSON.stringify(acks)], nowMs));
   }

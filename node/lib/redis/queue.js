@@ -21,9 +21,16 @@ const { getBridge } = require('./bridge');
 const { RedisWorker } = require('./worker');
 
 // submitAsync (JSON text out) or run / add (values out), as lib/jobs.js has them.
-const { MODE_JSON } = require('../jobs');
+const { MODE_JSON, MODE_VALUE } = require('../jobs');
 // The command type of add()'s functions: only this process's worker handles it.
 const FN_TYPE_PREFIX = 'a3s.fn:';
+// Commands per a3s_submit_many call (runMany), as the Python SDK's
+// SUBMIT_BATCH: big enough to spend little per command, small enough that
+// one call holds Redis (single-threaded) for ~1-2 ms.
+const SUBMIT_BATCH = 500;
+// Results handed out per a3s_take_results call; how long Redis keeps a results list (lanes.lua).
+const TAKE_MOST = 1000;
+const RESULT_TTL_MS = 86_400_000;
 
 // This process's workers, per queue (url + name): a synchronous submit
 // waits for them through the bridge (see submit()).
@@ -371,32 +378,10 @@ class RedisQueue {
       commandType = FN_TYPE_PREFIX + this.worker.id;
     }
     const id = uuidHex();
-    let entry;
-    const promise = new Promise((resolve, reject) => {
-      entry = { resolve, reject, mode, cleanup: null, signal };
-    });
-    promise.commandId = id;
-    this.pending.set(id, entry);
-    this.hold();
-    const settle = (fnName) => (value) => {
-      if (entry.done) return;
-      entry.done = true;
-      this.pending.delete(id);
-      if (fnKey !== null) this.fnJobs.delete(fnKey);
-      if (entry.cleanup) entry.cleanup();
-      this.release();
-      (fnName === 'resolve' ? entry.resolve : entry.reject)(value);
-    };
-    entry.settleOk = settle('resolve');
-    entry.settleError = settle('reject');
+    const { promise, entry } = this.track(id, mode, fnKey);
     if (signal !== undefined) {
-      const onAbort = () => {
-        this.functions().then((fns) => fns.cancel(id)).then((cancelled) => {
-          if (cancelled) {
-            entry.settleError(new LaneError('ERR_LANE_CANCELLED', `Command ${id} was cancelled before it started`, { cause: signal.reason }));
-          }
-        }, () => {});
-      };
+      entry.signal = signal;
+      const onAbort = () => this.cancelAborted([entry], signal);
       signal.addEventListener('abort', onAbort, { once: true });
       entry.cleanup = () => signal.removeEventListener('abort', onAbort);
     }
@@ -406,6 +391,113 @@ class RedisQueue {
       .then((fns) => this.submitWithRetry(fns, id, laneId, commandType, text))
       .catch((error) => entry.settleError(error));
     return promise;
+  }
+
+  /**
+   * A pending command's promise and its entry: settleOk / settleError hand
+   * out its outcome once; discard() forgets it (it was never queued).
+   */
+  track(id, mode, fnKey = null) {
+    let entry;
+    const promise = new Promise((resolve, reject) => {
+      entry = { id, resolve, reject, mode, cleanup: null, signal: undefined, done: false };
+    });
+    promise.commandId = id;
+    this.pending.set(id, entry);
+    this.hold();
+    const settle = (ok) => (value) => {
+      if (entry.done) return;
+      entry.done = true;
+      this.pending.delete(id);
+      if (fnKey !== null) this.fnJobs.delete(fnKey);
+      if (entry.cleanup) entry.cleanup();
+      this.release();
+      (ok ? entry.resolve : entry.reject)(value);
+    };
+    entry.settleOk = settle(true);
+    entry.settleError = settle(false);
+    entry.discard = () => {
+      promise.catch(noop); // nobody holds it: its rejection is nobody's
+      entry.settleError(new LaneError('ERR_LANE_REDIS', `command ${id} was not queued`));
+    };
+    return { promise, entry };
+  }
+
+  // An aborted signal cancels its commands that have not started.
+  cancelAborted(entries, signal) {
+    this.functions().then(async (fns) => {
+      for (const entry of entries) {
+        if (entry.done) continue;
+        if (await fns.cancel(entry.id)) {
+          entry.settleError(new LaneError('ERR_LANE_CANCELLED', `Command ${entry.id} was cancelled before it started`,
+            { cause: signal.reason }));
+        }
+      }
+    }).catch(() => {});
+  }
+
+  /**
+   * runMany: queues `items` ([commandType, payload JSON text] each) in one
+   * lane, in their order, one a3s_submit_many call per SUBMIT_BATCH, each
+   * batch whole or not at all. Resolves once every batch is queued with the
+   * promises of their results (values, as run()'s); rejects with the first
+   * batch that failed (error.queued: the promises of the batches queued
+   * before it; the rest were not queued).
+   */
+  async enqueueMany(laneId, items, signal) {
+    if (this.shuttingDown) throw shuttingDown();
+    if (signal !== undefined && signal.aborted) {
+      throw new LaneError('ERR_LANE_CANCELLED', 'Commands were cancelled before they started', { cause: signal.reason });
+    }
+    const entries = [];
+    const promises = [];
+    for (let i = 0; i < items.length; i++) {
+      const { promise, entry } = this.track(uuidHex(), MODE_VALUE);
+      entry.signal = signal;
+      entries.push(entry);
+      promises.push(promise);
+    }
+    let onAbort = null;
+    if (signal !== undefined && entries.length) {
+      // One listener for the lot (not one per command).
+      let open = entries.length;
+      onAbort = () => this.cancelAborted(entries, signal);
+      signal.addEventListener('abort', onAbort, { once: true });
+      const closed = () => {
+        if (--open === 0) signal.removeEventListener('abort', onAbort);
+      };
+      for (const entry of entries) entry.cleanup = closed;
+    }
+    if (items.length === 0) return promises;
+    this.ensureResults();
+    let at = 0;
+    try {
+      const fns = await this.functions();
+      for (; at < items.length; at += SUBMIT_BATCH) {
+        const batch = [];
+        const end = Math.min(at + SUBMIT_BATCH, items.length);
+        for (let i = at; i < end; i++) batch.push([entries[i].id, laneId, items[i][0], items[i][1]]);
+        await this.submitManyWithRetry(fns, laneId, batch);
+      }
+    } catch (error) {
+      for (let i = at; i < entries.length; i++) entries[i].discard();
+      if (error instanceof Error) error.queued = promises.slice(0, at);
+      throw error;
+    }
+    return promises;
+  }
+
+  async submitManyWithRetry(fns, laneId, batch) {
+    try {
+      await fns.submitMany(batch, this.clientId);
+    } catch (error) {
+      if (!(error instanceof LaneError) || error.code !== 'ERR_LANE_NOT_FOUND' ||
+          !this.lanes.some((l) => l.laneId === laneId)) {
+        throw error;
+      }
+      await this.registerLanes(fns); // Redis restarted without persistence
+      await fns.submitMany(batch, this.clientId);
+    }
   }
 
   async submitWithRetry(fns, id, laneId, commandType, text) {
@@ -422,14 +514,22 @@ class RedisQueue {
     }
   }
 
-  // One blocking reader of this process's results list serves every promise.
+  // One reader of this process's results list serves every promise. It
+  // moves them to a list of its own, `<results list>:taken`: every waiting
+  // one at once (a3s_take_results, up to TAKE_MOST), or, when none waits,
+  // the next one with a blocking BLMOVE; that list is emptied only with the
+  // next move, after the results were handed out, so a result whose move
+  // went through but whose reply was lost (Redis died) is handed out after
+  // the reconnection, not lost. Handing one out twice is harmless.
   async ensureResults() {
     if (this.resultsActive || this.stopped) return;
     this.resultsActive = true;
     const backoff = new Backoff();
+    const taken = `${this.resultsKey}:taken`;
     let lost = false;
+    let fns = null;
     while (this.resultsActive) {
-      let item;
+      let items;
       try {
         if (this.resultsClient === null || !this.resultsClient.isOpen) {
           closeClient(this.resultsClient);
@@ -440,12 +540,20 @@ class RedisQueue {
             return;
           }
           this.resultsClient = opened;
+          fns = new Functions(opened, this.url, this.queueName);
           if (lost) {
             lost = false;
             this.checkPendingAfterOutage();
           }
         }
-        item = await this.resultsClient.sendCommand(['BLPOP', this.resultsKey, '0']);
+        items = await fns.takeResults(this.clientId, TAKE_MOST);
+        if (items.length === 0) {
+          const [item] = await Promise.all([
+            this.resultsClient.sendCommand(['BLMOVE', this.resultsKey, taken, 'LEFT', 'RIGHT', '0']),
+            this.resultsClient.sendCommand(['PEXPIRE', taken, String(RESULT_TTL_MS)]),
+          ]);
+          items = item ? [item] : [];
+        }
       } catch (error) {
         if (!this.resultsActive) return;
         if (!isConnectionError(error) && !(error instanceof LaneError)) throw error;
@@ -461,19 +569,20 @@ class RedisQueue {
         continue;
       }
       backoff.reset();
-      if (!item) continue;
-      let message;
-      try {
-        message = JSON.parse(item[1]);
-      } catch {
-        continue;
+      for (const raw of items) {
+        let message;
+        try {
+          message = JSON.parse(raw);
+        } catch {
+          continue;
+        }
+        if (message.sync !== undefined) {
+          const resolve = this.syncs.get(message.sync);
+          if (resolve) resolve();
+          continue;
+        }
+        this.resolve(message);
       }
-      if (message.sync !== undefined) {
-        const resolve = this.syncs.get(message.sync);
-        if (resolve) resolve();
-        continue;
-      }
-      this.resolve(message);
     }
   }
 
@@ -737,4 +846,4 @@ function drainTimeoutMessage(stats, limit) {
     `and ${stats.totalDelayed} delayed in the Redis queue (${busy.join('; ') || 'finishing'})`;
 }
 
-module.exports = { RedisQueue, statsOf, outcomeOf, FN_TYPE_PREFIX };
+module.exports = { RedisQueue, statsOf, outcomeOf, FN_TYPE_PREFIX, SUBMIT_BATCH };

@@ -1,19 +1,33 @@
 'use strict';
-// A process's worker in a Redis queue, as pylane/redis/worker.py does it:
-// N slots, each claiming one command at a time (only when it is free: no
-// prefetch), running it (its JS handler, or an echo of the payload for a
-// type without one) and acknowledging it inside its next claim: one round
-// trip per command. Idle slots wait on the worker's own wake list in Redis
-// (one blocking read for all of them); one timer waits for the next due time
-// Redis reported (a retry's back-off, a rate limit's next token). A
+// A process's worker in a Redis queue, as pylane/redis/worker.py does it: N
+// slots and one claim loop (the "courier") that speaks to Redis for all of
+// them. Each claim asks for as many commands as the process has free slots
+// (and only then: no prefetch, which keeps priority strict) and carries the
+// acks of every command that finished since the last one, so one round trip
+// serves many commands under load and one command when idle. What it gets
+// runs at once (its JS handler, or an echo of the payload for a type without
+// one), up to the slot count at a time; a finished command's ack goes back
+// with the next claim, at once (coalesced for up to ACK_COALESCE_MS while
+// others still run, when commands lately took less than that). When the
+// process has free slots and the last claim found nothing, the courier waits
+// for a wake token (one blocking read of the worker's own wake list in
+// Redis, BLMPOP taking every token there), the next due time Redis reported
+// (a retry's back-off, a rate limit's next token) or a finished command. A
 // heartbeat renews the lease every lease / 3 and reaps expired workers.
 //
-// When Redis cannot be reached every loop retries with back-off (100 ms
-// doubling to 5 s), a finished command's ack is kept until it goes through,
-// and the outage is emitted locally (queue.redis.disconnected /
-// queue.redis.reconnected).
+// When Redis cannot be reached, the courier and the wake reader retry with
+// back-off (100 ms doubling to 5 s), finished commands' acks are kept until
+// they go through, and the outage is emitted locally
+// (queue.redis.disconnected / queue.redis.reconnected). A claim that failed
+// on the connection may have run in Redis all the same (Redis died before
+// its reply went out): its commands are then leased to this worker, which
+// does not know them. So after such a failure the next successful claim is
+// followed by a look at what Redis says the worker holds (leased:<worker>):
+// those it neither runs nor still has to acknowledge are run under their
+// lease ("adopted"); none is stranded with a live worker.
 
 const os = require('node:os');
+const { debuglog } = require('node:util');
 const { randomUUID } = require('node:crypto');
 const { LaneError, describeError, describeMs } = require('../errors');
 const { isThenable, whenSettled } = require('../jobs');
@@ -23,6 +37,18 @@ const { EVENTS } = require('../events');
 
 const { REDIS_DISCONNECTED, REDIS_RECONNECTED } = EVENTS;
 
+const debug = debuglog('a3s-lane');
+
+// When commands lately took less than this (ms), a finished command's ack
+// waits up to this long for the others still running: one claim for all.
+const ACK_COALESCE_MS = 0.5;
+
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+function isUnreachable(error) {
+  return error instanceof LaneError && error.code === 'ERR_LANE_REDIS_UNREACHABLE';
+}
+
 class RedisWorker {
   constructor(owner, slots, leaseMs) {
     this.owner = owner;
@@ -31,21 +57,34 @@ class RedisWorker {
     this.id = `${os.hostname()}:${process.pid}:${randomUUID().replace(/-/g, '').slice(0, 8)}`;
     this.info = `${os.hostname()} pid ${process.pid}`;
     this.wakeKey = owner.key(`wake:${this.id}`);
-    this.running = 0; // commands this process runs now
-    this.owed = 0; // acks of finished commands not yet in Redis
+    // What the courier, the commands and the wake reader share (one thread:
+    // no locks): `acks` (finished commands' acks not yet sent), `sending`
+    // (acks in the claim under way), `running` (commands started whose ack
+    // is not queued yet), `woken` (a wake token came since the last claim)
+    // and `dueAt` (performance.now() of the next due retry or rate token).
+    this.acks = [];
+    this.sending = 0;
+    this.running = 0;
+    this.woken = true; // the first claim goes at once
+    this.dueAt = Infinity;
+    this.dueTimer = null;
+    this.recent = Infinity; // how long commands took lately (moving average, ms)
+    this.nudge = null; // resolves the courier's wait
+    // The courier's own: what this process holds (claimed, running or acked
+    // but unanswered) and whether a claim failed on the connection (its
+    // commands may be leased to us all the same: see the top of the file).
+    this.held = new Set();
+    this.unsure = false;
+    this.holding = false; // owner.hold() while something runs or is owed
     this.joinedTypes = [];
     this.stopping = false;
     this.stopped = false;
-    this.loops = [];
-    this.idle = []; // resolvers of idle slots
-    this.tokens = 0; // wake tokens read while no slot was idle
+    this.courier = null;
+    this.reader = null;
     this.skip = new Set(); // ids the bridge acknowledged for this worker while the thread waited
     this.blocking = null;
-    this.readerActive = false;
-    this.readerNudge = null;
-    this.dueTimer = null;
-    this.dueAt = Infinity;
     this.beatTimer = null;
+    this.beating = false;
     this.down = false;
     this.stopWaiters = [];
   }
@@ -58,9 +97,15 @@ class RedisWorker {
   /** After the bridge joined it (start() is synchronous): the loops. */
   run() {
     this.joinedTypes = this.types();
-    for (let n = 0; n < this.slots; n++) this.loops.push(this.slotLoop());
+    this.courier = this.courierLoop();
+    this.reader = this.wakeLoop();
     this.beatTimer = setInterval(() => this.heartbeat(), Math.max(50, this.leaseMs / 3));
     this.beatTimer.unref();
+  }
+
+  /** Acks not yet in Redis (queued or in the claim under way). */
+  get owed() {
+    return this.acks.length + this.sending;
   }
 
   // ---- outages -----------------------------------------------------------------
@@ -91,21 +136,68 @@ class RedisWorker {
     });
   }
 
-  // ---- one slot -------------------------------------------------------------------
+  // ---- the courier ----------------------------------------------------------------
 
-  async slotLoop() {
-    let ack = null;
+  /** Tells the courier that something changed (an ack, a token, a due time, stop). */
+  poke() {
+    const nudge = this.nudge;
+    if (nudge !== null) {
+      this.nudge = null;
+      nudge();
+    }
+  }
+
+  waitPoke() {
+    return new Promise((resolve) => {
+      this.nudge = resolve;
+    });
+  }
+
+  /** Whether the courier has a claim to make now. */
+  ready() {
+    if (this.acks.length) return true;
+    if (this.stopping) return false;
+    return this.running < this.slots && (this.woken || this.unsure || performance.now() >= this.dueAt);
+  }
+
+  async courierLoop() {
     const backoff = new Backoff();
+    let resent = false;
     for (;;) {
+      while (!this.ready()) {
+        if (this.stopping && this.running === 0) return;
+        await this.waitPoke();
+      }
+      if (this.acks.length && !this.stopping && this.running > 0) {
+        // Commands that end within moments of each other (microtasks, the
+        // same I/O turn) go in one claim; when commands lately took less than
+        // ACK_COALESCE_MS, the others still running are waited for that long.
+        await nextTurn();
+        if (this.recent < ACK_COALESCE_MS) {
+          const end = performance.now() + ACK_COALESCE_MS;
+          while (this.running > 0 && !this.stopping && performance.now() < end) await nextTurn();
+        }
+      }
       const stopping = this.stopping;
+      const free = stopping ? 0 : this.slots - this.running;
+      const acks = this.acks;
+      this.acks = [];
+      this.sending = acks.length;
+      this.woken = false;
+      this.clearDue();
       let reply;
       try {
         const fns = await this.owner.functions();
-        reply = await fns.claim(this.id, stopping ? 0 : 1, ack ? [ack] : []);
+        reply = await fns.claim(this.id, free, acks);
       } catch (error) {
-        if (error instanceof LaneError && error.code === 'ERR_LANE_REDIS_UNREACHABLE') {
+        this.sending = 0;
+        if (acks.length) this.acks = acks.concat(this.acks); // kept until they go through
+        this.woken = true; // and a claim tried again after the back-off
+        if (isUnreachable(error)) {
+          this.unsure = true;
           this.connectionLost(error);
-          if (stopping) return; // the lease runs out and the command runs again elsewhere
+          if (stopping) return; // the lease runs out and the commands run again elsewhere
+          resent = resent || acks.length > 0;
         } else {
           process.emitWarning(`a3s-lane worker ${this.id}: claim failed: ${describeError(error)}; retrying`,
             { type: 'LaneWarning', code: 'A3S_LANE_REDIS_CLAIM' });
@@ -114,171 +206,227 @@ class RedisWorker {
         await this.pause(backoff.next());
         continue;
       }
+      this.sending = 0;
       backoff.reset();
       this.connectionBack();
-      if (ack !== null) this.owed--;
-      ack = null;
+      for (const ack of acks) this.held.delete(ack.id);
+      if (reply.rejected.length) this.logRejected(reply.rejected, resent);
+      resent = false;
       if (!reply.known && !stopping) {
         await this.rejoin();
+        this.woken = true;
         continue;
       }
-      const claimed = reply.claimed.filter((c) => !this.skip.delete(c.id));
-      if (claimed.length) {
-        ack = await this.execute(claimed[0]);
-        this.owed++; // until the claim carrying it goes through
-        continue;
+      let started = 0;
+      for (const command of reply.claimed) {
+        if (this.skip.delete(command.id)) continue;
+        this.held.add(command.id);
+        this.execute(command);
+        started++;
       }
-      if (stopping) return;
-      await this.waitIdle(reply);
+      if (this.unsure) {
+        for (const command of await this.findOrphans()) this.execute(command);
+      }
+      if (reply.next_due && started < free) {
+        this.setDue(Math.max(1, Number(reply.next_due) - Number(reply.now) + 1));
+      }
+      this.updateHold();
     }
   }
 
-  /** Blocks until a wake token, the next due time, or stop. */
-  waitIdle(reply) {
-    if (this.tokens > 0) {
-      this.tokens--;
-      return Promise.resolve();
-    }
-    if (this.stopping) return Promise.resolve();
-    const woken = new Promise((resolve) => this.idle.push(resolve));
-    if (reply.next_due) {
-      const wait = Math.max(1, Number(reply.next_due) - Number(reply.now) + 1);
-      const at = Date.now() + wait;
-      if (at < this.dueAt) {
-        if (this.dueTimer !== null) clearTimeout(this.dueTimer);
-        this.dueAt = at;
-        this.dueTimer = setTimeout(() => {
-          this.dueTimer = null;
-          this.dueAt = Infinity;
-          this.wakeOne();
-        }, wait);
-        this.dueTimer.unref();
+  logRejected(rejected, resent) {
+    for (const id of rejected) {
+      if (resent) {
+        debug('the result of command %s was refused when sent again: the first attempt went ' +
+          'through before the connection broke', id);
+      } else {
+        process.emitWarning(`a3s-lane worker ${this.id}: the result of command ${id} was refused: its ` +
+          'lease had moved (the command was given to another worker)', { type: 'LaneWarning', code: 'A3S_LANE_LATE_ACK' });
       }
     }
-    this.readWake();
-    return woken;
   }
 
-  wakeOne() {
-    const resolve = this.idle.shift();
-    if (resolve) resolve();
-    return resolve !== undefined;
+  setDue(waitMs) {
+    const at = performance.now() + waitMs;
+    if (at >= this.dueAt) return;
+    this.clearDue();
+    this.dueAt = at;
+    this.dueTimer = setTimeout(() => {
+      this.dueTimer = null;
+      this.dueAt = 0; // due now (a timer may fire a fraction of a ms before performance.now() says so)
+      this.poke();
+    }, waitMs);
+    this.dueTimer.unref();
   }
 
-  wakeAll() {
-    const idle = this.idle;
-    this.idle = [];
-    for (const resolve of idle) resolve();
-  }
-
-  // One blocking read of the wake list serves every idle slot.
-  async readWake() {
-    if (this.readerNudge) {
-      const nudge = this.readerNudge;
-      this.readerNudge = null;
-      nudge();
+  clearDue() {
+    this.dueAt = Infinity;
+    if (this.dueTimer !== null) {
+      clearTimeout(this.dueTimer);
+      this.dueTimer = null;
     }
-    if (this.readerActive) return;
-    this.readerActive = true;
+  }
+
+  /** The process stays alive while a command runs here or its ack is owed. */
+  updateHold() {
+    const busy = this.running > 0 || this.owed > 0;
+    if (busy === this.holding) return;
+    this.holding = busy;
+    if (busy) this.owner.hold();
+    else this.owner.release();
+  }
+
+  // ---- the wake reader --------------------------------------------------------------
+
+  // One blocking read of the wake list for the whole process: it takes every
+  // token there at once (one claim serves every free slot) and tells the courier.
+  async wakeLoop() {
     const backoff = new Backoff();
-    try {
-      while (!this.stopping) {
-        if (this.idle.length === 0) {
-          await new Promise((resolve) => {
-            this.readerNudge = resolve;
-          });
-          continue;
-        }
-        let item;
-        try {
-          if (this.blocking === null || !this.blocking.isOpen) {
-            closeClient(this.blocking);
-            this.blocking = null;
-            const opened = await openClient(this.owner.url);
-            if (this.stopping) {
-              closeClient(opened); // stop() ran meanwhile
-              return;
-            }
-            this.blocking = opened;
+    const count = String(this.slots + 1);
+    while (!this.stopping) {
+      try {
+        if (this.blocking === null || !this.blocking.isOpen) {
+          closeClient(this.blocking);
+          this.blocking = null;
+          const opened = await openClient(this.owner.url);
+          if (this.stopping) {
+            closeClient(opened); // stop() ran meanwhile
+            return;
           }
-          item = await this.blocking.sendCommand(['BLPOP', this.wakeKey, '0']);
-        } catch (error) {
-          if (this.stopping) return;
-          if (isConnectionError(error) || error instanceof LaneError) {
-            this.connectionLost(error);
-            await this.pause(backoff.next());
-            this.wakeAll(); // each slot claims again (and backs off while Redis is away)
-            continue;
-          }
-          throw error;
+          this.blocking = opened;
         }
+        await this.blocking.sendCommand(['BLMPOP', '0', '1', this.wakeKey, 'LEFT', 'COUNT', count]);
         backoff.reset();
-        if (item && !this.wakeOne()) this.tokens++;
+      } catch (error) {
+        if (this.stopping) return;
+        if (!isConnectionError(error) && !(error instanceof LaneError)) {
+          process.emitWarning(`a3s-lane worker ${this.id}: waiting for wake-ups failed: ${describeError(error)}; retrying`,
+            { type: 'LaneWarning', code: 'A3S_LANE_REDIS_WAKE' });
+        } else {
+          this.connectionLost(error);
+        }
+        await this.pause(backoff.next());
+        // the courier tries a claim again (and backs off while Redis is away)
       }
-    } finally {
-      this.readerActive = false;
+      this.woken = true;
+      this.poke();
     }
+  }
+
+  // ---- adopting orphans ---------------------------------------------------------------
+
+  /**
+   * After a claim failed on the connection: the commands leased to this
+   * worker in Redis that it does not hold, to run (pylane's _find_orphans).
+   */
+  async findOrphans() {
+    this.unsure = false;
+    const found = [];
+    try {
+      const fns = await this.owner.functions();
+      const leased = await fns.client.sendCommand(['SMEMBERS', fns.key(`leased:${this.id}`)]);
+      const missing = leased.map(String).filter((id) => !this.held.has(id) && !this.skip.has(id)).sort();
+      for (const id of missing) {
+        const command = await this.orphan(fns, id);
+        if (command === null) continue;
+        process.emitWarning(`a3s-lane worker ${this.id}: command ${id} was leased to it by a claim whose ` +
+          'reply was lost; running it', { type: 'LaneWarning', code: 'A3S_LANE_ADOPTED' });
+        this.held.add(id);
+        found.push(command);
+      }
+    } catch (error) {
+      if (isUnreachable(error) || isConnectionError(error)) {
+        this.unsure = true; // look again once Redis answers
+      } else {
+        process.emitWarning(`a3s-lane worker ${this.id}: looking for commands leased to it failed: ` +
+          `${describeError(error)}`, { type: 'LaneWarning', code: 'A3S_LANE_REDIS_ADOPT' });
+      }
+    }
+    return found;
+  }
+
+  /** The command as a claim hands it out, if it still runs under this worker's lease. */
+  async orphan(fns, id) {
+    const fields = await fns.client.sendCommand(['HMGET', fns.key(`cmd:${id}`), 'lane', 'type', 'payload', 'lease', 'state', 'worker']);
+    const [lane, type, payload, lease, state, worker] = fields.map((v) => (v === null || v === undefined ? null : String(v)));
+    if (state !== 'running' || worker !== this.id || lane === null) return null;
+    const config = await fns.client.sendCommand(['HGET', fns.key('config'), lane]);
+    let timeoutMs;
+    try {
+      timeoutMs = config ? JSON.parse(String(config)).timeout_ms : undefined;
+    } catch {
+      timeoutMs = undefined;
+    }
+    return { id, lane, type, payload, lease, timeout_ms: timeoutMs };
   }
 
   // ---- running a command -------------------------------------------------------------
 
+  /** Runs one claimed command; its ack is queued for the courier when it ends. */
   execute(command) {
     this.running++;
-    this.owner.hold();
-    const ack = { id: command.id, lease: command.lease };
-    const finish = (status, value) => {
-      this.running--;
-      this.owner.release();
-      if (status === 'ok') {
-        let text;
-        try {
-          text = JSON.stringify(value);
-        } catch (error) {
-          return Object.assign(ack, { status: 'error', error: `LaneError: result of '${command.type}' is not JSON-serialisable: ${error.message}` });
-        }
-        return Object.assign(ack, { status: 'ok', result: text === undefined ? 'null' : text });
-      }
-      return Object.assign(ack, { status, error: value });
+    const began = performance.now();
+    let settled = false;
+    let timer = null;
+    let controller = null;
+    const done = (status, value) => {
+      if (settled) return;
+      settled = true;
+      if (timer !== null) clearTimeout(timer);
+      this.finished(command, began, status, value);
     };
-    return new Promise((resolve) => {
-      let settled = false;
-      let timer = null;
-      const controller = new AbortController();
-      const done = (status, value) => {
-        if (settled) return;
-        settled = true;
-        if (timer !== null) clearTimeout(timer);
-        resolve(finish(status, value));
+    try {
+      const payload = JSON.parse(command.payload);
+      const handler = this.owner.handlerFor(command.type);
+      if (handler === null) {
+        done('ok', payload);
+        return;
+      }
+      controller = new AbortController();
+      if (command.timeout_ms) {
+        const limit = Number(command.timeout_ms);
+        timer = setTimeout(() => {
+          controller.abort(new LaneError('ERR_LANE_COMMAND_TIMEOUT', `timed out after ${describeMs(limit)}`));
+          done('timeout', `CommandTimeoutError: command ${command.id} timed out after ${describeMs(limit)}`);
+        }, limit);
+      }
+      const context = {
+        laneId: command.lane,
+        commandType: command.type,
+        commandId: command.id,
+        signal: controller.signal,
+        workerId: this.id,
       };
-      let result;
-      try {
-        const payload = JSON.parse(command.payload);
-        const handler = this.owner.handlerFor(command.type);
-        if (command.timeout_ms) {
-          const limit = Number(command.timeout_ms);
-          timer = setTimeout(() => {
-            controller.abort(new LaneError('ERR_LANE_COMMAND_TIMEOUT', `timed out after ${describeMs(limit)}`));
-            done('timeout', `CommandTimeoutError: command ${command.id} timed out after ${describeMs(limit)}`);
-          }, limit);
-        }
-        const context = {
-          laneId: command.lane,
-          commandType: command.type,
-          commandId: command.id,
-          signal: controller.signal,
-          workerId: this.id,
-        };
-        result = handler === null ? payload : handler(payload, context);
-        if (isThenable(result)) {
-          whenSettled(result, (value) => done('ok', value), (error) => done('error', describeError(error)));
-          return;
-        }
-      } catch (error) {
-        done('error', describeError(error));
+      const result = handler(payload, context);
+      if (isThenable(result)) {
+        whenSettled(result, (value) => done('ok', value), (error) => done('error', describeError(error)));
         return;
       }
       done('ok', result);
-    });
+    } catch (error) {
+      done('error', describeError(error));
+    }
+  }
+
+  finished(command, began, status, value) {
+    const ack = { id: command.id, lease: command.lease, status };
+    if (status === 'ok') {
+      let text;
+      try {
+        text = JSON.stringify(value);
+      } catch (error) {
+        ack.status = 'error';
+        ack.error = `LaneError: result of '${command.type}' is not JSON-serialisable: ${error.message}`;
+      }
+      if (ack.status === 'ok') ack.result = text === undefined ? 'null' : text;
+    } else {
+      ack.error = value;
+    }
+    const took = performance.now() - began;
+    this.recent = this.recent === Infinity ? took : 0.8 * this.recent + 0.2 * took;
+    this.acks.push(ack);
+    this.running--;
+    this.poke();
   }
 
   // ---- the lease -------------------------------------------------------------------
@@ -294,7 +442,7 @@ class RedisWorker {
     try {
       await this.join();
     } catch (error) {
-      if (error instanceof LaneError && error.code === 'ERR_LANE_REDIS_UNREACHABLE') this.connectionLost(error);
+      if (isUnreachable(error)) this.connectionLost(error);
       await this.pause(new Backoff().next());
     }
   }
@@ -309,7 +457,7 @@ class RedisWorker {
       const types = this.types();
       if (!known || types.join('\n') !== this.joinedTypes.join('\n')) await this.join();
     } catch (error) {
-      if (error instanceof LaneError && error.code === 'ERR_LANE_REDIS_UNREACHABLE') this.connectionLost(error);
+      if (isUnreachable(error)) this.connectionLost(error);
     } finally {
       this.beating = false;
     }
@@ -318,23 +466,22 @@ class RedisWorker {
   // ---- stopping ------------------------------------------------------------------------
 
   /**
-   * Slots finish their command, acknowledge it and end; then the worker
-   * leaves the queue (what it still holds goes back to the front of its
-   * lane). Bounded by `timeoutMs`.
+   * Claims nothing more; running commands finish and are acknowledged; then
+   * the worker leaves the queue (what it still holds goes back to the front
+   * of its lane). Bounded by `timeoutMs`.
    */
   async stop(timeoutMs = 10_000) {
     if (this.stopped) return;
     this.stopping = true;
     clearInterval(this.beatTimer);
-    if (this.dueTimer !== null) clearTimeout(this.dueTimer);
+    this.clearDue();
     for (const waiter of this.stopWaiters.splice(0)) waiter();
-    this.wakeAll();
-    if (this.readerNudge) this.readerNudge();
-    closeClient(this.blocking);
+    this.poke();
+    closeClient(this.blocking); // ends the wake reader's blocking read
     this.blocking = null;
     let timer;
     await Promise.race([
-      Promise.all(this.loops),
+      Promise.all([this.courier, this.reader]),
       new Promise((resolve) => {
         timer = setTimeout(resolve, timeoutMs);
       }),
@@ -348,12 +495,22 @@ class RedisWorker {
       process.emitWarning(`a3s-lane worker ${this.id} could not leave the queue cleanly: ${describeError(error)}`,
         { type: 'LaneWarning', code: 'A3S_LANE_REDIS_LEAVE' });
     }
+    if (this.holding) {
+      this.holding = false;
+      this.owner.release();
+    }
   }
 
-  /** True when a synchronous submit could need this thread's event loop. */
+  /**
+   * True when a synchronous submit could need this thread's event loop: JS
+   * handlers, commands running, or acks not yet written to Redis. (Acks of a
+   * claim under way are on the wire: Redis applies them without this
+   * thread; what that claim hands out is leased to this worker, and the
+   * bridge answers it on the worker's behalf, see bridge-thread.js.)
+   */
   usesEventLoop() {
-    return this.owner.hasHandlers() || this.running > 0 || this.owed > 0;
+    return this.owner.hasHandlers() || this.running > 0 || this.acks.length > 0;
   }
 }
 
-module.exports = { RedisWorker, REDIS_DISCONNECTED, REDIS_RECONNECTED };
+module.exports = { RedisWorker, REDIS_DISCONNECTED, REDIS_RECONNECTED, ACK_COALESCE_MS };

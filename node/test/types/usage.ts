@@ -33,6 +33,8 @@ const controller = new AbortController();
 const value: Promise<{ words: number }> = lane.run<{ words: number }>('low', 'summarise', { text: 'a' }, { signal: controller.signal });
 const added: CommandPromise<number> = lane.add('low', async (context) => context.laneId.length, { commandType: 'len' });
 const cancelled: boolean = lane.cancel(added.commandId);
+const many: Promise<Array<CommandPromise<number>>> = lane.runMany<number>('low', [['summarise', { text: 'a' }], { commandType: 'echo', payload: 1 }], { signal: controller.signal });
+
 lane.pauseLane('low');
 lane.resumeLane('low');
 

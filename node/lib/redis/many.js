@@ -1,0 +1,68 @@
+'use strict';
+// Lane#runMany: many commands of one lane in one call. In Redis mode one
+// a3s_submit_many call per SUBMIT_BATCH (500) commands, each batch queued
+// whole or not at all (lib/redis/queue.js enqueueMany); in process one
+// submit each, after every command was checked (all or none there too). The
+// same API in both modes: a promise that resolves, once every command is
+// queued, with one promise per command of its result (as run()'s).
+
+const { LaneError, laneNotFound, shuttingDown, typeName } = require('../errors');
+const { MODE_VALUE, copyPayload, checkCommandType, checkSubmitOptions } = require('../jobs');
+
+/** [commandType, payload] from a pair or a { commandType, payload } object. */
+function commandOf(item, index) {
+  if (Array.isArray(item)) {
+    if (item.length < 1 || item.length > 2) {
+      throw new TypeError(`runMany: command ${index} must be [commandType, payload], got an array of ${item.length}`);
+    }
+    return item;
+  }
+  if (item !== null && typeof item === 'object' && 'commandType' in item) return [item.commandType, item.payload];
+  throw new TypeError(`runMany: command ${index} must be [commandType, payload] or { commandType, payload }, ` +
+    `got ${typeName(item)}`);
+}
+
+/** The payload as JSON text (what the Redis queue carries): copied, as run() copies it. */
+function payloadText(payload) {
+  if (payload === undefined || payload === null) return 'null';
+  let text;
+  try {
+    text = JSON.stringify(payload);
+  } catch (error) {
+    throw new LaneError('ERR_LANE_INVALID_PAYLOAD', `payload is not JSON-serialisable: ${error.message}`);
+  }
+  if (text === undefined) {
+    throw new LaneError('ERR_LANE_INVALID_PAYLOAD', `payload is not JSON-serialisable: ${typeof payload}`);
+  }
+  return text;
+}
+
+async function runMany(lane, laneId, commands, options) {
+  if (typeof laneId !== 'string') throw new TypeError(`laneId must be a string, got ${typeName(laneId)}`);
+  const signal = checkSubmitOptions(options);
+  if (!Array.isArray(commands)) {
+    throw new TypeError(`runMany(laneId, commands): commands must be an array, got ${typeName(commands)}`);
+  }
+  const redis = lane._redis;
+  const items = new Array(commands.length);
+  for (let i = 0; i < commands.length; i++) {
+    const [type, payload] = commandOf(commands[i], i);
+    checkCommandType(type);
+    try {
+      items[i] = [type, redis !== null ? payloadText(payload) : copyPayload(payload)];
+    } catch (error) {
+      if (error instanceof LaneError) error.message = `command ${i}: ${error.message}`;
+      throw error;
+    }
+  }
+  if (redis !== null) return redis.enqueueMany(laneId, items, signal);
+  if (lane.isShuttingDown) throw shuttingDown();
+  const ids = lane.laneIds;
+  if (!ids.includes(laneId)) throw laneNotFound(laneId, ids);
+  if (signal !== undefined && signal.aborted) {
+    throw new LaneError('ERR_LANE_CANCELLED', 'Commands were cancelled before they started', { cause: signal.reason });
+  }
+  return items.map(([type, payload]) => lane._enqueue(laneId, type, payload, null, MODE_VALUE, signal));
+}
+
+module.exports = { runMany };
