@@ -47,6 +47,13 @@ WRAPPERS_CDEF = """
 int pylane_wait_next(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out);
 int pylane_settle_and_wait(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out);
 int pylane_wait_idle(lc_engine *engine, int64_t timeout_ns);
+typedef struct pylane_waiter pylane_waiter;
+pylane_waiter *pylane_waiter_new(void);
+void pylane_waiter_free(pylane_waiter *waiter);
+int pylane_waiter_wait(pylane_waiter *waiter);
+void pylane_waiter_post(pylane_waiter *waiter);
+int pylane_settle_wake_and_wait(lc_engine *engine, pylane_waiter *waiter, int64_t timeout_ns,
+                                lc_dispatch *out);
 """
 
 _SECTION = re.compile(r"/\*\s*cffi:begin\b.*?\*/(.*?)/\*\s*cffi:end\s*\*/", re.DOTALL)
@@ -106,8 +113,46 @@ def build_cdef(headers: Sequence[str] = HEADERS,
 
 
 PREAMBLE = r"""
+#include <semaphore.h>
+#include <stdlib.h>
+
 #include "lane_buckets.h"
 #include "lane_core.h"
+
+/* A thread blocked on a command's result (CommandFuture.result): one per
+ * thread, posted by the worker that ends the command. A semaphore, so a post
+ * before the wait is not lost; a post left over (the waiter gave up on a
+ * signal) only makes a later wait check its future once more. */
+typedef struct pylane_waiter {
+    sem_t sem;
+} pylane_waiter;
+
+static pylane_waiter *pylane_waiter_new(void) {
+    pylane_waiter *waiter = malloc(sizeof *waiter);
+    if (waiter && sem_init(&waiter->sem, 0, 0) != 0) {
+        free(waiter);
+        waiter = NULL;
+    }
+    return waiter;
+}
+
+static void pylane_waiter_free(pylane_waiter *waiter) {
+    sem_destroy(&waiter->sem);
+    free(waiter);
+}
+
+/* Sleeps, GIL released, until posted (0) or a signal arrives (-1: Python
+ * then runs its handlers, so Ctrl-C works, and waits again). */
+static int pylane_waiter_wait(pylane_waiter *waiter) {
+    PyThreadState *state = PyEval_SaveThread();
+    int rc = sem_wait(&waiter->sem);
+    PyEval_RestoreThread(state);
+    return rc;
+}
+
+static void pylane_waiter_post(pylane_waiter *waiter) {
+    sem_post(&waiter->sem);
+}
 
 /* A worker's wait. It first looks for work while keeping the GIL, and
  * releases it only to sleep: a worker that releases the GIL with work ready
@@ -120,16 +165,24 @@ PREAMBLE = r"""
  * the GIL behind every CPU-bound thread (a reservation's worker: tens of ms),
  * while a worker that already held it could have started it. If the ticket
  * is gone, the worker sleeps again. */
-static int pylane_wait_then_take(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out) {
+static int pylane_wait_then_take(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out,
+                                 pylane_waiter *waiter) {
     uint64_t deadline = timeout_ns > 0 ? lc_now_ns() + (uint64_t)timeout_ns : 0;
     for (;;) {
         int64_t left = timeout_ns;
         if (deadline) {
             uint64_t now = lc_now_ns();
-            if (now >= deadline) return LC_NONE;
+            if (now >= deadline) {
+                if (waiter) sem_post(&waiter->sem);
+                return LC_NONE;
+            }
             left = (int64_t)(deadline - now);
         }
         PyThreadState *state = PyEval_SaveThread();
+        if (waiter) {
+            sem_post(&waiter->sem); /* see pylane_settle_wake_and_wait */
+            waiter = NULL;
+        }
         int rc = lc_wait_ready(engine, left);
         PyEval_RestoreThread(state);
         if (rc != LC_READY) return rc;
@@ -141,13 +194,30 @@ static int pylane_wait_then_take(lc_engine *engine, int64_t timeout_ns, lc_dispa
 static int pylane_wait_next(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out) {
     int rc = lc_wait_next(engine, 0, out);
     if (rc != LC_NONE || timeout_ns == 0) return rc;
-    return pylane_wait_then_take(engine, timeout_ns, out);
+    return pylane_wait_then_take(engine, timeout_ns, out, NULL);
 }
 
 static int pylane_settle_and_wait(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out) {
     int rc = lc_settle_and_wait(engine, 0, out);
     if (rc != LC_NONE || timeout_ns == 0) return rc;
-    return pylane_wait_then_take(engine, timeout_ns, out);
+    return pylane_wait_then_take(engine, timeout_ns, out, NULL);
+}
+
+/* pylane_settle_and_wait, and `waiter` (if not NULL: the thread blocked on
+ * the command just ended) is woken. When this worker has nothing more to do,
+ * the wake-up is sent after it has let go of the GIL: woken while the worker
+ * still held it, the caller would only block on the GIL, and need a second
+ * wake-up when the worker sleeps (two thread switches per command; and the
+ * system call would run with the GIL held). With more work, this worker
+ * keeps the GIL and wakes the caller at once. */
+static int pylane_settle_wake_and_wait(lc_engine *engine, pylane_waiter *waiter,
+                                       int64_t timeout_ns, lc_dispatch *out) {
+    int rc = lc_settle_and_wait(engine, 0, out);
+    if (rc != LC_NONE || timeout_ns == 0) {
+        if (waiter) sem_post(&waiter->sem);
+        return rc;
+    }
+    return pylane_wait_then_take(engine, timeout_ns, out, waiter);
 }
 
 static int pylane_wait_idle(lc_engine *engine, int64_t timeout_ns) {

@@ -60,6 +60,7 @@ _SAMPLES_DUE = lib.LC_SAMPLES_DUE
 _NOT_TIMED = -1  # lc_finish_timed: no run-time sample
 _clock = time.perf_counter_ns
 _WAIT_FOREVER = -1
+_NULL = ffi.NULL
 _COROUTINE = types.CoroutineType
 
 
@@ -102,16 +103,21 @@ class Execution(Timeouts):
         jobs = self._jobs
         rc = lib.pylane_wait_next(ptr, _WAIT_FOREVER, out)
         while rc == _DISPATCHED:
+            wake = None
             job = jobs.get(out.ticket)
             if job is None:  # cannot happen: a dispatched ticket's job is kept
                 logger.error("dispatched ticket %d has no job", out.ticket)
                 lib.lc_finish(ptr, out.lane, _CANCELLED)
             elif not self._execute(job):
                 return  # abandoned after a timeout; a replacement has taken over
+            else:
+                wake, job.wake = job.wake, None
             # Drop it before sleeping: an idle worker must not keep the last
             # command (its arguments, its result) alive.
             job = None
-            rc = lib.pylane_settle_and_wait(ptr, _WAIT_FOREVER, out)
+            # Wakes the thread blocked on the result (if any) once this one
+            # has let go of the GIL, unless it has more work.
+            rc = lib.pylane_settle_wake_and_wait(ptr, wake or _NULL, _WAIT_FOREVER, out)
 
     def _execute(self, job: Job) -> bool:
         """Runs one attempt of a dispatched job and ends it. The caller then
@@ -258,7 +264,9 @@ class Execution(Timeouts):
         # _finish inlined: this runs once per command.
         job.finished = True
         rc = lib.lc_finish_timed(self._ptr, lane.index, _COMPLETED, run_ns)
-        job.future.set_result(result)
+        # A thread blocked on the result is woken by the caller of
+        # _execute (see _work and CommandQueue.run).
+        job.wake = job.future.set_result_wake_later(result)
         if rc == _SAMPLES_DUE:
             self._hand_over_metrics()
 

@@ -18,6 +18,8 @@ from concurrent.futures._base import PENDING as F_PENDING
 from concurrent.futures._base import RUNNING as F_RUNNING
 from typing import Any, Callable, Optional, Protocol
 
+from .._lane_core import ffi, lib
+
 
 class LaneLike(Protocol):
     lane_id: str
@@ -47,6 +49,27 @@ _STRIPES = tuple(threading.Lock() for _ in range(64))
 def _creation_lock(future: object) -> threading.Lock:
     return _STRIPES[(id(future) >> 4) & 63]
 _SETTABLE = (F_PENDING, F_RUNNING)
+
+
+class _ThreadWaiter(threading.local):
+    waiter: Any = None
+
+
+_thread = _ThreadWaiter()
+
+
+def _thread_waiter() -> Any:
+    """This thread's C waiter (pylane_waiter: a semaphore), made on first
+    use and freed with the last reference (the thread's, or a future's that
+    still holds it)."""
+    waiter = _thread.waiter
+    if waiter is None:
+        raw = lib.pylane_waiter_new()
+        if raw == ffi.NULL:
+            raise MemoryError("pylane_waiter_new failed")
+        waiter = _thread.waiter = ffi.gc(raw, lib.pylane_waiter_free)
+    return waiter
+
 _DONE_STATES = (F_CANCELLED, F_CANCELLED_AND_NOTIFIED, F_FINISHED)
 # States no transition leaves (a retry goes back to pending from RUNNING;
 # CANCELLED still becomes CANCELLED_AND_NOTIFIED).
@@ -111,7 +134,7 @@ class CommandFuture(Future[Any]):
 
     __slots__ = (
         "_callbacks", "_cond", "_exception", "_lane", "_owner", "_result", "_state", "_ticket",
-        "_waiter_list",
+        "_waiter", "_waiter_list",
     )
 
     def __init__(self, owner: FutureOwner, lane: LaneLike, ticket: int) -> None:
@@ -122,6 +145,9 @@ class CommandFuture(Future[Any]):
         self._cond: Optional[threading.Condition] = None
         self._waiter_list: Optional[list[Any]] = None
         self._callbacks: Optional[list[Any]] = None
+        # The thread blocked in result() on its C waiter, if any (see
+        # _wait_lean); posted by whoever settles the future.
+        self._waiter: Any = None
         self._owner = owner
         self._lane = lane
         self._ticket = ticket
@@ -176,13 +202,24 @@ class CommandFuture(Future[Any]):
         return super().set_running_or_notify_cancel()
 
     def set_result(self, result: Any) -> None:
+        waiter = self.set_result_wake_later(result)
+        if waiter is not None:
+            lib.pylane_waiter_post(waiter)
+
+    def set_result_wake_later(self, result: Any) -> Any:
+        """set_result, but a thread blocked in result() on its C waiter is
+        not woken: the waiter is returned (or None) for the caller to post,
+        which a worker does once it has let go of the GIL (see
+        pylane_settle_wake_and_wait)."""
         if self._cond is None:
             with _creation_lock(self):
                 if self._cond is None and self._state in _SETTABLE:
                     self._result = result
                     self._state = F_FINISHED
-                    return
+                    waiter, self._waiter = self._waiter, None
+                    return waiter
         super().set_result(result)
+        return None
 
     def set_exception(self, exception: Optional[BaseException]) -> None:
         if self._cond is None:
@@ -190,8 +227,22 @@ class CommandFuture(Future[Any]):
                 if self._cond is None and self._state in _SETTABLE:
                     self._exception = exception
                     self._state = F_FINISHED
-                    return
+                    waiter, self._waiter = self._waiter, None
+                else:
+                    waiter = False
+            if waiter is not False:
+                if waiter is not None:
+                    lib.pylane_waiter_post(waiter)
+                return
         super().set_exception(exception)
+
+    def _invoke_callbacks(self) -> None:
+        # Future's locked paths (a Condition exists) end every change to a
+        # final state here, cancel() included: wake a lean waiter too.
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            lib.pylane_waiter_post(waiter)
+        super()._invoke_callbacks()  # type: ignore[misc]  # private, not in typeshed
 
     # Reads of a finished future. FINISHED is final (a retry goes back to
     # pending only from RUNNING) and the value is stored before the state,
@@ -203,6 +254,8 @@ class CommandFuture(Future[Any]):
         return self._state in _DONE_STATES
 
     def result(self, timeout: Optional[float] = None) -> Any:
+        if self._state != F_FINISHED and timeout is None and self._cond is None:
+            self._wait_lean()
         if self._state == F_FINISHED:
             error = self._exception
             if error is None:
@@ -212,6 +265,25 @@ class CommandFuture(Future[Any]):
             finally:
                 error = None  # no frame -> error -> traceback -> frame cycle
         return super().result(timeout)
+
+    def _wait_lean(self) -> None:
+        """Blocks until the future is done, on this thread's C waiter: no
+        Condition, no Python lock juggling on either side, and the worker
+        wakes this thread after releasing the GIL. Only for the first
+        thread to wait while no Condition exists; anyone else (a second
+        waiter, a timeout, wait(), callbacks) makes the Condition, after
+        which Future's own paths run and _invoke_callbacks wakes this one."""
+        waiter = _thread_waiter()
+        with _creation_lock(self):
+            if self._cond is not None or self._waiter is not None or \
+                    self._state not in _SETTABLE:
+                return
+            self._waiter = waiter
+        wait = lib.pylane_waiter_wait
+        # A wait also ends on a signal (Python's handlers run between two
+        # waits) or on a post left over from a wait given up that way.
+        while self._state not in _DONE_STATES:
+            wait(waiter)
 
     def exception(self, timeout: Optional[float] = None) -> Optional[BaseException]:
         if self._state == F_FINISHED:

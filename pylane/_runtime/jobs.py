@@ -58,7 +58,7 @@ class Job:
 
     __slots__ = (
         "attempt", "call", "finished", "future", "in_command", "interrupted", "lane", "source",
-        "state", "stored", "thread", "ticket", "token",
+        "state", "stored", "thread", "ticket", "token", "wake",
     )
 
     def __init__(self, call: Callable[[], Any], source: Any, future: CommandFuture,
@@ -81,6 +81,9 @@ class Job:
         # Both change under the queue's state lock.
         self.in_command = False
         self.interrupted = False
+        # The C waiter of a thread blocked on the result, left for the worker
+        # to wake once it lets go of the GIL (see Execution._work).
+        self.wake: Any = None
 
     @property
     def command_type(self) -> str:

@@ -344,6 +344,9 @@ class CommandQueue(Intake, InlineRun, Execution):
         if self._enqueue(job, engine_submit) == _RUN_INLINE:
             self._execute(job)
             lib.lc_settle(self._ptr)
+            if job.wake is not None:  # nobody else holds this future: never, in fact
+                lib.pylane_waiter_post(job.wake)
+                job.wake = None
             return job.future.result()
         caller = current.job
         # (Lane objects are the queue's own: the caller is a command of ours,
