@@ -245,7 +245,11 @@ def peers_python() -> str:
 
 OURS = "a3s-lane"
 OURS_RESERVED = "a3s-lane (p0 reserved)"
-NAMES = (OURS, OURS_RESERVED, "BullMQ", "Celery", "Dramatiq")
+OURS_NODE = "a3s-lane (Node)"
+OURS_NODE_RESERVED = "a3s-lane (Node; p0 reserved)"
+NAMES = (OURS, OURS_RESERVED, OURS_NODE, OURS_NODE_RESERVED, "BullMQ", "Celery", "Dramatiq")
+OURS_ALL = (OURS, OURS_RESERVED, OURS_NODE, OURS_NODE_RESERVED)
+NODE_SDK = ROOT / "node"
 
 
 def systems(celery_pool: str) -> list[System]:
@@ -257,6 +261,15 @@ def systems(celery_pool: str) -> list[System]:
                                                    *extra], None, "ready") for i in range(2)]),
                 (lambda url: [py, str(PEERS / "ours_producer.py"), url, *extra]))
 
+    def ours_node(reserve: bool) -> tuple[Callable[[str], list[Any]], Callable[[str], list[str]]]:
+        extra = ["reserve"] if reserve else []
+        # A3S_BENCH_NODE_FLAGS: extra node flags for the worker (--cpu-prof ...)
+        flags = os.environ.get("A3S_BENCH_NODE_FLAGS", "").split()
+        return ((lambda url: [("ours-node-worker", ["node", *flags,
+                                                    str(PEERS / "ours_node_worker.js"), url,
+                                                    "10", *extra], None, "ready")]),
+                (lambda url: ["node", str(PEERS / "ours_node_producer.js"), url, *extra]))
+
     ours_notes = ("Redis mode, 2 worker processes x 5 slots, lanes p0..p4 (min 0, max 10); "
                   "Lua picks strictly by priority, no prefetch (a slot claims only when free); "
                   "producer: manager.submit, one FCALL round trip each (no bulk submit)")
@@ -264,6 +277,13 @@ def systems(celery_pool: str) -> list[System]:
         System(OURS, ours_notes, *ours(False)),
         System(OURS_RESERVED, "the same, but lane p0 has min_concurrency 1: one slot is kept "
                "for it, the backlog runs on 9 (a rule the peers do not have)", *ours(True)),
+        System(OURS_NODE, "the Node SDK in Redis mode (the same Lua): 1 worker process x 10 "
+               "slots (one courier: a claim for every free slot carries every finished "
+               "command's ack), lanes p0..p4 (min 0, max 10); producer: runMany for bulks "
+               "(one a3s_submit_many per 500), a runMany of one for urgent and mix jobs",
+               *ours_node(False)),
+        System(OURS_NODE_RESERVED, "the same, but lane p0 has min_concurrency 1: one slot is "
+               "kept for it (a rule the peers do not have)", *ours_node(True)),
         System("BullMQ", "1 Node worker, concurrency 10, default options; priority = level + 1; "
                "producer: addBulk (chunks of 1,000), add for urgent and mix jobs",
                lambda url: [("bullmq-worker", ["node", str(PEERS / "bullmq_worker.js"), url, "10"],
@@ -291,6 +311,10 @@ def systems(celery_pool: str) -> list[System]:
 
 def ensure_peers(names: list[str]) -> None:
     """Installs the peers on first use, bench-only, into git-ignored folders."""
+    if {OURS_NODE, OURS_NODE_RESERVED} & set(names) and not (
+            NODE_SDK / "node_modules" / "redis").is_dir():
+        raise SystemExit("the Node systems run the repository's node/ package: "
+                         "cd node && npm install first")
     if "BullMQ" in names and not (PEERS / "node_modules" / "bullmq").is_dir():
         if shutil.which("npm") is None:
             raise SystemExit("BullMQ needs Node 18+ and npm on PATH")
@@ -737,7 +761,7 @@ def report(names: list[str], notes: dict[str, str], results: dict[str, list[Roun
                      + f" | {fmt_num(total)} | {fmt_num(commands, 1)} | {fmt_num(scripts, 2)} | "
                      f"{fmt_num(submit, 0, True)} | {top} |")
     lines += ["", "| target | goal | measured | met? |", "|---|---|---|---|"]
-    for name in (OURS, OURS_RESERVED):
+    for name in OURS_ALL:
         if name not in names:
             continue
         rate = med(name, lambda r: r.rate)
