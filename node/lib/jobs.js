@@ -1,42 +1,134 @@
 'use strict';
-// A queued command (Job), what its handler gets besides the payload
-// (CommandContext), and the checks and copies of what submits pass in.
+// A queued command (Job, also what its handler gets besides the payload),
+// each lane's waiting jobs (JobRing), and the checks and copies of what
+// submits pass in.
 
 const { LaneError, typeName } = require('./errors');
 
 const MODE_JSON = 0; // submit / submitAsync: JSON string in, JSON string out
 const MODE_VALUE = 1; // run / add: values in and out
+const MODE_FN = 2; // a waiting add(): its slot holds the function, not a payload
+const MODE_GONE = -1; // a waiting slot whose job was withdrawn
 
+// The command type of an add() without options.commandType: the function's name.
+function functionType(fn) {
+  const name = fn.name;
+  return typeof name === 'string' && name !== '' ? name : 'function';
+}
+
+/**
+ * A queued command, and the context its handler gets besides the payload:
+ * `laneId`, `commandType`, `commandId`, `signal`. One object per command,
+ * so starting a command allocates nothing more. The fields with an
+ * underscore are the queue's.
+ */
 class Job {
   constructor(lane, ticket, type, payload, fn, mode, resolve, reject, signal) {
-    this.lane = lane;
+    this.lane = lane; // the queue's lane record: { id, index, queue, ... }
     this.ticket = ticket;
-    this.type = type;
+    this._type = type; // null: the function's name, read when needed (add())
     this.payload = payload;
     this.fn = fn;
     this.mode = mode;
-    this.resolve = resolve;
-    this.reject = reject;
+    this._resolve = resolve;
+    this._reject = reject;
     this.signal = signal;
-    this.onAbort = null;
     // Set when the job ends (settled or withdrawn): a job frees its engine
     // slot and settles its promise once, whatever its handler does.
-    this.done = false;
+    this._done = false;
   }
-}
 
-/** What a handler gets besides the payload. */
-class CommandContext {
-  constructor(queue, job) {
-    this.laneId = job.lane.id;
-    this.commandType = job.type;
-    this.signal = job.signal || undefined;
-    this._queue = queue;
-    this._ticket = job.ticket;
+  get laneId() {
+    return this.lane.id;
+  }
+
+  get commandType() {
+    if (this._type === null) this._type = functionType(this.fn);
+    return this._type;
   }
 
   get commandId() {
-    return this._queue._commandId(this._ticket);
+    return this.lane.queue._commandId(this.ticket);
+  }
+
+  toJSON() {
+    return { laneId: this.laneId, commandType: this.commandType, commandId: this.commandId };
+  }
+}
+
+/**
+ * One lane's waiting jobs, in submit order (the engine's order inside a
+ * lane), six array slots each — ticket, type, payload or function, mode,
+ * resolve, reject — rather than an object each: a burst of waiting jobs is
+ * mostly what the young-generation GC has to copy, so the less it holds the
+ * better. The Job (the handler's context) is made when the engine hands the
+ * ticket out: `take(ticket)` returns it from the front, dropping withdrawn
+ * slots before it. Tickets grow, so `find` is a binary search.
+ */
+const STRIDE = 6;
+
+class JobRing {
+  constructor(lane) {
+    this.lane = lane;
+    this.slots = [];
+    this.head = 0;
+  }
+
+  push(ticket, type, body, mode, resolve, reject) {
+    this.slots.push(ticket, type, body, mode, resolve, reject);
+  }
+
+  take(ticket) {
+    const slots = this.slots;
+    const length = slots.length;
+    let head = this.head;
+    let job;
+    while (head < length) {
+      const at = head;
+      head += STRIDE;
+      if (slots[at] === ticket) {
+        const body = slots[at + 2];
+        const mode = slots[at + 3];
+        job = mode === MODE_FN
+          ? new Job(this.lane, ticket, slots[at + 1], null, body, MODE_VALUE, slots[at + 4], slots[at + 5], undefined)
+          : new Job(this.lane, ticket, slots[at + 1], body, null, mode, slots[at + 4], slots[at + 5], undefined);
+      }
+      slots[at + 2] = slots[at + 4] = slots[at + 5] = undefined;
+      if (job !== undefined) break;
+    }
+    if (head >= length) {
+      slots.length = 0;
+      head = 0;
+    } else if (head > 1024 * STRIDE && head > length >>> 1) {
+      slots.splice(0, head);
+      head = 0;
+    }
+    this.head = head;
+    return job;
+  }
+
+  // The slot index of a waiting ticket, or -1.
+  find(ticket) {
+    const slots = this.slots;
+    let lo = this.head / STRIDE;
+    let hi = slots.length / STRIDE - 1;
+    if (lo > hi || slots[lo * STRIDE] > ticket || slots[hi * STRIDE] < ticket) return -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const t = slots[mid * STRIDE];
+      if (t === ticket) return slots[mid * STRIDE + 3] === MODE_GONE ? -1 : mid * STRIDE;
+      if (t < ticket) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  }
+
+  // Withdraws the job at a slot `find` returned; returns its reject.
+  remove(at) {
+    const reject = this.slots[at + 5];
+    this.slots[at + 3] = MODE_GONE;
+    this.slots[at + 2] = this.slots[at + 4] = this.slots[at + 5] = undefined;
+    return reject;
   }
 }
 
@@ -118,8 +210,10 @@ function whenSettled(thenable, onValue, onError) {
 module.exports = {
   MODE_JSON,
   MODE_VALUE,
+  MODE_FN,
   Job,
-  CommandContext,
+  JobRing,
+  functionType,
   parsePayloadJson,
   copyPayload,
   checkCommandType,

@@ -2,15 +2,21 @@
 // The Lane class: the queue itself.
 //
 // How a command flows:
-//   submit    — the job goes into `_jobs` under a fresh ticket and the ticket
-//               into its lane in the engine; a pump is queued as a microtask,
-//               so a burst of submits is scheduled as one batch;
-//   pump      — asks the engine for the next ticket (`tryNext`) until it has
-//               none, and starts each job: its handler runs at once; a
-//               Promise it returns completes the job when it settles;
-//   complete  — frees the slot in the engine and takes the next ticket in the
-//               same native call (`completeAndNext`), then resolves the
-//               caller's promise.
+//   submit    — the job waits in its lane's JobRing (jobs.js) under a fresh
+//               ticket, and the ticket in the exchange area for the engine;
+//               a pump is queued as a microtask, so a burst of submits is
+//               scheduled as one batch;
+//   pump      — one call into the engine (`step`, src/addon.cc) hands it the
+//               buffered submits and completions and takes back up to a
+//               batch of tickets to run; each job starts at once: its handler
+//               runs; a Promise it returns completes the job when it settles;
+//   complete  — buffers the freed slot and queues the pump, then resolves the
+//               caller's promise: the completions of one microtask round
+//               reach the engine in one call, which hands each freed slot to
+//               the next ticket.
+// So a burst costs a few calls across N-API per batch, not three per job.
+// Whatever reads or claims from the engine outside the pump (stats, cancel,
+// the synchronous submit) first hands it what is buffered (`_sync`).
 // The engine makes every scheduling decision (priority, FIFO, max
 // concurrency, min reservations, the worker budget). There are no threads
 // and no timers: work starts from submits and completions only. Events are
@@ -27,7 +33,7 @@ const {
 } = require('./errors');
 const { quote, checkOptions, resolveOptions } = require('./config');
 const {
-  MODE_JSON, MODE_VALUE, Job, CommandContext, parsePayloadJson, copyPayload, checkCommandType,
+  MODE_JSON, MODE_VALUE, MODE_FN, Job, JobRing, functionType, parsePayloadJson, copyPayload, checkCommandType,
   checkSubmitOptions, isThenable, whenSettled,
 } = require('./jobs');
 const { EVENTS, EventHub } = require('./events');
@@ -40,7 +46,32 @@ const { runMany } = require('./redis/many');
 // pump yields (setImmediate) so timers and I/O keep running during a flood.
 const YIELD_EVERY = 1024;
 
+// The exchange area with the addon (Engine#step): up to IO_CAP completions
+// and IO_CAP submits go to the engine in one call, and up to IO_CAP
+// dispatches come back from it. See src/addon.cc for the layout.
+const IO_CAP = 1024;
+const IO_COMPLETE = 1;
+const IO_SUBMIT = 1 + IO_CAP;
+const IO_DISPATCH = 1 + 3 * IO_CAP;
+
+// Schedules the pump after the current task, as queueMicrotask would, but
+// without the async resource Node's queueMicrotask makes each time.
+const resolved = Promise.resolve();
+
+// The low 12 bits of a ticket as 3 hex digits, shared by every queue: a
+// command id is one concatenation of a cached prefix and one of these.
+const HEX3 = Array.from({ length: 4096 }, (_, i) => i.toString(16).padStart(3, '0'));
+
 function noop() {}
+
+// new Promise(captureResolvers) leaves its resolving functions here, to be
+// taken at once: no closure and no context per promise.
+let capturedResolve = null;
+let capturedReject = null;
+function captureResolvers(resolve, reject) {
+  capturedResolve = resolve;
+  capturedReject = reject;
+}
 
 class Lane {
   /**
@@ -88,17 +119,32 @@ class Lane {
             `min=${config.minConcurrency}, max=${config.maxConcurrency} (engine code ${index})`,
         );
       }
-      const lane = Object.freeze({ id: config.laneId, index, ...config });
+      const lane = Object.freeze({ id: config.laneId, index, queue: this, ...config });
       this._lanes.set(config.laneId, lane);
       this._laneList.push(lane);
     }
 
     this._handlers = new Map();
-    this._jobs = new Map();
+    // Each lane's waiting jobs (a JobRing per lane index), and how many jobs
+    // are waiting or running.
+    this._waiting = this._laneList.map((lane) => new JobRing(lane));
+    // ticket -> { signal, onAbort } for waiting jobs submitted with a signal.
+    this._signals = new Map();
+    this._live = 0;
     this._ticket = 0;
+    // Submits and completions wait here, in order, until the next step():
+    // the pump's, or a _sync() before anything reads or claims from the engine.
+    this._io = new Float64Array(1 + 5 * IO_CAP);
+    this._engine.attach(this._io);
+    this._nSubmit = 0;
+    this._nComplete = 0;
     // A random, UUID-shaped prefix per queue plus the ticket in hex: ids are
     // unique across processes without a randomUUID() per command.
     this._idPrefix = randomUUID().slice(0, 24);
+    // The prefix plus the ticket's first 9 hex digits, for tickets of the
+    // block `_idBlock` (ticket >>> 12; tickets stay below 2^53).
+    this._idBlock = -1;
+    this._idBlockPrefix = '';
 
     this._started = false;
     this._shuttingDown = false;
@@ -232,11 +278,11 @@ class Lane {
     } catch (error) {
       return Promise.reject(error);
     }
-    if (this._jobs.size === 0) return this._afterIdle();
+    if (this._live === 0) return this._afterIdle();
     if (!this._started) {
       return Promise.reject(new LaneError(
         'ERR_LANE_NOT_STARTED',
-        `Queue is not started: call start() before drain() (${this._jobs.size} commands are ` +
+        `Queue is not started: call start() before drain() (${this._live} commands are ` +
           'queued and nothing can run them)',
       ));
     }
@@ -291,6 +337,7 @@ class Lane {
     // Work queued in this tick goes first, as it would a moment later: the
     // claim below then sees the queue as it really is.
     if (this._pumpQueued) this._pump();
+    this._sync();
     const ticket = ++this._ticket;
     // Claim a slot only if the command can start at once: a refused submit
     // leaves no trace in the lane's counters.
@@ -314,20 +361,20 @@ class Lane {
     let result;
     let thenable;
     try {
-      result = handler === undefined ? payload : handler(payload, new CommandContext(this, job));
+      result = handler === undefined ? payload : handler(payload, job);
       // A `then` getter that throws is the handler's failure, like a throw.
       thenable = isThenable(result);
       if (thenable) {
         // The handler is already running; let it finish in the background,
         // settled once (see whenSettled) through the dispatch path.
-        job.resolve = noop;
-        job.reject = noop;
+        job._resolve = noop;
+        job._reject = noop;
         whenSettled(
           result,
           (value) => this._settle(job, C.OUTCOME_COMPLETED, value),
           (error) => this._settle(job, C.OUTCOME_FAILED, error),
         );
-        this._jobs.set(ticket, job);
+        this._live++;
       }
     } catch (error) {
       this._finishInline(job, C.OUTCOME_FAILED, error);
@@ -407,12 +454,20 @@ class Lane {
         throw new TypeError(`add() takes a function, got ${typeName(fn)}`);
       }
       signal = checkSubmitOptions(options);
-      type = options && options.commandType !== undefined ? options.commandType : (fn.name || 'function');
-      checkCommandType(type);
+      if (options && options.commandType !== undefined) {
+        type = options.commandType;
+        checkCommandType(type);
+      } else {
+        // The function's name, read only when an event or the context needs it.
+        type = null;
+      }
     } catch (error) {
       return Promise.reject(error);
     }
-    if (this._redis !== null) return this._redis.enqueue(laneId, type, null, MODE_VALUE, signal, fn);
+    if (this._redis !== null) {
+      if (type === null) type = fn.name || 'function';
+      return this._redis.enqueue(laneId, type, null, MODE_VALUE, signal, fn);
+    }
     return this._enqueue(laneId, type, null, fn, MODE_VALUE, signal);
   }
 
@@ -435,25 +490,35 @@ class Lane {
     if (signal !== undefined && signal.aborted) {
       return Promise.reject(this._cancelledError(ticket, signal));
     }
-    let resolve;
-    let reject;
-    const promise = new Promise((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-    const job = new Job(lane, ticket, commandType, payload, fn, mode, resolve, reject, signal);
-    const rc = this._engine.submit(lane.index, ticket);
-    if (rc !== C.OK) return Promise.reject(new LaneError('ERR_LANE_ENGINE', `submit: engine error ${rc}`));
-    this._jobs.set(ticket, job);
-    if (signal !== undefined) {
-      job.onAbort = () => this._withdraw(job, signal);
-      signal.addEventListener('abort', job.onAbort, { once: true });
+    const promise = new Promise(captureResolvers);
+    // The ticket reaches the engine at the next step (this tick's pump).
+    let k = this._nSubmit;
+    if (k === IO_CAP) {
+      this._sync();
+      k = 0;
     }
-    promise.commandId = this._idPrefix + ticket.toString(16).padStart(12, '0');
-    if (this._hub.listening) this._emitSubmitted(job);
+    const io = this._io;
+    io[IO_SUBMIT + 2 * k] = lane.index;
+    io[IO_SUBMIT + 2 * k + 1] = ticket;
+    this._nSubmit = k + 1;
+    if (fn === null) {
+      this._waiting[lane.index].push(ticket, commandType, payload, mode, capturedResolve, capturedReject);
+    } else {
+      this._waiting[lane.index].push(ticket, commandType, fn, MODE_FN, capturedResolve, capturedReject);
+    }
+    this._live++;
+    if (signal !== undefined) this._attachSignal(lane.index, ticket, signal);
+    promise.commandId = this._commandId(ticket);
+    if (this._hub.listening) {
+      this._hub.emit(EVENTS.COMMAND_SUBMITTED, {
+        lane_id: lane.id,
+        command_id: promise.commandId,
+        command_type: commandType !== null ? commandType : functionType(fn),
+      });
+    }
     if (!this._pumpQueued && this._started) {
       this._pumpQueued = true;
-      queueMicrotask(this._pumpTask);
+      resolved.then(this._pumpTask);
     }
     return promise;
   }
@@ -470,8 +535,11 @@ class Lane {
     if (typeof commandId !== 'string' || !commandId.startsWith(this._idPrefix)) return false;
     const hex = commandId.slice(this._idPrefix.length);
     if (!/^[0-9a-f]{1,13}$/.test(hex)) return false;
-    const job = this._jobs.get(parseInt(hex, 16));
-    return job !== undefined && this._withdraw(job, undefined);
+    const ticket = parseInt(hex, 16);
+    for (let index = 0; index < this._waiting.length; index++) {
+      if (this._waiting[index].find(ticket) >= 0) return this._withdraw(index, ticket, undefined);
+    }
+    return false;
   }
 
   /** Running commands finish; no new ones start in the lane until resumeLane(). */
@@ -492,21 +560,25 @@ class Lane {
     this._schedulePump();
   }
 
-  _withdraw(job, signal) {
-    // Only a job still waiting in its lane can be withdrawn (the engine
-    // refuses a started one); `done` makes that explicit.
-    if (job.done || this._engine.cancel(job.lane.index, job.ticket) !== 1) return false;
-    job.done = true;
-    this._jobs.delete(job.ticket);
-    this._detachSignal(job);
+  // Withdraws a waiting job (only a job still waiting in its lane can be:
+  // the engine refuses a started one).
+  _withdraw(laneIndex, ticket, signal) {
+    const ring = this._waiting[laneIndex];
+    const at = ring.find(ticket);
+    if (at < 0) return false;
+    this._sync();
+    if (this._engine.cancel(laneIndex, ticket) !== 1) return false;
+    const reject = ring.remove(at);
+    this._live--;
+    this._detachSignal(ticket);
     if (this._hub.listening) {
       this._hub.emit(EVENTS.COMMAND_CANCELLED, {
-        lane_id: job.lane.id,
-        command_id: this._commandId(job.ticket),
+        lane_id: ring.lane.id,
+        command_id: this._commandId(ticket),
       });
     }
-    job.reject(this._cancelledError(job.ticket, signal));
-    if (this._jobs.size === 0 && this._idleWaiters.length) this._wakeIdleWaiters();
+    reject(this._cancelledError(ticket, signal));
+    if (this._live === 0 && this._idleWaiters.length) this._wakeIdleWaiters();
     return true;
   }
 
@@ -519,11 +591,19 @@ class Lane {
     );
   }
 
-  _detachSignal(job) {
-    if (job.onAbort !== null) {
-      job.signal.removeEventListener('abort', job.onAbort);
-      job.onAbort = null;
-    }
+  _attachSignal(laneIndex, ticket, signal) {
+    const onAbort = () => this._withdraw(laneIndex, ticket, signal);
+    this._signals.set(ticket, { signal, onAbort });
+    signal.addEventListener('abort', onAbort, { once: true });
+  }
+
+  // Stops listening to a waiting job's signal; returns the signal.
+  _detachSignal(ticket) {
+    const entry = this._signals.get(ticket);
+    if (entry === undefined) return undefined;
+    this._signals.delete(ticket);
+    entry.signal.removeEventListener('abort', entry.onAbort);
+    return entry.signal;
   }
 
   // ---- dispatch --------------------------------------------------------------------
@@ -531,8 +611,47 @@ class Lane {
   _schedulePump() {
     if (!this._pumpQueued && this._started) {
       this._pumpQueued = true;
-      queueMicrotask(this._pumpTask);
+      resolved.then(this._pumpTask);
     }
+  }
+
+  // One call into the engine: the buffered completions, then the buffered
+  // submits, then up to `max` dispatches (left in the exchange area; every
+  // one is active and must be started). Returns how many.
+  _step(max) {
+    const completes = this._nComplete;
+    const submits = this._nSubmit;
+    this._nComplete = 0;
+    this._nSubmit = 0;
+    const n = this._engine.step(completes, submits, max);
+    if (submits !== 0 && this._io[0] !== 0) this._failSubmits(submits);
+    return checkRc(n, 'complete');
+  }
+
+  // Hands the engine what is buffered, dispatching nothing: before anything
+  // reads the engine's state or claims from it.
+  _sync() {
+    if (this._nComplete !== 0 || this._nSubmit !== 0) this._step(0);
+  }
+
+  // Submits the engine refused (out of memory): their promises reject.
+  _failSubmits(submits) {
+    const io = this._io;
+    for (let i = 0; i < submits; i++) {
+      const rc = io[IO_SUBMIT + 2 * i];
+      if (rc >= 0) continue;
+      const ticket = io[IO_SUBMIT + 2 * i + 1];
+      for (const ring of this._waiting) {
+        const at = ring.find(ticket);
+        if (at < 0) continue;
+        const reject = ring.remove(at);
+        this._live--;
+        this._detachSignal(ticket);
+        reject(new LaneError('ERR_LANE_ENGINE', `submit: engine error ${rc}`));
+        break;
+      }
+    }
+    if (this._live === 0 && this._idleWaiters.length) this._wakeIdleWaiters();
   }
 
   // Starts every ticket the engine hands out. Not re-entrant: a handler that
@@ -542,14 +661,27 @@ class Lane {
     if (this._pumping || this._yielding || !this._started) return;
     this._pumping = true;
     try {
-      const engine = this._engine;
-      let ticket;
-      while ((ticket = engine.tryNext()) > 0) {
-        this._start(this._jobs.get(ticket));
-        if (++this._sinceYield >= YIELD_EVERY) {
+      const io = this._io;
+      const waiting = this._waiting;
+      for (;;) {
+        // Handlers that finish synchronously only buffer their completion:
+        // the next step applies them and dispatches what they let run.
+        const max = Math.min(IO_CAP, YIELD_EVERY - this._sinceYield);
+        const n = this._step(max);
+        for (let i = 0; i < n; i++) {
+          const ticket = io[IO_DISPATCH + 2 * i + 1];
+          const job = waiting[io[IO_DISPATCH + 2 * i]].take(ticket);
+          if (this._signals.size !== 0) job.signal = this._detachSignal(ticket);
+          this._start(job);
+        }
+        this._sinceYield += n;
+        if (this._sinceYield >= YIELD_EVERY) {
           this._yield();
           break;
         }
+        // The engine had nothing more to hand out, and nothing has changed
+        // since (no completion or submit buffered): no need to ask again.
+        if (n < max && this._nComplete === 0 && this._nSubmit === 0) break;
       }
     } finally {
       this._pumping = false;
@@ -562,22 +694,17 @@ class Lane {
   }
 
   _start(job) {
-    if (job.onAbort !== null) this._detachSignal(job);
     if (this._hub.listening) this._emitStarted(job);
     let result;
     try {
       if (job.fn !== null) {
-        result = job.fn(new CommandContext(this, job));
+        result = job.fn(job);
       } else {
-        const handler = this._handlers.get(job.type);
-        result = handler === undefined ? job.payload : handler(job.payload, new CommandContext(this, job));
+        const handler = this._handlers.get(job._type);
+        result = handler === undefined ? job.payload : handler(job.payload, job);
       }
       if (isThenable(result)) {
-        whenSettled(
-          result,
-          (value) => this._settle(job, C.OUTCOME_COMPLETED, value),
-          (error) => this._settle(job, C.OUTCOME_FAILED, error),
-        );
+        this._settleLater(job, result);
         return;
       }
     } catch (error) {
@@ -587,12 +714,22 @@ class Lane {
     this._settle(job, C.OUTCOME_COMPLETED, result);
   }
 
+  // Settles the job when the thenable its handler returned settles. (Its own
+  // function: the closures' context is made only for async results.)
+  _settleLater(job, thenable) {
+    whenSettled(
+      thenable,
+      (value) => this._settle(job, C.OUTCOME_COMPLETED, value),
+      (error) => this._settle(job, C.OUTCOME_FAILED, error),
+    );
+  }
+
   // Ends a dispatched job: events, the caller's promise, then the slot.
   // Once per job: a second call (a handler's thenable calling back again,
   // a throw after a settle) changes nothing.
   _settle(job, outcome, value) {
-    if (job.done) return;
-    job.done = true;
+    if (job._done) return;
+    job._done = true;
     if (outcome === C.OUTCOME_COMPLETED && job.mode === MODE_JSON) {
       try {
         value = JSON.stringify(value);
@@ -601,56 +738,48 @@ class Lane {
         outcome = C.OUTCOME_FAILED;
         value = new LaneError(
           'ERR_LANE_INVALID_RESULT',
-          `result of '${job.type}' is not JSON-serialisable: ${error.message}`,
+          `result of '${job.commandType}' is not JSON-serialisable: ${error.message}`,
         );
       }
     }
-    this._jobs.delete(job.ticket);
+    this._live--;
+    // The slot first: the pump it schedules runs before the caller's
+    // continuation, which then sees the next job started.
+    this._release(job.lane.index, outcome);
     if (outcome === C.OUTCOME_COMPLETED) {
       if (this._hub.listening) this._emitCompleted(job);
-      job.resolve(value);
+      job._resolve(value);
     } else {
       if (this._hub.listening) this._emitFailed(job, value);
-      job.reject(value);
+      job._reject(value);
     }
-    this._release(job.lane.index, outcome);
-    if (this._jobs.size === 0 && this._idleWaiters.length) this._wakeIdleWaiters();
+    if (this._live === 0 && this._idleWaiters.length) this._wakeIdleWaiters();
   }
 
-  // Frees a slot; outside the pump, also starts what the slot lets run.
+  // Frees a slot at the next step: the completions of one microtask round
+  // reach the engine in one call, which dispatches what they let run.
   _release(laneIndex, outcome) {
-    const engine = this._engine;
-    if (this._pumping || this._yielding) {
-      checkRc(engine.complete(laneIndex, outcome), 'complete');
-      return;
+    let k = this._nComplete;
+    if (k === IO_CAP) {
+      this._sync();
+      k = 0;
     }
-    this._pumping = true;
-    try {
-      let ticket = checkRc(engine.completeAndNext(laneIndex, outcome), 'complete');
-      while (ticket > 0) {
-        this._start(this._jobs.get(ticket));
-        if (++this._sinceYield >= YIELD_EVERY) {
-          this._yield();
-          break;
-        }
-        ticket = engine.tryNext();
-      }
-    } finally {
-      this._pumping = false;
-    }
+    this._io[IO_COMPLETE + k] = laneIndex * 4 + outcome;
+    this._nComplete = k + 1;
+    if (!this._pumping) this._schedulePump();
   }
 
   // The end of a command that submit() ran inline.
   _finishInline(job, outcome, error) {
-    if (job.done) return;
-    job.done = true;
+    if (job._done) return;
+    job._done = true;
     if (this._hub.listening) {
       if (outcome === C.OUTCOME_COMPLETED) this._emitCompleted(job);
       else this._emitFailed(job, error);
     }
     checkRc(this._engine.complete(job.lane.index, outcome), 'complete');
     // The freed slot may let queued work start; not inside the caller's submit().
-    if (this._engine.totals()[0] > 0) this._schedulePump();
+    if (this._nSubmit !== 0 || this._engine.totals()[0] > 0) this._schedulePump();
   }
 
   // ---- events ------------------------------------------------------------------------
@@ -681,7 +810,7 @@ class Lane {
     this._hub.emit(EVENTS.COMMAND_SUBMITTED, {
       lane_id: job.lane.id,
       command_id: this._commandId(job.ticket),
-      command_type: job.type,
+      command_type: job.commandType,
     });
   }
 
@@ -689,7 +818,7 @@ class Lane {
     this._hub.emit(EVENTS.COMMAND_STARTED, {
       lane_id: job.lane.id,
       command_id: this._commandId(job.ticket),
-      command_type: job.type,
+      command_type: job.commandType,
     });
   }
 
@@ -746,6 +875,7 @@ class Lane {
   /** A snapshot: totals and one entry per lane, in declaration order. */
   stats() {
     if (this._redis !== null) return this._redis.stats();
+    this._sync();
     let totalPending = 0;
     let totalActive = 0;
     const lanes = this._laneList.map((lane) => {
@@ -831,7 +961,12 @@ class Lane {
   }
 
   _commandId(ticket) {
-    return this._idPrefix + ticket.toString(16).padStart(12, '0');
+    const block = Math.floor(ticket / 4096);
+    if (block !== this._idBlock) {
+      this._idBlock = block;
+      this._idBlockPrefix = this._idPrefix + block.toString(16).padStart(9, '0');
+    }
+    return this._idBlockPrefix + HEX3[ticket & 4095];
   }
 }
 

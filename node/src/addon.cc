@@ -52,6 +52,8 @@ class Engine : public Napi::ObjectWrap<Engine> {
             InstanceMethod<&Engine::Resume>("resume"),
             InstanceMethod<&Engine::LaneStats>("laneStats"),
             InstanceMethod<&Engine::Totals>("totals"),
+            InstanceMethod<&Engine::Attach>("attach"),
+            InstanceMethod<&Engine::Step>("step"),
         });
   }
 
@@ -177,7 +179,107 @@ class Engine : public Napi::ObjectWrap<Engine> {
     return result;
   }
 
+  // attach(io: Float64Array) — the exchange area of step(), kept for the
+  // engine's lifetime: lib/lane.js writes completions and submits into it
+  // and reads dispatches back, so a batch costs one call across N-API
+  // instead of one per job. Layout (all small integers, exact in a double):
+  //   [0]                      out: submits that failed (their lane slot
+  //                            then holds the LC_ERR_* code, < 0)
+  //   [1, 1 + cap)             completions: lane * 4 + outcome
+  //   [1 + cap, 1 + 3 cap)     submits: lane, ticket pairs
+  //   [1 + 3 cap, 1 + 5 cap)   dispatches out: lane, ticket pairs
+  // cap = (length - 1) / 5.
+  Napi::Value Attach(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsTypedArray() ||
+        info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+      Napi::TypeError::New(env, "attach(io): io must be a Float64Array").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::Float64Array io = info[0].As<Napi::Float64Array>();
+    io_ref_ = Napi::Persistent(io);
+    io_ = io.Data();
+    io_cap_ = io.ElementLength() > 0 ? (io.ElementLength() - 1) / 5 : 0;
+    return Num(env, static_cast<double>(io_cap_));
+  }
+
+  // step(nComplete, nSubmit, maxDispatch) -> the number of dispatches written
+  // (each ticket is active: run it), or an LC_ERR_* code (< 0) if a
+  // completion was refused (the rest of the batch is applied, nothing more
+  // is dispatched). The batch is scheduled as one: its submits first, then
+  // its completions, each freed slot taken at once by the next ticket (one
+  // engine call, lc_complete_and_wait), then more dispatches up to
+  // maxDispatch. Per job that is two engine calls (each one lock round
+  // trip): its submit and the completion that hands its slot on.
+  Napi::Value Step(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    size_t n_complete = ArgU32(info, 0), n_submit = ArgU32(info, 1), max = ArgU32(info, 2);
+    if (io_ == nullptr || n_complete > io_cap_ || n_submit > io_cap_ || max > io_cap_) {
+      return Num(env, LC_ERR_INVALID);
+    }
+    double* submit = io_ + 1 + io_cap_;
+    uint32_t failed = 0;
+    // One clock read per batch: the i-th submit is stamped now + i ns, so
+    // the stamps keep the submit order (the engine breaks priority ties
+    // between lanes by them), also across batches. Every enqueue of a Lane
+    // comes through here, so no other stamp falls between them.
+    uint64_t now = 0;
+    if (n_submit) {
+      now = lc_now_ns();
+      if (now <= last_submit_ns_) now = last_submit_ns_ + 1;
+      last_submit_ns_ = now + n_submit - 1;
+    }
+    for (size_t i = 0; i < n_submit; i++) {
+      int rc = lc_submit(engine_, static_cast<uint32_t>(submit[2 * i]),
+                         static_cast<uint64_t>(submit[2 * i + 1]), now + i);
+      if (rc != LC_OK) {
+        submit[2 * i] = rc;
+        failed++;
+      }
+    }
+    io_[0] = failed;
+
+    int error = LC_OK;
+    double* complete = io_ + 1;
+    double* out = io_ + 1 + 3 * io_cap_;
+    size_t n = 0;
+    bool more = n_complete == 0;  // may lc_try_next find something?
+    lc_dispatch d;
+    for (size_t i = 0; i < n_complete; i++) {
+      uint32_t code = static_cast<uint32_t>(complete[i]);
+      uint32_t lane = code >> 2;
+      int outcome = static_cast<int>(code & 3);
+      int rc;
+      if (n < max && error == LC_OK) {
+        rc = lc_complete_and_wait(engine_, lane, outcome, 0, &d);
+        if (rc == LC_DISPATCHED) {
+          out[2 * n] = d.lane;
+          out[2 * n + 1] = static_cast<double>(d.ticket);
+          n++;
+        }
+        // Nothing changed since a dispatch found nothing, until the next
+        // completion (which looks again itself).
+        more = rc == LC_DISPATCHED;
+      } else {
+        rc = lc_complete(engine_, lane, outcome);
+        more = true;
+      }
+      if (rc < 0 && error == LC_OK) error = rc;
+    }
+    if (error != LC_OK) return Num(env, error);
+    while (more && n < max && lc_try_next(engine_, 0, &d) == LC_DISPATCHED) {
+      out[2 * n] = d.lane;
+      out[2 * n + 1] = static_cast<double>(d.ticket);
+      n++;
+    }
+    return Num(env, static_cast<double>(n));
+  }
+
   lc_engine* engine_ = nullptr;
+  Napi::Reference<Napi::Float64Array> io_ref_;
+  double* io_ = nullptr;
+  size_t io_cap_ = 0;
+  uint64_t last_submit_ns_ = 0;
 };
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
