@@ -263,12 +263,15 @@ def systems(celery_pool: str) -> list[System]:
 
     def ours_node(reserve: bool) -> tuple[Callable[[str], list[Any]], Callable[[str], list[str]]]:
         extra = ["reserve"] if reserve else []
-        # A3S_BENCH_NODE_FLAGS: extra node flags for the worker (--cpu-prof ...)
+        # A3S_BENCH_NODE_FLAGS / A3S_BENCH_NODE_PRODUCER_FLAGS: extra node flags for
+        # the worker / the producer (--cpu-prof --cpu-prof-dir=DIR, ...)
         flags = os.environ.get("A3S_BENCH_NODE_FLAGS", "").split()
+        producer_flags = os.environ.get("A3S_BENCH_NODE_PRODUCER_FLAGS", "").split()
         return ((lambda url: [("ours-node-worker", ["node", *flags,
                                                     str(PEERS / "ours_node_worker.js"), url,
                                                     "10", *extra], None, "ready")]),
-                (lambda url: ["node", str(PEERS / "ours_node_producer.js"), url, *extra]))
+                (lambda url: ["node", *producer_flags, str(PEERS / "ours_node_producer.js"),
+                              url, *extra]))
 
     ours_notes = ("Redis mode, 2 worker processes x 5 slots, lanes p0..p4 (min 0, max 10); "
                   "Lua picks strictly by priority, no prefetch (a slot claims only when free); "

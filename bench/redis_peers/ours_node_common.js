@@ -8,7 +8,8 @@
 // repository's own node/ package (npm install in node/ first).
 const path = require('node:path');
 
-const NODE_SDK = path.join(__dirname, '..', '..', 'node');
+// A3S_BENCH_NODE_SDK: another checkout's node/ package (to compare two versions).
+const NODE_SDK = process.env.A3S_BENCH_NODE_SDK || path.join(__dirname, '..', '..', 'node');
 const { Lane } = require(NODE_SDK);
 
 const QUEUE = 'bench';

@@ -83,6 +83,8 @@ async function handle(request) {
 }
 
 async function main() {
+  // Stopped by the bench with SIGTERM: exit (and write a --cpu-prof profile).
+  process.on('SIGTERM', () => process.exit(0));
   queue.start({ worker: false });
   console.log(JSON.stringify({ ready: true }));
   const lines = readline.createInterface({ input: process.stdin });

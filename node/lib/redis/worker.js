@@ -45,6 +45,29 @@ const ACK_COALESCE_MS = 0.5;
 
 const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
 
+/**
+ * What a handler gets about its command. The AbortSignal (aborted when the
+ * lane's timeout fires) is made on first use: most handlers never look.
+ */
+class CommandContext {
+  constructor(command, workerId) {
+    this.laneId = command.lane;
+    this.commandType = command.type;
+    this.commandId = command.id;
+    this.workerId = workerId;
+    this._controller = null;
+  }
+
+  get signal() {
+    if (this._controller === null) this._controller = new AbortController();
+    return this._controller.signal;
+  }
+
+  abort(reason) {
+    if (this._controller !== null) this._controller.abort(reason);
+  }
+}
+
 function isUnreachable(error) {
   return error instanceof LaneError && error.code === 'ERR_LANE_REDIS_UNREACHABLE';
 }
@@ -217,20 +240,25 @@ class RedisWorker {
         this.woken = true;
         continue;
       }
-      let started = 0;
-      for (const command of reply.claimed) {
-        if (this.skip.delete(command.id)) continue;
-        this.held.add(command.id);
-        this.execute(command);
-        started++;
-      }
+      this.startClaimed(reply, free);
       if (this.unsure) {
         for (const command of await this.findOrphans()) this.execute(command);
       }
-      if (reply.next_due && started < free) {
-        this.setDue(Math.max(1, Number(reply.next_due) - Number(reply.now) + 1));
-      }
       this.updateHold();
+    }
+  }
+
+  /** Runs what a claim handed out; waits for the next due time Redis reported. */
+  startClaimed(reply, free) {
+    let started = 0;
+    for (const command of reply.claimed) {
+      if (this.skip.delete(command.id)) continue;
+      this.held.add(command.id);
+      this.execute(command);
+      started++;
+    }
+    if (reply.next_due && started < free) {
+      this.setDue(Math.max(1, Number(reply.next_due) - Number(reply.now) + 1));
     }
   }
 
@@ -368,7 +396,6 @@ class RedisWorker {
     const began = performance.now();
     let settled = false;
     let timer = null;
-    let controller = null;
     const done = (status, value) => {
       if (settled) return;
       settled = true;
@@ -382,21 +409,14 @@ class RedisWorker {
         done('ok', payload);
         return;
       }
-      controller = new AbortController();
+      const context = new CommandContext(command, this.id);
       if (command.timeout_ms) {
         const limit = Number(command.timeout_ms);
         timer = setTimeout(() => {
-          controller.abort(new LaneError('ERR_LANE_COMMAND_TIMEOUT', `timed out after ${describeMs(limit)}`));
+          context.abort(new LaneError('ERR_LANE_COMMAND_TIMEOUT', `timed out after ${describeMs(limit)}`));
           done('timeout', `CommandTimeoutError: command ${command.id} timed out after ${describeMs(limit)}`);
         }, limit);
       }
-      const context = {
-        laneId: command.lane,
-        commandType: command.type,
-        commandId: command.id,
-        signal: controller.signal,
-        workerId: this.id,
-      };
       const result = handler(payload, context);
       if (isThenable(result)) {
         whenSettled(result, (value) => done('ok', value), (error) => done('error', describeError(error)));
