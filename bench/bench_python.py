@@ -4,6 +4,13 @@
     python bench/bench_python.py --quick    # smoke test, well under 20 s
     python bench/bench_python.py --json out.json
 
+Throughput of no-op commands: blocking submits, a flood, many callers, idle
+CPU. The table's `path` column says where each side runs the command: our
+blocking `run()` / `Lane.submit` run it on the caller's thread when a slot is
+free (inline), ThreadPoolExecutor always hands it to a worker. The hand-off
+against hand-off comparison, with floors and three kinds of work, is
+bench_handoff.py's.
+
 Workloads (the same number of worker threads on both sides, default 6, which
 is ThreadPoolExecutor's default on 2 cores):
 
@@ -251,12 +258,18 @@ class Spread:
         return cls(statistics.median(samples), min(samples), max(samples), samples)
 
 
+INLINE = "ours inline (caller-runs), TPE hand-off"
+HANDOFF = "both hand-off to a worker"
+FLOOD = "both queue, workers run"
+
+
 @dataclass
 class Row:
     workload: str
     unit: str
     tpe: Spread
     lane: Spread
+    path: str = ""
 
     @property
     def ratio(self) -> float | None:
@@ -266,7 +279,7 @@ class Row:
 
 
 def compare(workload: str, unit: str, tpe: Callable[[], float], lane: Callable[[], float],
-            rounds: int) -> Row:
+            rounds: int, path: str = "") -> Row:
     """Alternates the two sides, flipping which goes first every round."""
     tpe_samples: list[float] = []
     lane_samples: list[float] = []
@@ -276,7 +289,7 @@ def compare(workload: str, unit: str, tpe: Callable[[], float], lane: Callable[[
             order.reverse()
         for trial, samples in order:
             samples.append(trial())
-    row = Row(workload, unit, Spread.of(tpe_samples), Spread.of(lane_samples))
+    row = Row(workload, unit, Spread.of(tpe_samples), Spread.of(lane_samples), path)
     print(f"  measured: {workload}", file=sys.stderr, flush=True)
     return row
 
@@ -287,19 +300,22 @@ def run_all(sizes: Sizes, workers: int) -> list[Row]:
     window = sizes.idle_seconds
     return [
         compare("(a) 1 caller, blocking: `pool.submit(noop).result()` vs `manager.run(lane, noop)`",
-                "ops/s", lambda: tpe_blocking(workers, n), lambda: lane_run(workers, n), rounds),
+                "ops/s", lambda: tpe_blocking(workers, n), lambda: lane_run(workers, n), rounds,
+                INLINE),
         compare("(a) 1 caller, blocking: vs SDK `Lane.submit(lane, \"noop\", None)` (handler)",
-                "ops/s", lambda: tpe_blocking(workers, n), lambda: sdk_submit(workers, n), rounds),
+                "ops/s", lambda: tpe_blocking(workers, n), lambda: sdk_submit(workers, n), rounds,
+                INLINE),
         compare("(a) 1 caller, blocking: vs `manager.submit(lane, noop).result()`",
                 "ops/s", lambda: tpe_blocking(workers, n),
-                lambda: lane_submit_result(workers, n), rounds),
+                lambda: lane_submit_result(workers, n), rounds, HANDOFF),
         compare(f"(b) {flood:,} submits from 1 thread (10 lanes), then `wait()`",
                 "ops/s", lambda: tpe_flood(workers, flood), lambda: lane_flood(workers, flood),
-                rounds),
+                rounds, FLOOD),
         compare(f"(c) {CALLER_THREADS} caller threads x {per_caller:,} blocking submits "
                 "(`submit().result()` vs `run()`)",
                 "ops/s", lambda: tpe_callers(workers, per_caller),
-                lambda: lane_callers(workers, per_caller), rounds),
+                lambda: lane_callers(workers, per_caller), rounds,
+                "ours inline while slots are free, else hand-off; TPE hand-off"),
         compare("idle: process CPU s per 1 s idle (lower is better)",
                 "cpu-s/s", lambda: tpe_idle(workers, window), lambda: lane_idle(workers, window),
                 sizes.idle_rounds),
@@ -319,12 +335,12 @@ def format_cell(spread: Spread, unit: str) -> str:
 
 def markdown_table(rows: list[Row]) -> str:
     lines = [
-        "| workload | ThreadPoolExecutor ops/s | a3s-lane ops/s | ratio |",
-        "|---|---:|---:|---:|",
+        "| workload | path | ThreadPoolExecutor ops/s | a3s-lane ops/s | ratio |",
+        "|---|---|---:|---:|---:|",
     ]
     for row in rows:
         ratio = "n/a" if row.ratio is None else f"{row.ratio:.2f}x"
-        lines.append(f"| {row.workload} | {format_cell(row.tpe, row.unit)} | "
+        lines.append(f"| {row.workload} | {row.path or '-'} | {format_cell(row.tpe, row.unit)} | "
                      f"{format_cell(row.lane, row.unit)} | {ratio} |")
     return "\n".join(lines)
 
@@ -351,6 +367,7 @@ def write_json(path: str, env: dict[str, object], rows: list[Row]) -> None:
                 "thread_pool_executor": asdict(row.tpe),
                 "a3s_lane": asdict(row.lane),
                 "ratio": row.ratio,
+                "path": row.path,
             }
             for row in rows
         ],

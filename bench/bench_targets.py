@@ -140,15 +140,18 @@ def spread(s: bp.Spread) -> str:
 def python_targets(sizes: bp.Sizes, workers: int) -> tuple[list[bp.Row], Table, Table]:
     n, flood, per_caller, rounds = sizes.single, sizes.flood, sizes.per_caller, sizes.rounds
     rows = [
-        bp.compare("(a) SDK `Lane.submit(lane, \"noop\", None)` (handler) vs "
-                   "`pool.submit(noop).result()`", "ops/s",
-                   lambda: bp.tpe_blocking(workers, n), lambda: bp.sdk_submit(workers, n), rounds),
-        bp.compare("(a) `manager.run(lane, noop)` vs `pool.submit(noop).result()`", "ops/s",
-                   lambda: bp.tpe_blocking(workers, n), lambda: bp.lane_run(workers, n), rounds),
+        bp.compare("(a) SDK `Lane.submit(lane, \"noop\", None)` (handler, inline) vs "
+                   "`pool.submit(noop).result()` (hand-off)", "ops/s",
+                   lambda: bp.tpe_blocking(workers, n), lambda: bp.sdk_submit(workers, n), rounds,
+                   bp.INLINE),
+        bp.compare("(a) `manager.run(lane, noop)` (inline) vs `pool.submit(noop).result()` "
+                   "(hand-off)", "ops/s",
+                   lambda: bp.tpe_blocking(workers, n), lambda: bp.lane_run(workers, n), rounds,
+                   bp.INLINE),
         bp.compare("(a) `manager.submit(lane, noop).result()` (hand-off to a worker) vs "
                    "`pool.submit(noop).result()`", "ops/s",
                    lambda: bp.tpe_blocking(workers, n),
-                   lambda: bp.lane_submit_result(workers, n), rounds),
+                   lambda: bp.lane_submit_result(workers, n), rounds, bp.HANDOFF),
         bp.compare(f"(b) {flood:,} submits from 1 thread over 10 lanes, then `wait()`", "ops/s",
                    lambda: bp.tpe_flood(workers, flood), lambda: bp.lane_flood(workers, flood),
                    rounds),
