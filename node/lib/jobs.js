@@ -63,27 +63,45 @@ class Job {
  * mostly what the young-generation GC has to copy, so the less it holds the
  * better. The Job (the handler's context) is made when the engine hands the
  * ticket out: `take(ticket)` returns it from the front, dropping withdrawn
- * slots before it. Tickets grow, so `find` is a binary search.
+ * slots before it. Tickets grow, so `find` is a binary search. The array is
+ * reused from burst to burst (compacted in place), not reallocated: growing
+ * it anew each burst cost page faults and mmap/munmap churn.
  */
 const STRIDE = 6;
+// An empty ring keeps its array (no reallocation on the next burst) up to
+// this many slots; a bigger one is let go.
+const KEEP_SLOTS = 65_536 * STRIDE;
 
 class JobRing {
   constructor(lane) {
     this.lane = lane;
     this.slots = [];
-    this.head = 0;
+    this.head = 0; // the first live slot
+    this.tail = 0; // past the last one; slots.length may be more
   }
 
   push(ticket, type, body, mode, resolve, reject) {
-    this.slots.push(ticket, type, body, mode, resolve, reject);
+    const slots = this.slots;
+    const tail = this.tail;
+    if (tail === slots.length) {
+      slots.push(ticket, type, body, mode, resolve, reject);
+    } else {
+      slots[tail] = ticket;
+      slots[tail + 1] = type;
+      slots[tail + 2] = body;
+      slots[tail + 3] = mode;
+      slots[tail + 4] = resolve;
+      slots[tail + 5] = reject;
+    }
+    this.tail = tail + STRIDE;
   }
 
   take(ticket) {
     const slots = this.slots;
-    const length = slots.length;
+    const tail = this.tail;
     let head = this.head;
     let job;
-    while (head < length) {
+    while (head < tail) {
       const at = head;
       head += STRIDE;
       if (slots[at] === ticket) {
@@ -96,11 +114,17 @@ class JobRing {
       slots[at + 2] = slots[at + 4] = slots[at + 5] = undefined;
       if (job !== undefined) break;
     }
-    if (head >= length) {
-      slots.length = 0;
+    if (head >= tail) {
       head = 0;
-    } else if (head > 1024 * STRIDE && head > length >>> 1) {
-      slots.splice(0, head);
+      this.tail = 0;
+      if (slots.length > KEEP_SLOTS) this.slots = [];
+    } else if (head > 1024 * STRIDE && head > tail >>> 1) {
+      // Move the live slots to the front, in place (a loop: copyWithin is a
+      // generic, slow builtin), and clear what they left.
+      const live = tail - head;
+      for (let i = 0; i < live; i++) slots[i] = slots[head + i];
+      for (let i = live; i < tail; i++) slots[i] = undefined;
+      this.tail = live;
       head = 0;
     }
     this.head = head;
@@ -111,7 +135,7 @@ class JobRing {
   find(ticket) {
     const slots = this.slots;
     let lo = this.head / STRIDE;
-    let hi = slots.length / STRIDE - 1;
+    let hi = this.tail / STRIDE - 1;
     if (lo > hi || slots[lo * STRIDE] > ticket || slots[hi * STRIDE] < ticket) return -1;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;

@@ -130,6 +130,7 @@ class Lane {
     this._waiting = this._laneList.map((lane) => new JobRing(lane));
     // ticket -> { signal, onAbort } for waiting jobs submitted with a signal.
     this._signals = new Map();
+    this._lastLane = null; // the lane of the last submit
     this._live = 0;
     this._ticket = 0;
     // Submits and completions wait here, in order, until the next step():
@@ -483,8 +484,13 @@ class Lane {
   }
 
   _enqueue(laneId, commandType, payload, fn, mode, signal) {
-    const lane = this._lanes.get(laneId);
-    if (lane === undefined) return Promise.reject(laneNotFound(laneId, this.laneIds));
+    // A burst into one lane looks the lane up once.
+    let lane = this._lastLane;
+    if (lane === null || lane.id !== laneId) {
+      lane = this._lanes.get(laneId);
+      if (lane === undefined) return Promise.reject(laneNotFound(laneId, this.laneIds));
+      this._lastLane = lane;
+    }
     if (this._shuttingDown) return Promise.reject(shuttingDown());
     const ticket = ++this._ticket;
     if (signal !== undefined && signal.aborted) {
