@@ -15,6 +15,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Optional
 
+from pylane.redis.events import events_of
+
 WORKER = Path(__file__).with_name("redis_chaos_worker.py")
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 5.0
@@ -100,8 +102,8 @@ def events(store: Any, queue: str) -> list[tuple[int, str, dict[str, Any]]]:
         if not batch:
             return out
         for entry_id, fields in batch:
-            out.append((int(entry_id.split(b"-")[0]), fields[b"key"].decode(),
-                        json.loads(fields[b"data"])))
+            for event in events_of(entry_id, fields):  # a Lua call's events, in order
+                out.append((int(entry_id.split(b"-")[0]), event.key, event.payload))
         last = batch[-1][0].decode()
 
 

@@ -133,12 +133,13 @@ def started_order(store: Any, queue: str, names: dict[str, str]) -> list[str]:
     """The order Redis handed the named commands out (its started events):
     commands that then run side by side may record their own start in
     another order."""
+    from pylane.redis.events import events_of
+
     order = []
-    for _id, fields in store.xrange(f"a3s:{{{queue}}}:events"):
-        if fields[b"key"] == b"queue.command.started":
-            command_id = json.loads(fields[b"data"])["command_id"]
-            if command_id in names:
-                order.append(names[command_id])
+    for entry_id, fields in store.xrange(f"a3s:{{{queue}}}:events"):
+        for event in events_of(entry_id, fields):
+            if event.key == "queue.command.started" and event.payload["command_id"] in names:
+                order.append(names[event.payload["command_id"]])
     return order
 
 

@@ -718,3 +718,19 @@ def test_submit_many_fire_and_forget_sends_no_result_back(lanes):
     fns = queue.functions()
     assert fns.client.exists(fns.key(f"results:{queue.client_id}")) == 0
     assert queue._results.futures == {}
+
+
+def test_one_stream_entry_per_call_and_subscribers_see_every_event_in_order(lanes):
+    """A Lua call writes its events as one stream entry (one XADD); readers
+    expand it, in order."""
+    lane = lanes([LaneConfig("e", priority=0, min_concurrency=0, max_concurrency=1)])
+    lane.start(worker=False)
+    stream = lane.subscribe()
+    queue = lane.manager.queue()
+    fns = queue.functions()
+    before = fns.client.xlen(fns.key("events"))
+    ids = lane.manager.submit_many("e", [("t", n) for n in range(10)], results=False)
+    assert fns.client.xlen(fns.key("events")) == before + 1
+    seen = [stream.recv(WAIT) for _ in range(10)]
+    assert [event.key for event in seen] == ["queue.command.submitted"] * 10
+    assert [event.payload["command_id"] for event in seen] == ids

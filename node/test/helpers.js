@@ -69,4 +69,19 @@ function rng(seed) {
   };
 }
 
-module.exports = { deferred, within, turn, collect, rng };
+// The events of an XRANGE reply on a queue's stream, in order: an entry is
+// one event ([key, data]) or a Lua call's several (key "batch", data a list
+// of {key, data}).
+function streamEvents(entries) {
+  const out = [];
+  for (const [, fields] of entries) {
+    const map = {};
+    for (let i = 0; i + 1 < fields.length; i += 2) map[String(fields[i])] = String(fields[i + 1]);
+    const data = JSON.parse(map.data);
+    if (map.key === 'batch') for (const item of data) out.push({ key: item.key, data: item.data });
+    else out.push({ key: map.key, data });
+  }
+  return out;
+}
+
+module.exports = { deferred, within, turn, collect, rng, streamEvents };

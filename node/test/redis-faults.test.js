@@ -13,7 +13,7 @@ const path = require('node:path');
 const readline = require('node:readline');
 const { Lane } = require('@a3s-lab/lane');
 const { RedisServer, skipReason, uniqueQueue } = require('./redis-server');
-const { within, collect } = require('./helpers');
+const { within, collect, streamEvents } = require('./helpers');
 
 const skip = skipReason();
 const TWO_LANES = [
@@ -116,10 +116,9 @@ test('a SIGKILLed Node worker: its commands go back to the front and run on anot
       const requeued = events.events.filter((e) => e.key === 'queue.command.requeued').map((e) => JSON.parse(e.payload).command_id);
       assert.deepEqual(requeued.sort(), [jobs[0].commandId, jobs[1].commandId].sort());
       // The order Redis handed them out: c1 and c2 again, then c3 and c4.
-      const started = (await store.sendCommand(['XRANGE', `a3s:{${queue}}:events`, '-', '+']))
-        .map(([, fields]) => fields)
-        .filter((f) => f[1] === 'queue.command.started')
-        .map((f) => JSON.parse(f[3]).command_id);
+      const started = streamEvents(await store.sendCommand(['XRANGE', `a3s:{${queue}}:events`, '-', '+']))
+        .filter((e) => e.key === 'queue.command.started')
+        .map((e) => e.data.command_id);
       const names = new Map(jobs.map((j, i) => [j.commandId, `c${i + 1}`]));
       assert.deepEqual(started.map((id) => names.get(id)), ['c1', 'c2', 'c1', 'c2', 'c3', 'c4']);
       const stats = rescuer.stats();

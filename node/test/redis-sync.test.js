@@ -15,7 +15,7 @@ const path = require('node:path');
 const readline = require('node:readline');
 const { Lane } = require('@a3s-lab/lane');
 const { RedisServer, skipReason, uniqueQueue } = require('./redis-server');
-const { within } = require('./helpers');
+const { within, streamEvents } = require('./helpers');
 
 const skip = skipReason();
 const PACKAGE = path.join(__dirname, '..');
@@ -122,7 +122,7 @@ test('a long synchronous wait keeps this process\'s worker leases alive', { skip
   const redis = require('redis');
   const store = redis.createClient({ url: server.url, RESP: 2 });
   await store.connect();
-  const keys = (await store.sendCommand(['XRANGE', `a3s:{${queue}}:events`, '-', '+'])).map(([, f]) => f[1]);
+  const keys = streamEvents(await store.sendCommand(['XRANGE', `a3s:{${queue}}:events`, '-', '+'])).map((e) => e.key);
   store.destroy();
   assert.ok(!keys.includes('queue.worker.lost'), keys.join(' '));
 });

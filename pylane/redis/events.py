@@ -86,7 +86,8 @@ class EventReader:
                 for _stream, entries in batch or ():
                     for entry_id, fields in entries:
                         last_id = entry_id
-                        self._emitter.emit(event_of(entry_id, fields))
+                        for event in events_of(entry_id, fields):
+                            self._emitter.emit(event)
         finally:
             if client is not None:
                 client.close()
@@ -105,11 +106,18 @@ class EventReader:
         thread.join(5.0)
 
 
-def event_of(entry_id: Any, fields: dict[Any, Any]) -> LaneEvent:
-    """A stream entry as a ``LaneEvent`` (its time: the entry id's ms)."""
+def events_of(entry_id: Any, fields: dict[Any, Any]) -> list[LaneEvent]:
+    """A stream entry's events (its time: the entry id's ms): one, or a
+    function call's several (key "batch", data a list of {key, data})."""
     ident = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+    at = int(ident.split("-", 1)[0]) * 1_000_000
     key = fields.get(b"key", b"").decode()
-    payload = json.loads(fields.get(b"data", b"null"))
-    if isinstance(payload, dict) and not payload:
-        payload = {}
-    return LaneEvent(key, payload, int(ident.split("-", 1)[0]) * 1_000_000)
+    data = json.loads(fields.get(b"data", b"null"))
+    if key != "batch":
+        return [LaneEvent(key, _payload(data), at)]
+    return [LaneEvent(str(item.get("key", "")), _payload(item.get("data")), at)
+            for item in data if isinstance(item, dict)]
+
+
+def _payload(data: Any) -> Any:
+    return {} if isinstance(data, (dict, list)) and not data else data

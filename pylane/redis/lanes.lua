@@ -25,7 +25,9 @@ suffix, so all of them share the hash tag {<queue>}: one queue, one shard.
   <base>:leased:<wid>     set: the command ids a worker holds
   <base>:types            hash: command type -> live workers handling it
   <base>:dead             list: dead letters (JSON), oldest first, bounded
-  <base>:events           stream: key, data (JSON); XADD MAXLEN ~ events_max
+  <base>:events           stream: key, data (JSON); one entry per call: a single
+                          event, or key "batch" and data [{key, data}, ...];
+                          XADD MAXLEN ~ events_max (entries)
   <base>:wake:<wid>       list: wake tokens the worker's idle slots block on
   <base>:results:<client> list: results for one submitting client (BLMOVE)
 
@@ -85,12 +87,26 @@ end
 -- starts it afresh, so nothing leaks from one call (or queue) into the next.
 local call_ctx = {}
 
+-- An event, written with the call's others by flush_events.
 local function emit(base, key, data)
-  local max = call_ctx.events_max
-  if max == nil or call_ctx.base ~= base then
-    max = meta_number(base, 'events_max', DEFAULT_EVENTS_MAX)
-    call_ctx.base, call_ctx.events_max = base, max
+  local events = call_ctx.events
+  if events == nil then
+    events = {}
+    call_ctx.events = events
   end
+  events[#events + 1] = { key = key, data = data }
+end
+
+-- One stream entry per call: {key, data} for a single event, or key
+-- "batch" with data a JSON list of {key, data} in the order they happened
+-- (readers expand it). One XADD instead of one per event.
+local function flush_events(base)
+  local events = call_ctx.events
+  if events == nil then return end
+  call_ctx.events = nil
+  local max = meta_number(base, 'events_max', DEFAULT_EVENTS_MAX)
+  local key, data = 'batch', events
+  if #events == 1 then key, data = events[1].key, events[1].data end
   redis.call('XADD', base .. ':events', 'MAXLEN', '~', max, '*', 'key', key,
              'data', cjson.encode(data))
 end
@@ -1065,13 +1081,16 @@ local function f_dead_letters(keys, args)
   return redis.call('LRANGE', keys[1] .. ':dead', tonumber(args[2]) or 0, tonumber(args[3]) or -1)
 end
 
--- Every function: a fresh call context, and the results it delivered
--- written at its end (one RPUSH per client).
+-- Every function: a fresh call context, and the results and events it
+-- produced written at its end (one RPUSH per client, one XADD).
 local function entry(fn)
   return function(keys, args)
     call_ctx = { base = keys[1] }
     local reply = fn(keys, args)
-    if keys[1] then flush_results(keys[1]) end
+    if keys[1] then
+      flush_results(keys[1])
+      flush_events(keys[1])
+    end
     return reply
   end
 end

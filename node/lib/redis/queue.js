@@ -759,13 +759,26 @@ class RedisQueue {
           } catch {
             payload = map.data;
           }
-          if (Array.isArray(payload) && payload.length === 0) payload = {}; // cjson's empty table
           const [ms, seq] = lastId.split('-').map(Number);
-          hub.emit(map.key, payload, formatWallTimestamp(ms, Math.min(seq, 999_999)));
+          const at = formatWallTimestamp(ms, Math.min(seq, 999_999));
+          // One entry per Lua call: a single event, or key "batch" with the
+          // call's events in order ([{key, data}, ...]).
+          if (map.key === 'batch' && Array.isArray(payload)) {
+            for (const item of payload) {
+              if (item && typeof item === 'object') hub.emit(String(item.key), emptyAsObject(item.data), at);
+            }
+          } else {
+            hub.emit(map.key, emptyAsObject(payload), at);
+          }
         }
       }
     }
   }
+}
+
+// cjson writes an empty Lua table as {} (or, from older libraries, []).
+function emptyAsObject(payload) {
+  return Array.isArray(payload) && payload.length === 0 ? {} : payload;
 }
 
 // The seed's submit waits for its command as long as it takes, as the
