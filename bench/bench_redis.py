@@ -252,13 +252,15 @@ OURS_ALL = (OURS, OURS_RESERVED, OURS_NODE, OURS_NODE_RESERVED)
 NODE_SDK = ROOT / "node"
 
 
-def systems(celery_pool: str) -> list[System]:
+def systems(celery_pool: str, py_workers: tuple[int, int] = (1, 10)) -> list[System]:
     py = sys.executable
+    processes, slots = py_workers
 
     def ours(reserve: bool) -> tuple[Callable[[str], list[Any]], Callable[[str], list[str]]]:
         extra = ["reserve"] if reserve else []
-        return ((lambda url: [(f"ours-worker-{i}", [py, str(PEERS / "ours_worker.py"), url, "5",
-                                                   *extra], None, "ready") for i in range(2)]),
+        return ((lambda url: [(f"ours-worker-{i}", [py, str(PEERS / "ours_worker.py"), url,
+                                                   str(slots), *extra], None, "ready")
+                              for i in range(processes)]),
                 (lambda url: [py, str(PEERS / "ours_producer.py"), url, *extra]))
 
     def ours_node(reserve: bool) -> tuple[Callable[[str], list[Any]], Callable[[str], list[str]]]:
@@ -273,9 +275,11 @@ def systems(celery_pool: str) -> list[System]:
                 (lambda url: ["node", *producer_flags, str(PEERS / "ours_node_producer.js"),
                               url, *extra]))
 
-    ours_notes = ("Redis mode, 2 worker processes x 5 slots, lanes p0..p4 (min 0, max 10); "
-                  "Lua picks strictly by priority, no prefetch (a slot claims only when free); "
-                  "producer: manager.submit, one FCALL round trip each (no bulk submit)")
+    ours_notes = (f"Redis mode, {processes} worker process(es) x {slots} slots (one courier "
+                  "each: a claim for every free slot carries every finished command's ack), "
+                  "lanes p0..p4 (min 0, max 10); Lua picks strictly by priority, no prefetch; "
+                  "producer: submit_many(results=False) for bulks (one a3s_submit_many per "
+                  "lane and chunk of 1,000), submit for urgent and mix jobs")
     return [
         System(OURS, ours_notes, *ours(False)),
         System(OURS_RESERVED, "the same, but lane p0 has min_concurrency 1: one slot is kept "
@@ -381,6 +385,7 @@ class RoundResult:
     p50: Optional[float] = None
     p90: Optional[float] = None
     p99: Optional[float] = None
+    floor_p99: Optional[float] = None  # see slot_floor
     probes_lost: int = 0
     ooo_backlog: Optional[int] = None
     ooo_mix: Optional[int] = None
@@ -534,6 +539,9 @@ class Session:
                                                   for q in (50, 90, 99))
         urgent = [(t1, records.get(tag, (None, None))[0]) for tag, _t0, t1 in probes]
         lower = [records[f"b{i}"] for i in range(backlog) if f"b{i}" in records]
+        floors = slot_floor(lower, [t0 for _tag, t0, _t1 in probes])
+        if floors:
+            result.floor_p99 = percentile(floors, 99)
         result.ooo_backlog = out_of_order_starts(lower, urgent)
         first_probe = min(t0 for _tag, t0, _t1 in probes)
         last_probe = max(t1 for _tag, _t0, t1 in probes)
@@ -576,6 +584,21 @@ class Session:
                            for other_level, t1, other in jobs if other_level < level]
             count += out_of_order_starts([span], more_urgent)
         result.ooo_mix = count
+
+
+def slot_floor(backlog: list[tuple[int, int]], submits: list[int],
+               slots: int = 10) -> list[float]:
+    """The least start latency (ms) any scheduler could give each urgent
+    job without preempting a running one or keeping a slot free: 0 when a
+    slot was idle at its submit, else the time until the first of the
+    running backlog jobs ended (from the jobs' own start and end records).
+    The same for every system: it depends only on when that system's
+    backlog jobs happened to end."""
+    floors = []
+    for t0 in submits:
+        ends = [end for start, end in backlog if start <= t0 < end]
+        floors.append(0.0 if len(ends) < slots else (min(ends) - t0) / 1e6)
+    return floors
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -696,9 +719,9 @@ def report(names: list[str], notes: dict[str, str], results: dict[str, list[Roun
         f"Out-of-order starts: in that phase / among {sizes['mix']} jobs of {slow} ms at "
         f"random levels queued while {GATES} gate jobs held every slot.",
         "",
-        "| system | jobs/s | ratio to BullMQ | urgent start p50 / p90 / p99 | "
+        "| system | jobs/s | ratio to BullMQ | urgent start p50 / p90 / p99 | floor p99 | "
         "out-of-order starts (backlog / mix) | notes |",
-        "|---|---:|---:|---|---:|---|",
+        "|---|---:|---:|---|---:|---:|---|",
     ]
     for name in names:
         rs = results.get(name, [])
@@ -731,8 +754,10 @@ def report(names: list[str], notes: dict[str, str], results: dict[str, list[Roun
                      f"gate job waited (a lost wake-up, see bench/README.md)")
         if any(r.backlog_outlasted is False for r in rs):
             note += "; the backlog ran out before the last urgent job in some rounds"
+        floor = med(name, lambda r: r.floor_p99)
+        floor_text = "-" if floor is None else with_unit(fmt_ms(floor))
         lines.append(f"| {name} | {spread([r.rate for r in rs], lambda v: f'{v:,.0f}')} | "
-                     f"{ratio} | {latency} | {ooo_text} | {note} |")
+                     f"{ratio} | {latency} | {floor_text} | {ooo_text} | {note} |")
     lines += [
         "",
         "Where the throughput phase spends CPU (µs of CPU per job: redis-server, every "
@@ -775,9 +800,13 @@ def report(names: list[str], notes: dict[str, str], results: dict[str, list[Roun
                          f"{rate / bull:.2f}x ({rate:,.0f} vs {bull:,.0f} jobs/s) | "
                          f"{yes(rate / bull >= 1.5)} |")
         if p99 is not None and bull_p99:
+            floor = med(name, lambda r: r.floor_p99)
+            beside = (f"; floor p99 {with_unit(fmt_ms(floor))}: the first busy slot to end"
+                      if floor else "")
             lines.append(f"| urgent-start p99 behind a backlog{label} | <= 0.25x BullMQ | "
                          f"{p99 / bull_p99:.2f}x ({with_unit(fmt_ms(p99))} vs "
-                         f"{with_unit(fmt_ms(bull_p99))}) | {yes(p99 / bull_p99 <= 0.25)} |")
+                         f"{with_unit(fmt_ms(bull_p99))}{beside}) | "
+                         f"{yes(p99 / bull_p99 <= 0.25)} |")
         ooo = [(r.ooo_backlog or 0) + (r.ooo_mix or 0) for r in results.get(name, [])
                if r.ooo_backlog is not None and r.ooo_mix is not None]
         if ooo:
@@ -826,6 +855,9 @@ def main() -> None:
     parser.add_argument("--systems", default=",".join(NAMES),
                         help="comma-separated subset of: " + ", ".join(NAMES))
     parser.add_argument("--celery-pool", default="prefork", choices=("prefork", "threads"))
+    parser.add_argument("--py-workers", default="1x10",
+                        help="the Python a3s-lane workers: PROCESSESxSLOTS, 10 slots in all "
+                             "(default 1x10, as BullMQ's one worker of concurrency 10)")
     parser.add_argument("--json", help="also write every round's figures here")
     args = parser.parse_args()
     sizes = dict(QUICK if args.quick else FULL)
@@ -836,7 +868,9 @@ def main() -> None:
     unknown = set(wanted) - set(NAMES)
     if unknown:
         raise SystemExit(f"unknown systems {sorted(unknown)}; choose from {NAMES}")
-    chosen = [s for s in systems(args.celery_pool) if s.name in wanted]
+    processes, _, slots = args.py_workers.partition("x")
+    chosen = [s for s in systems(args.celery_pool, (int(processes), int(slots)))
+              if s.name in wanted]
     names = [s.name for s in chosen]
     if shutil.which("redis-server") is None:
         raise SystemExit("redis-server (7+) is not installed: apt-get install redis-server")
