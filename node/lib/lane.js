@@ -119,7 +119,10 @@ class Lane {
             `min=${config.minConcurrency}, max=${config.maxConcurrency} (engine code ${index})`,
         );
       }
-      const lane = Object.freeze({ id: config.laneId, index, queue: this, ...config });
+      // Not frozen: with the record frozen, every full GC that collected the
+      // last records of a map deoptimized the dispatch path ("weak objects":
+      // _pump, _start, JobRing#take, Job), recompiled inside the next burst.
+      const lane = { id: config.laneId, index, queue: this, ...config };
       this._lanes.set(config.laneId, lane);
       this._laneList.push(lane);
     }
