@@ -131,3 +131,47 @@ test('a SIGKILLed Node worker: its commands go back to the front and run on anot
       await server.stop();
     }
   });
+
+test('a dead Node worker is reaped at its lease expiry, not up to a beat interval later',
+  { skip, timeout: 40_000 }, async () => {
+    const server = await new RedisServer().start();
+    const queue = uniqueQueue('reap-at-expiry');
+    const leaseMs = 3000; // beats every 1 s: a reap at the next beat could come 1 s late
+    const agent = spawn(process.execPath, [path.join(__dirname, 'redis-agent.js'), server.url, queue, '1',
+      String(leaseMs), JSON.stringify([['jobs', 0, 0, 2]])], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const redis = require('redis');
+    const store = redis.createClient({ url: server.url, RESP: 2 });
+    await store.connect();
+    const survivor = Lane.withLanes([{ laneId: 'jobs', priority: 0, minConcurrency: 0, maxConcurrency: 2 }],
+      { redis: server.url, queue, leaseMs });
+    try {
+      const ready = await within(new Promise((resolve) => {
+        readline.createInterface({ input: agent.stdout }).once('line', (line) => resolve(JSON.parse(line)));
+      }), 20_000, 'the agent');
+      // Half a beat interval out of step with the agent's beats: a reap at
+      // the survivor's next regular beat would come ~500 ms late.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      survivor.start();
+      const events = collect(survivor, ['queue.worker.lost']);
+      // Let the survivor beat a few times, then kill the agent after its own beat.
+      await new Promise((resolve) => setTimeout(resolve, 1200));
+      agent.kill('SIGKILL');
+      await new Promise((resolve) => agent.once('exit', resolve));
+      const workers = `a3s:{${queue}}:workers`;
+      // Its lease's end as Redis holds it (it can beat no more).
+      const expiry = Number(await store.sendCommand(['ZSCORE', workers, ready.ready]));
+      await events.waitFor((e) => e.key === 'queue.worker.lost' && JSON.parse(e.payload).worker_id === ready.ready,
+        leaseMs + 5000);
+      const entries = await store.sendCommand(['XRANGE', `a3s:{${queue}}:events`, '-', '+']);
+      const lostAt = entries.map(([id, fields]) => [Number(String(id).split('-')[0]), streamEvents([[id, fields]])])
+        .find(([, evs]) => evs.some((e) => e.key === 'queue.worker.lost'))[0];
+      const late = lostAt - expiry;
+      assert.ok(expiry > 0 && late >= 0 && late < 150, `reaped ${late} ms after its lease ran out`);
+      assert.equal(Number(await store.sendCommand(['ZCARD', workers])), 1);
+    } finally {
+      if (agent.exitCode === null && agent.signalCode === null) agent.kill('SIGKILL');
+      await survivor.close();
+      store.destroy();
+      await server.stop();
+    }
+  });

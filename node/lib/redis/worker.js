@@ -42,6 +42,8 @@ const debug = debuglog('a3s-lane');
 // When commands lately took less than this (ms), a finished command's ack
 // waits up to this long for the others still running: one claim for all.
 const ACK_COALESCE_MS = 0.5;
+// How long after another worker's lease runs out a heartbeat reaps it.
+const REAP_MARGIN_MS = 5;
 
 const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
 
@@ -107,6 +109,7 @@ class RedisWorker {
     this.skip = new Set(); // ids the bridge acknowledged for this worker while the thread waited
     this.blocking = null;
     this.beatTimer = null;
+    this.reapTimer = null;
     this.beating = false;
     this.down = false;
     this.stopWaiters = [];
@@ -476,11 +479,35 @@ class RedisWorker {
       this.connectionBack();
       const types = this.types();
       if (!known || types.join('\n') !== this.joinedTypes.join('\n')) await this.join();
+      else this.beatAtNextExpiry(fns);
     } catch (error) {
       if (isUnreachable(error)) this.connectionLost(error);
     } finally {
       this.beating = false;
     }
+  }
+
+  /**
+   * When another worker's lease runs out before this worker's next beat,
+   * beats REAP_MARGIN_MS after it (that beat reaps it): a dead worker's
+   * commands go back within its lease, not up to a beat interval later.
+   * Read relative to this worker's own expiry, just renewed: no clock is
+   * compared across machines.
+   */
+  async beatAtNextExpiry(fns) {
+    const workers = fns.key('workers');
+    const [earliest, mine] = await Promise.all([
+      fns.client.sendCommand(['ZRANGE', workers, '0', '0', 'WITHSCORES']),
+      fns.client.sendCommand(['ZSCORE', workers, this.id]),
+    ]);
+    if (this.stopping || !earliest || earliest.length < 2 || mine === null) return;
+    if (String(earliest[0]) === this.id) return;
+    const nowMs = Number(mine) - this.leaseMs;
+    const wait = Math.max(0, Number(earliest[1]) - nowMs) + REAP_MARGIN_MS;
+    if (wait >= this.leaseMs / 3) return; // the regular beat comes first
+    clearTimeout(this.reapTimer);
+    this.reapTimer = setTimeout(() => this.heartbeat(), wait);
+    this.reapTimer.unref();
   }
 
   // ---- stopping ------------------------------------------------------------------------
@@ -494,6 +521,7 @@ class RedisWorker {
     if (this.stopped) return;
     this.stopping = true;
     clearInterval(this.beatTimer);
+    clearTimeout(this.reapTimer);
     this.clearDue();
     for (const waiter of this.stopWaiters.splice(0)) waiter();
     this.poke();
