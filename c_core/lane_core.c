@@ -88,6 +88,10 @@ struct lc_engine {
 
     uint32_t work_waiters;
     uint32_t wakes_due; /* signals owed to work_cond, sent by unlock_and_wake */
+    uint32_t wakes_sent; /* signals sent whose waiter has not taken the lock back yet */
+    /* Workers told a ticket was ready (lc_wait_ready_search) that have not
+     * yet tried to take one (lc_take_searched); see wake_one_worker_locked. */
+    uint32_t searchers;
     uint32_t idle_waiters;
     int stopped;
 
@@ -298,15 +302,32 @@ static int enqueue_entry_locked(lc_engine *engine, lane *l, uint64_t ticket, uin
  * (two more thread switches per hand-off, measured in Python's 16-caller
  * bench). A waiter counted in work_waiters has already released the lock
  * inside pthread_cond_wait, so a signal sent after the unlock still reaches
- * it: no wake-up is lost. */
+ * it: no wake-up is lost.
+ *
+ * Two signals are skipped, each a system call its sender (in Python, holding
+ * the GIL) would pay for nothing:
+ * - while there are at least as many searchers (lc_wait_ready_search) as
+ *   pending tickets. Each searcher takes a ticket (lc_take_searched) after
+ *   this, so every pending ticket is either taken by one or by someone
+ *   faster, and a searcher that finds none waits again. (A worker woken here
+ *   would only join the race for the GIL and, often, find nothing.)
+ * - when every waiter has been signalled already (wakes_sent: signals whose
+ *   waiter has not taken the lock back). A second signal could wake nobody
+ *   new: the woken waiters all look at the queue once they have the lock.
+ *   wakes_sent <= work_waiters always; a waiter woken by a broadcast or its
+ *   timeout also takes one off, which can only cause an extra signal. */
 static void wake_one_worker_locked(lc_engine *engine) {
-    if (engine->work_waiters > engine->wakes_due) engine->wakes_due++;
+    if (engine->searchers && engine->searchers >= engine->total_pending) return;
+    if (engine->work_waiters > engine->wakes_due + engine->wakes_sent) engine->wakes_due++;
 }
 
 /* Sends the owed signals under the lock: before a thread that owes them
  * goes to sleep itself (it would otherwise send them only when it wakes). */
 static void flush_wakes_locked(lc_engine *engine) {
-    for (; engine->wakes_due; engine->wakes_due--) pthread_cond_signal(&engine->work_cond);
+    for (; engine->wakes_due; engine->wakes_due--) {
+        engine->wakes_sent++;
+        pthread_cond_signal(&engine->work_cond);
+    }
 }
 
 /* Releases the lock, then sends the signals owed (see wake_one_worker_locked).
@@ -315,6 +336,7 @@ static void flush_wakes_locked(lc_engine *engine) {
 static void unlock_and_wake(lc_engine *engine) {
     uint32_t wakes = engine->wakes_due;
     engine->wakes_due = 0;
+    engine->wakes_sent += wakes;
     pthread_mutex_unlock(&engine->lock);
     while (wakes--) pthread_cond_signal(&engine->work_cond);
 }
@@ -443,15 +465,20 @@ static uint64_t clock_if_timing(lc_engine *engine) {
 /* `now_ns` (0 = read when needed) is used for the first attempt only: a
  * worker that slept reads the clock again when it wakes. With `out` NULL it
  * takes nothing and returns LC_READY once a ticket is dispatchable
- * (lc_wait_ready). */
+ * (lc_wait_ready); with `search` as well, only once there are more pending
+ * tickets than searchers (lc_wait_ready_search). */
 static int wait_next_locked(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out,
-                            uint64_t now_ns) {
+                            uint64_t now_ns, int search) {
     uint64_t deadline = deadline_ns(timeout_ns);
     for (;;) {
         if (engine->stopped) return LC_ERR_STOPPED;
         if (out) {
             if (take_next_locked(engine, now_ns, out) == LC_DISPATCHED) return LC_DISPATCHED;
-        } else if (next_lane_locked(engine, &now_ns)) {
+        } else if (next_lane_locked(engine, &now_ns) &&
+                   !(search && engine->searchers >= engine->total_pending)) {
+            /* (A searcher ready to take each pending ticket: this one would
+             * only join the race for them. It sleeps; a ticket beyond them
+             * wakes it, see wake_one_worker_locked.) */
             return LC_READY;
         }
         now_ns = 0;
@@ -467,6 +494,7 @@ static int wait_next_locked(lc_engine *engine, int64_t timeout_ns, lc_dispatch *
         engine->work_waiters++;
         sleep_until_locked(engine, &engine->work_cond, wake);
         engine->work_waiters--;
+        if (engine->wakes_sent) engine->wakes_sent--;
     }
 }
 
@@ -744,14 +772,31 @@ int lc_try_next(lc_engine *engine, uint64_t now_ns, lc_dispatch *out) {
 int lc_wait_next(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out) {
     uint64_t now = clock_if_timing(engine);
     pthread_mutex_lock(&engine->lock);
-    int rc = wait_next_locked(engine, timeout_ns, out, now);
+    int rc = wait_next_locked(engine, timeout_ns, out, now, 0);
     unlock_and_wake(engine);
     return rc;
 }
 
 int lc_wait_ready(lc_engine *engine, int64_t timeout_ns) {
     pthread_mutex_lock(&engine->lock);
-    int rc = wait_next_locked(engine, timeout_ns, NULL, 0);
+    int rc = wait_next_locked(engine, timeout_ns, NULL, 0, 0);
+    unlock_and_wake(engine);
+    return rc;
+}
+
+int lc_wait_ready_search(lc_engine *engine, int64_t timeout_ns) {
+    pthread_mutex_lock(&engine->lock);
+    int rc = wait_next_locked(engine, timeout_ns, NULL, 0, 1);
+    if (rc == LC_READY) engine->searchers++;
+    unlock_and_wake(engine);
+    return rc;
+}
+
+int lc_take_searched(lc_engine *engine, lc_dispatch *out) {
+    uint64_t now = clock_if_timing(engine);
+    pthread_mutex_lock(&engine->lock);
+    if (engine->searchers) engine->searchers--;
+    int rc = wait_next_locked(engine, 0, out, now, 0);
     unlock_and_wake(engine);
     return rc;
 }
@@ -770,7 +815,7 @@ int lc_complete_and_wait(lc_engine *engine, uint32_t index, int outcome, int64_t
     pthread_mutex_lock(&engine->lock);
     /* No wake-up here: the slot this frees is taken by the caller itself. */
     int rc = complete_locked(engine, index, outcome);
-    if (rc == LC_OK) rc = wait_next_locked(engine, timeout_ns, out, now);
+    if (rc == LC_OK) rc = wait_next_locked(engine, timeout_ns, out, now, 0);
     unlock_and_wake(engine);
     return rc;
 }
@@ -882,7 +927,7 @@ int lc_settle_and_wait(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out) 
     uint64_t now = clock_if_timing(engine);
     pthread_mutex_lock(&engine->lock);
     settle_locked(engine);
-    int rc = wait_next_locked(engine, timeout_ns, out, now);
+    int rc = wait_next_locked(engine, timeout_ns, out, now, 0);
     unlock_and_wake(engine);
     return rc;
 }

@@ -172,6 +172,21 @@ int lc_wait_next(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out);
  * ticket is taken only once the worker can run it. */
 int lc_wait_ready(lc_engine *engine, int64_t timeout_ns);
 
+/* lc_wait_ready for a worker that promises to try to take a ticket, with
+ * lc_take_searched, after every LC_READY. Until it does, it counts as a
+ * searcher: while there are at least as many searchers as pending tickets
+ * (each will look), a ticket made ready wakes no other worker, so a submit
+ * costs its caller no system call, and a worker calling this sleeps rather
+ * than join the race (with timeout 0 it then returns LC_NONE). Mixing in
+ * lc_wait_ready or lc_wait_next is fine; skipping the lc_take_searched is
+ * not (tickets would wait for a worker nobody wakes). */
+int lc_wait_ready_search(lc_engine *engine, int64_t timeout_ns);
+
+/* Ends a search begun by lc_wait_ready_search's LC_READY: takes the next
+ * ticket as lc_wait_next with timeout 0 (LC_DISPATCHED, LC_NONE if another
+ * thread took it first, LC_ERR_STOPPED). */
+int lc_take_searched(lc_engine *engine, lc_dispatch *out);
+
 /* Ends one running ticket of the lane: frees its slot and wakes a worker.
  * outcome is an LC_OUTCOME_*; anything else gives LC_ERR_INVALID. */
 int lc_complete(lc_engine *engine, uint32_t lane, int outcome);

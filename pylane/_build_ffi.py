@@ -39,8 +39,10 @@ HEADERS = ("c_core/lane_core.h", "c_core/lane_buckets.h")
 
 # The blocking calls: left out of the binding, Python calls them through the
 # GIL-releasing pylane_* wrappers of PREAMBLE instead (see the docstring).
+# lc_take_searched does not block, but only the wrapper that began the search
+# may call it (the engine counts searchers), so it is left out too.
 BLOCKING = frozenset({"lc_wait_next", "lc_settle_and_wait", "lc_complete_and_wait", "lc_wait_idle",
-                      "lc_wait_ready"})
+                      "lc_wait_ready", "lc_wait_ready_search", "lc_take_searched"})
 
 # Declared here, defined in PREAMBLE.
 WRAPPERS_CDEF = """
@@ -164,7 +166,10 @@ static void pylane_waiter_post(pylane_waiter *waiter) {
  * before the GIL, an urgent command handed to an idle worker would wait for
  * the GIL behind every CPU-bound thread (a reservation's worker: tens of ms),
  * while a worker that already held it could have started it. If the ticket
- * is gone, the worker sleeps again. */
+ * is gone, the worker sleeps again. While it waits for the GIL it counts as
+ * a searcher (lc_wait_ready_search): a ticket submitted meanwhile wakes no
+ * other worker unless there are more pending tickets than searchers, so
+ * the submitting thread, which holds the GIL, often makes no system call. */
 static int pylane_wait_then_take(lc_engine *engine, int64_t timeout_ns, lc_dispatch *out,
                                  pylane_waiter *waiter) {
     uint64_t deadline = timeout_ns > 0 ? lc_now_ns() + (uint64_t)timeout_ns : 0;
@@ -183,10 +188,10 @@ static int pylane_wait_then_take(lc_engine *engine, int64_t timeout_ns, lc_dispa
             sem_post(&waiter->sem); /* see pylane_settle_wake_and_wait */
             waiter = NULL;
         }
-        int rc = lc_wait_ready(engine, left);
+        int rc = lc_wait_ready_search(engine, left);
         PyEval_RestoreThread(state);
         if (rc != LC_READY) return rc;
-        rc = lc_wait_next(engine, 0, out); /* a poll: takes it, or finds it gone */
+        rc = lc_take_searched(engine, out); /* a poll: takes it, or finds it gone */
         if (rc != LC_NONE) return rc;
     }
 }
