@@ -109,6 +109,9 @@ class RedisWorker:
         self._inbox: queue.SimpleQueue[Optional[tuple[dict[str, Any], Any]]] = (
             queue.SimpleQueue())
         self._slot_threads: list[threading.Thread] = []
+        # The courier's own: per command type, its last handler and whether
+        # it is async (a handler object registered once is looked at once).
+        self._kinds: dict[str, tuple[Any, bool]] = {}
         self._join_lock = threading.Lock()
         self._joined_types: list[str] = []
         self._stop = threading.Event()
@@ -272,11 +275,9 @@ class RedisWorker:
                 with self._cond:
                     self._woken = True
                 continue
-            for command in reply["claimed"]:
-                self._start(command)
+            self._start_all(reply["claimed"])
             if self._unsure:
-                for command in self._find_orphans():
-                    self._start(command)
+                self._start_all(self._find_orphans())
             if reply["next_due"] and len(reply["claimed"]) < free:
                 wait = max(0.001, (float(reply["next_due"]) - float(reply["now"])) / 1000.0
                            + 0.001)
@@ -381,20 +382,31 @@ class RedisWorker:
                 self._executor.register_lane(lane_id, config, 0)
                 self._local_lanes.add(lane_id)
 
-    def _start(self, command: dict[str, Any]) -> None:
-        """Hands one claimed command over; its ack is queued for the courier
-        when it ends, by the thread that ran it. A plain handler runs on one
-        of the worker's slot threads (a hand-off through a SimpleQueue);
-        a command with a timeout or an async handler on the local engine,
-        which enforces the deadline and owns the event loop."""
+    def _start_all(self, commands: list[dict[str, Any]]) -> None:
+        """Hands claimed commands over; each one's ack is queued for the
+        courier when it ends, by the thread that ran it. A plain handler
+        runs on one of the worker's slot threads (a hand-off through a
+        SimpleQueue); a command with a timeout or an async handler on the
+        local engine, which enforces the deadline and owns the event loop."""
+        if not commands:
+            return
         with self._cond:
-            self._running += 1
-        command["began"] = time.monotonic()
-        handler = self.owner.handler_for(command["type"])
-        if command.get("timeout_ms") or (handler is not None and _is_async(handler)):
-            self._start_on_engine(command, handler)
-        else:
-            self._inbox.put((command, handler))
+            self._running += len(commands)
+        began = time.monotonic()
+        for command in commands:
+            command["began"] = began
+            command_type = command["type"]
+            handler = self.owner.handler_for(command_type)
+            known = self._kinds.get(command_type)
+            if known is not None and known[0] is handler:
+                is_async = known[1]
+            else:
+                is_async = handler is not None and _is_async(handler)
+                self._kinds[command_type] = (handler, is_async)
+            if is_async or command.get("timeout_ms"):
+                self._start_on_engine(command, handler)
+            else:
+                self._inbox.put((command, handler))
 
     def _start_on_engine(self, command: dict[str, Any],
                          handler: Optional[Callable[[Any], Any]]) -> None:
