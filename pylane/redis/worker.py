@@ -3,14 +3,14 @@ speaks to Redis for all of them. Each claim asks for as many commands as the
 process has free slots (and only then: no prefetch, which keeps priority
 strict) and carries the acks of every command that finished since the last
 one, so one round trip serves many commands under load and one command when
-idle. What it gets runs on the local C engine's worker threads; a finished
-command's ack goes back with the next claim, at once. When the process has
-free slots and the last claim found nothing, the courier waits for a wake
-token (a second thread blocks on the worker's own wake list in Redis), the
-next due time Redis reported (a retry's back-off, a rate limit's next token)
-or a finished command. A heartbeat thread renews the lease once per interval
-and reaps workers whose lease ran out; when another worker's lease runs out
-before its next beat, it beats then.
+idle. What it gets runs on the worker's slot threads or the local engine
+(``runner.py``); a finished command's ack goes back with the next claim, at
+once. When the process has free slots and the last claim found nothing, the
+courier waits for a wake token (a second thread blocks on the worker's own
+wake list in Redis), the next due time Redis reported (a retry's back-off, a
+rate limit's next token) or a finished command. A heartbeat thread renews
+the lease once per interval and reaps workers whose lease ran out; when
+another worker's lease runs out before its next beat, it beats then.
 
 When Redis cannot be reached, the courier and the wake reader retry with
 back-off (100 ms doubling to 5 s), finished commands' acks are kept until
@@ -27,25 +27,17 @@ a live worker.
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import math
 import os
-import queue
 import socket
 import threading
 import time
-import types
 import uuid
-from concurrent.futures import Future
 from typing import Any, Callable, Optional, Protocol
 
-from .._runtime.queue import CommandQueue
-from ..command import JsonCommand
-from ..config import LaneConfig
-from ..errors import CommandTimeoutError, LaneError, RedisConnectionError
-from ..events import EventEmitter
+from ..errors import LaneError, RedisConnectionError
 from .connection import (
     Backoff,
     Functions,
@@ -54,6 +46,7 @@ from .connection import (
     redact,
     unreachable,
 )
+from .runner import CommandRunner
 
 
 class WorkerOwner(Protocol):
@@ -79,17 +72,6 @@ REAP_MARGIN = 0.005  # seconds after a lease runs out that a heartbeat reaps it
 ACK_COALESCE = 0.0005
 
 
-def _is_async(handler: Callable[[Any], Any]) -> bool:
-    """An ``async def`` function, or an object whose ``__call__`` is one."""
-    call = type(handler).__call__ if not inspect.isroutine(handler) else None
-    return inspect.iscoroutinefunction(handler) or (
-        call is not None and inspect.iscoroutinefunction(call))
-
-
-def _returning(value: Any) -> Callable[[], Any]:
-    return lambda: value
-
-
 class RedisWorker:
     """Joins the queue with `slots` slots and runs what it claims."""
 
@@ -100,18 +82,7 @@ class RedisWorker:
         self.lease_ms = lease * 1000.0
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.wake_key = self.fns.key(f"wake:{self.id}")
-        # The local engine runs what Redis hands out: lanes with room for
-        # every slot (Redis enforces the real limits), the lane's timeout.
-        self._executor = CommandQueue(EventEmitter(1), max_workers=slots)
-        self._local_lanes: set[str] = set()
-        self._lanes_lock = threading.Lock()
-        # Plain handlers' commands, for the slot threads (None: stop).
-        self._inbox: queue.SimpleQueue[Optional[tuple[dict[str, Any], Any]]] = (
-            queue.SimpleQueue())
-        self._slot_threads: list[threading.Thread] = []
-        # The courier's own: per command type, its last handler and whether
-        # it is async (a handler object registered once is looked at once).
-        self._kinds: dict[str, tuple[Any, bool]] = {}
+        self._runner = CommandRunner(slots, owner.handler_for, self._ack)
         self._join_lock = threading.Lock()
         self._joined_types: list[str] = []
         self._stop = threading.Event()
@@ -141,13 +112,8 @@ class RedisWorker:
 
     def start(self) -> None:
         self._join()
-        self._executor.start()
+        self._runner.start()
         self._blocking = open_client(self.owner.url, blocking=True)
-        for number in range(self.slots):
-            thread = threading.Thread(target=self._slot_loop, daemon=True,
-                                      name=f"pylane-redis-slot-{number}")
-            self._slot_threads.append(thread)
-            thread.start()
         self._spawn(self._courier_loop, "pylane-redis-courier")
         self._spawn(self._wake_loop, "pylane-redis-wake")
         self._spawn(self._heartbeat_loop, "pylane-redis-heartbeat")
@@ -171,16 +137,12 @@ class RedisWorker:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        for _ in self._slot_threads:
-            self._inbox.put(None)
-        for thread in self._slot_threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+        self._runner.stop_slots(deadline)
         try:
             self.fns.leave(self.id)
         except LaneError as error:
             logger.warning("worker %s could not leave the queue cleanly: %s", self.id, error)
-        self._executor.shutdown()
-        self._executor.drain(max(0.1, deadline - time.monotonic()))
+        self._runner.stop_engine(deadline)
         if self._blocking is not None:
             self._blocking.close()
 
@@ -371,96 +333,14 @@ class RedisWorker:
 
     # ---- running a command --------------------------------------------------------
 
-    def _local_lane(self, lane_id: str, timeout_ms: Optional[float]) -> None:
-        if lane_id in self._local_lanes:
-            return
-        with self._lanes_lock:
-            if lane_id not in self._local_lanes:
-                config = LaneConfig.new(0, self.slots)
-                if timeout_ms:
-                    config = config.with_timeout(timeout_ms / 1000.0)
-                self._executor.register_lane(lane_id, config, 0)
-                self._local_lanes.add(lane_id)
-
     def _start_all(self, commands: list[dict[str, Any]]) -> None:
-        """Hands claimed commands over; each one's ack is queued for the
-        courier when it ends, by the thread that ran it. A plain handler
-        runs on one of the worker's slot threads (a hand-off through a
-        SimpleQueue); a command with a timeout or an async handler on the
-        local engine, which enforces the deadline and owns the event loop."""
+        """Counts claimed commands as running and hands them to the runner;
+        each one's ack comes back through ``_ack``."""
         if not commands:
             return
         with self._cond:
             self._running += len(commands)
-        began = time.monotonic()
-        for command in commands:
-            command["began"] = began
-            command_type = command["type"]
-            handler = self.owner.handler_for(command_type)
-            known = self._kinds.get(command_type)
-            if known is not None and known[0] is handler:
-                is_async = known[1]
-            else:
-                is_async = handler is not None and _is_async(handler)
-                self._kinds[command_type] = (handler, is_async)
-            if is_async or command.get("timeout_ms"):
-                self._start_on_engine(command, handler)
-            else:
-                self._inbox.put((command, handler))
-
-    def _start_on_engine(self, command: dict[str, Any],
-                         handler: Optional[Callable[[Any], Any]]) -> None:
-        try:
-            self._local_lane(command["lane"], command.get("timeout_ms"))
-            job = JsonCommand(command["type"], json.loads(command["payload"]), handler)
-            future = self._executor.submit(command["lane"], job)
-        except Exception as error:
-            self._ack_failure(command, error)
-            return
-        future.add_done_callback(lambda done: self._ack_future(command, done))
-
-    def _slot_loop(self) -> None:
-        """One slot thread: runs what the courier hands over, until None."""
-        while True:
-            item = self._inbox.get()
-            if item is None:
-                return
-            command, handler = item
-            try:
-                payload = json.loads(command["payload"])
-                result = payload if handler is None else handler(payload)
-                if type(result) is types.CoroutineType:
-                    # A plain function that returned a coroutine: the engine's
-                    # event loop runs it, this slot waits.
-                    self._local_lane(command["lane"], None)
-                    result = self._executor.submit(command["lane"], _returning(result)).result()
-                text = json.dumps(result, allow_nan=False)
-            except BaseException as error:  # a slot thread never dies
-                self._ack_failure(command, error)
-            else:
-                self._ack(command, {"id": command["id"], "lease": command["lease"],
-                                    "status": "ok", "result": text})
-
-    def _ack_future(self, command: dict[str, Any], future: Future[Any]) -> None:
-        error = future.exception()
-        if error is not None:
-            self._ack_failure(command, error)
-            return
-        try:
-            text = json.dumps(future.result(), allow_nan=False)
-        except Exception as failure:  # the result is not JSON
-            self._ack_failure(command, failure)
-            return
-        self._ack(command, {"id": command["id"], "lease": command["lease"], "status": "ok",
-                            "result": text})
-
-    def _ack_failure(self, command: dict[str, Any], error: BaseException) -> None:
-        ack = {"id": command["id"], "lease": command["lease"]}
-        if isinstance(error, CommandTimeoutError):
-            ack.update(status="timeout", error=str(error))
-        else:
-            ack.update(status="error", error=f"{type(error).__name__}: {error}")
-        self._ack(command, ack)
+        self._runner.run_all(commands)
 
     def _ack(self, command: dict[str, Any], ack: dict[str, Any]) -> None:
         took = time.monotonic() - command["began"]
