@@ -117,3 +117,20 @@ def test_many_threads_wait_on_overlapping_sets_while_workers_finish(managers):
     assert not any(thread.is_alive() for thread in threads), "a waiter is stuck"
     assert not problems
     assert [f.result() for f in futures] == list(range(4000))
+
+
+def test_a_queued_commands_future_stays_in_pymallocs_128_byte_class(managers):
+    """A million queued commands must stay ~0.25x ThreadPoolExecutor's RSS
+    (bench_targets.py, target 6): the future keeps its fields in slots and
+    makes its lists on first use, which holds it at 128 bytes; one slot more
+    puts it in the 144-byte class (16 MB more a million)."""
+    import sys
+
+    manager = managers.default()
+    future = manager.submit("query", int)
+    assert sys.getsizeof(future) <= 128
+    assert future.result(WAIT) == 0
+    done: list[object] = []
+    late = manager.submit("query", int)
+    late.add_done_callback(done.append)  # the lists, made on first use, still work
+    assert wait([late], WAIT).not_done == set() and done == [late]
