@@ -311,14 +311,8 @@ class RedisQueue:
         self._results.futures[command_id] = future  # before the submit: a result may come at once
         self._results.ensure()
         try:
-            try:
-                fns.submit(command_id, lane_id, command_type, text, self.client_id)
-            except LaneNotFoundError:
-                if lane_id not in self.lane_ids():
-                    raise
-                # A lane of ours is gone: Redis restarted without persistence.
-                self._register_lanes(fns)
-                fns.submit(command_id, lane_id, command_type, text, self.client_id)
+            self._submit_batch(fns, lane_id, [(command_id, lane_id, command_type, text)],
+                               self.client_id)
         except BaseException:
             self._results.futures.pop(command_id, None)
             raise
@@ -347,25 +341,26 @@ class RedisQueue:
             if results:
                 futures.append(RedisFuture(self.cancel, command_id, lane_id))
         fns = self.functions()
-        if not results:
-            for start in range(0, len(quads), SUBMIT_BATCH):
-                self._submit_batch(fns, lane_id, quads[start:start + SUBMIT_BATCH], "")
-            return [quad[0] for quad in quads]
-        self._results.ensure()
+        reply_to = self.client_id if results else ""  # "": no result comes back
+        if results:
+            self._results.ensure()
         for start in range(0, len(quads), SUBMIT_BATCH):
             batch = quads[start:start + SUBMIT_BATCH]
             for quad, future in zip(batch, futures[start:start + SUBMIT_BATCH]):
                 self._results.futures[quad[0]] = future
             try:
-                self._submit_batch(fns, lane_id, batch, self.client_id)
+                self._submit_batch(fns, lane_id, batch, reply_to)
             except BaseException:
                 for quad in quads[start:]:
                     self._results.futures.pop(quad[0], None)
                 raise
-        return futures
+        return futures if results else [quad[0] for quad in quads]
 
     def _submit_batch(self, fns: Functions, lane_id: str,
                       batch: list[tuple[str, str, str, str]], reply_to: str) -> None:
+        """One a3s_submit_many call (all or none). A lane of ours that Redis
+        does not know (it restarted without persistence) is registered
+        again, once."""
         try:
             fns.submit_many(batch, reply_to)
         except LaneNotFoundError:
