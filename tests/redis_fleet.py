@@ -22,6 +22,32 @@ READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 5.0
 
 
+def kill_process(process: subprocess.Popen[str], timeout: float = STOP_TIMEOUT) -> None:
+    """SIGKILL: no leave, no ack; its lease has to run out."""
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout)
+
+
+def stop_process(process: subprocess.Popen[str], timeout: float = STOP_TIMEOUT) -> None:
+    """Closes its stdin (a worker or agent then leaves the queue and exits);
+    terminates it, then kills it, if it does not within `timeout` each."""
+    if process.poll() is not None:
+        return
+    try:
+        assert process.stdin is not None
+        process.stdin.close()
+        process.wait(timeout)
+        return
+    except (subprocess.TimeoutExpired, OSError):
+        pass
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout)
+
+
 class WorkerProcess:
     """One worker process; ``id`` is its worker id in the queue."""
 
@@ -48,21 +74,10 @@ class WorkerProcess:
         return self
 
     def kill(self) -> None:
-        """SIGKILL: no leave, no ack; its lease has to run out."""
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(STOP_TIMEOUT)
+        kill_process(self.process)
 
     def stop(self) -> None:
-        process = self.process
-        if process.poll() is not None:
-            return
-        try:
-            assert process.stdin is not None
-            process.stdin.close()  # the worker leaves the queue and exits
-            process.wait(STOP_TIMEOUT)
-        except (subprocess.TimeoutExpired, OSError):
-            process.kill()
-            process.wait(STOP_TIMEOUT)
+        stop_process(self.process)
 
 
 class Fleet:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import queue
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
+from redis_fleet import kill_process, stop_process
 from test_redis_cluster import (
     producer,
     record,
@@ -127,19 +127,10 @@ class NodeAgent:
         return message["value"]
 
     def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(WAIT)
+        kill_process(self.process, WAIT)
 
     def stop(self) -> None:
-        process = self.process
-        if process.poll() is None:
-            try:
-                assert process.stdin is not None
-                process.stdin.close()  # the agent leaves the queue and exits
-                process.wait(10)
-            except (subprocess.TimeoutExpired, OSError):
-                process.kill()
-                process.wait(5)
+        stop_process(self.process, 10)
 
 
 @pytest.fixture

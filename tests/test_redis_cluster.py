@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import re
 import select
-import signal
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from redis_fleet import kill_process, stop_process
 from test_redis_queue import run_seed_snippet
 
 from conftest import WAIT
@@ -42,22 +42,10 @@ class Worker:
         return self.process.pid
 
     def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(WAIT)
+        kill_process(self.process, WAIT)
 
     def stop(self) -> None:
-        process = self.process
-        if process.poll() is None:
-            try:
-                process.stdin.close()  # the worker leaves the queue and exits
-                process.wait(5)
-            except (subprocess.TimeoutExpired, OSError):
-                process.terminate()
-                try:
-                    process.wait(5)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(5)
+        stop_process(self.process)
 
 
 @pytest.fixture
