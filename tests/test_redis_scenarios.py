@@ -92,21 +92,10 @@ class RedisReplayer(Replayer):
             raise ScenarioError(f"register_lanes added {added} lanes, expected 1")
         return len(self.lanes)
 
-    def cmd_submit(self, args: list[str]) -> None:
-        if len(args) < 2:
-            raise ScenarioError("usage: submit <lane> <ticket> [<ticket> ...]")
-        lane = self.lane(args[0])
-        for raw in args[1:]:
-            name = self.name(raw)
-            if name in self.tickets:
-                raise ScenarioError(f"ticket {name!r} submitted twice")
-            self.now += 1
-            ticket = Ticket(name, lane, len(self.tickets) + 1, self.now)
-            self.tickets[name] = ticket
-            self.by_id[ticket.id] = ticket
-            got = self.fns.submit(name, args[0], "scenario", "null", now_ms=self.now)
-            if got != name:
-                raise ScenarioError(f"submit({name}) returned {got!r}")
+    def submit_ticket(self, ticket: Ticket, lane_name: str) -> None:
+        got = self.fns.submit(ticket.name, lane_name, "scenario", "null", now_ms=self.now)
+        if got != ticket.name:
+            raise ScenarioError(f"submit({ticket.name}) returned {got!r}")
 
     def claim_one(self, worker: str) -> Optional[dict[str, Any]]:
         if len(self.held[worker]) >= self.worker_slots[worker]:

@@ -152,12 +152,17 @@ class Replayer:
                 raise ScenarioError(f"ticket {name!r} submitted twice")
             self.now += 1
             ticket = Ticket(name, lane, len(self.tickets) + 1, self.now)
+            self.submit_ticket(ticket, args[0])
             self.tickets[name] = ticket
             self.by_id[ticket.id] = ticket
-            try:
-                self.engine.submit(lane, ticket.id, self.now)
-            except LaneError as error:
-                raise ScenarioError(f"submit({name}) raised {error}") from error
+
+    def submit_ticket(self, ticket: Ticket, lane_name: str) -> None:
+        """Submits one checked ticket to the system under test (the other
+        step the replayers of other backends override)."""
+        try:
+            self.engine.submit(ticket.lane, ticket.id, self.now)
+        except LaneError as error:
+            raise ScenarioError(f"submit({ticket.name}) raised {error}") from error
 
     def cmd_dispatch(self, expected: list[str]) -> None:
         out = ffi.new("lc_dispatch *")
@@ -389,24 +394,13 @@ class DistributedReplayer(Replayer):
     def add_lane(self, name: str, priority: int, minimum: int, maximum: int) -> int:
         return self.scheduler.add_lane(LaneSpec(name, priority, minimum, maximum))
 
-    def cmd_submit(self, args: list[str]) -> None:
-        if len(args) < 2:
-            raise ScenarioError("usage: submit <lane> <ticket> [<ticket> ...]")
-        lane = self.lane(args[0])
-        for raw in args[1:]:
-            name = self.name(raw)
-            if name in self.tickets:
-                raise ScenarioError(f"ticket {name!r} submitted twice")
-            self.now += 1
-            envelope = CommandEnvelope(name, name, args[0], b"")
-            entry = self.scheduler.submit(envelope, now_ns=self.now)
-            ticket = Ticket(name, lane, entry.ticket, self.now)
-            if ticket.id != len(self.tickets) + 1:
-                raise ScenarioError(f"{name} got ticket {ticket.id}, expected "
-                                    f"{len(self.tickets) + 1}")
-            self.tickets[name] = ticket
-            self.by_id[ticket.id] = ticket
-            self.entries[name] = entry
+    def submit_ticket(self, ticket: Ticket, lane_name: str) -> None:
+        envelope = CommandEnvelope(ticket.name, ticket.name, lane_name, b"")
+        entry = self.scheduler.submit(envelope, now_ns=self.now)
+        if entry.ticket != ticket.id:
+            raise ScenarioError(f"{ticket.name} got ticket {entry.ticket}, expected "
+                                f"{ticket.id}")
+        self.entries[ticket.name] = entry
 
     def cmd_dispatch(self, expected: list[str]) -> None:
         for position in itertools.count():
