@@ -13,9 +13,13 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+from pylane import EventEmitter, LaneConfig, QueueManager, QueueManagerBuilder
 
 # ---- the three kinds of work ----------------------------------------------
 
@@ -113,3 +117,33 @@ STARTED = time.perf_counter()
 
 def progress(message: str) -> None:
     print(f"  [{time.perf_counter() - STARTED:5.0f} s] {message}", file=sys.stderr, flush=True)
+
+
+# ---- the sides every Python bench builds, fresh for each round --------------
+
+LANES = [f"lane{priority}" for priority in range(10)]
+
+
+@contextmanager
+def thread_pool(workers: int) -> Iterator[ThreadPoolExecutor]:
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        # ThreadPoolExecutor starts threads lazily; make all of them exist.
+        wait([pool.submit(time.sleep, 0.01) for _ in range(workers)])
+        yield pool
+    finally:
+        pool.shutdown(wait=True)
+
+
+@contextmanager
+def lane_manager(workers: int) -> Iterator[QueueManager]:
+    builder = QueueManagerBuilder(EventEmitter()).with_max_workers(workers)
+    for priority, lane_id in enumerate(LANES):
+        builder.with_lane(lane_id, LaneConfig.new(0, workers), priority)
+    manager = builder.build()
+    manager.start()
+    try:
+        yield manager
+    finally:
+        manager.shutdown()
+        manager.drain()

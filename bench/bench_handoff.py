@@ -37,7 +37,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -49,19 +48,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import bench_reservation
 from bench_common import (
+    LANES,
     STARTED,
     WORKS,
     Work,
     alternate,
     cell,
+    lane_manager,
     markdown,
     progress,
     ratio,
+    thread_pool,
 )
 
-from pylane import EventEmitter, Lane, LaneConfig, QueueManager, QueueManagerBuilder
+from pylane import Lane, LaneConfig
 
-LANES = [f"lane{priority}" for priority in range(10)]
 FIRST_LANE = LANES[0]
 SDK_PAYLOAD = {"n": 1}
 TARGET_HANDOFF = {1: 1.3, 16: 1.2}
@@ -129,31 +130,6 @@ def _run_until(call: Callable[[], Any], deadline: float) -> int:
 
 
 # ---- the sides, each built fresh per trial ------------------------------------
-
-@contextmanager
-def thread_pool(workers: int) -> Iterator[ThreadPoolExecutor]:
-    pool = ThreadPoolExecutor(max_workers=workers)
-    try:
-        # It starts threads lazily; make all of them exist, as ours do.
-        wait([pool.submit(time.sleep, 0.01) for _ in range(workers)])
-        yield pool
-    finally:
-        pool.shutdown(wait=True)
-
-
-@contextmanager
-def lane_manager(workers: int) -> Iterator[QueueManager]:
-    builder = QueueManagerBuilder(EventEmitter()).with_max_workers(workers)
-    for priority, lane_id in enumerate(LANES):
-        builder.with_lane(lane_id, LaneConfig.new(0, workers), priority)
-    manager = builder.build()
-    manager.start()
-    try:
-        yield manager
-    finally:
-        manager.shutdown()
-        manager.drain()
-
 
 @contextmanager
 def sdk_lane(workers: int, work: Work) -> Iterator[Lane]:

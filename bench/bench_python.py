@@ -39,13 +39,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import wait
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
-from pylane import EventEmitter, Lane, LaneConfig, QueueManager, QueueManagerBuilder
+from bench_common import LANES, lane_manager, thread_pool
 
-LANES = [f"lane{priority}" for priority in range(10)]
+from pylane import Lane, LaneConfig
+
 FIRST_LANE = LANES[0]
 CALLER_THREADS = 16
 
@@ -71,31 +72,6 @@ def noop() -> None:
 
 
 # ---- the two sides, built fresh for every round ---------------------------
-
-@contextmanager
-def thread_pool(workers: int) -> Iterator[ThreadPoolExecutor]:
-    pool = ThreadPoolExecutor(max_workers=workers)
-    try:
-        # ThreadPoolExecutor starts threads lazily; make all of them exist.
-        wait([pool.submit(time.sleep, 0.01) for _ in range(workers)])
-        yield pool
-    finally:
-        pool.shutdown(wait=True)
-
-
-@contextmanager
-def lane_manager(workers: int) -> Iterator[QueueManager]:
-    builder = QueueManagerBuilder(EventEmitter()).with_max_workers(workers)
-    for priority, lane_id in enumerate(LANES):
-        builder.with_lane(lane_id, LaneConfig.new(0, workers), priority)
-    manager = builder.build()
-    manager.start()
-    try:
-        yield manager
-    finally:
-        manager.shutdown()
-        manager.drain()
-
 
 @contextmanager
 def sdk_lane(workers: int) -> Iterator[Lane]:
