@@ -95,6 +95,8 @@ class RedisWorker {
     this.dueTimer = null;
     this.recent = Infinity; // how long commands took lately (moving average, ms)
     this.nudge = null; // resolves the courier's wait
+    this.claiming = null; // a claim under way: resolves once its reply (or error) is in
+    this.claimed = null; // resolves `claiming`
     // The courier's own: what this process holds (claimed, running or acked
     // but unanswered) and whether a claim failed on the connection (its
     // commands may be leased to us all the same: see the top of the file).
@@ -214,8 +216,13 @@ class RedisWorker {
       let reply;
       try {
         const fns = await this.owner.functions();
+        this.claiming = new Promise((resolve) => {
+          this.claimed = resolve;
+        });
         reply = await fns.claim(this.id, free, acks);
+        this.claimEnded();
       } catch (error) {
+        this.claimEnded();
         this.sending = 0;
         if (acks.length) this.acks = acks.concat(this.acks); // kept until they go through
         this.woken = true; // and a claim tried again after the back-off
@@ -249,6 +256,12 @@ class RedisWorker {
       }
       this.updateHold();
     }
+  }
+
+  claimEnded() {
+    if (this.claiming === null) return;
+    this.claiming = null;
+    this.claimed();
   }
 
   /** Runs what a claim handed out; waits for the next due time Redis reported. */
@@ -311,6 +324,13 @@ class RedisWorker {
 
   // One blocking read of the wake list for the whole process: it takes every
   // token there at once (one claim serves every free slot) and tells the courier.
+  // The next blocking read goes out once the claim that the wake-up started
+  // is answered, not before it: a woken command's start waits for the wake
+  // reply, the claim and its reply, and a write to Redis in between (the
+  // read's own) is one more moment at which the OS may run something else
+  // (Redis, woken by that write) on this process's CPU, for milliseconds on
+  // a busy machine. Tokens that come meanwhile wait in the list; the read
+  // takes them at once.
   async wakeLoop() {
     const backoff = new Backoff();
     const count = String(this.slots + 1);
@@ -341,6 +361,10 @@ class RedisWorker {
       }
       this.woken = true;
       this.poke();
+      // The courier starts its claim in the microtasks poke() queued (within
+      // this turn, unless it coalesces acks first); wait for its reply.
+      await nextTurn();
+      if (this.claiming !== null) await this.claiming;
     }
   }
 
