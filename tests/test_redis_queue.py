@@ -734,3 +734,58 @@ def test_one_stream_entry_per_call_and_subscribers_see_every_event_in_order(lane
     seen = [stream.recv(WAIT) for _ in range(10)]
     assert [event.key for event in seen] == ["queue.command.submitted"] * 10
     assert [event.payload["command_id"] for event in seen] == ids
+
+
+def test_lane_state_left_by_library_version_2_carries_over(redis_url, redis_queue):
+    """Version 2 packed five numbers per lane in <base>:sched and kept
+    dispatched / completed in the lane's hash; version 3 keeps those two in
+    <base>:sched too (a claim then writes no counter of its own). A queue
+    that version 2 left behind keeps its counts, and its state is written
+    in the new form by the first call that changes it."""
+    from pylane.redis.connection import lane_config_json
+
+    fns = functions(redis_url, redis_queue)
+    fns.register_lanes([lane_config_json("q", LaneConfig("q", 0, 0, 4), 0)], {}, now_ms=0)
+    fns.join("w", 4, [], 60_000, now_ms=0)
+    for number in range(3):
+        fns.submit(f"c{number}", "q", "t", "1", now_ms=1 + number)
+    held = fns.claim("w", 1, [], now_ms=5)["claimed"]
+    # What version 2 would have left: the state without the counters, which
+    # live in the lane's hash.
+    sched = fns.client.hget(fns.key("sched"), "q").decode().split(" ")
+    assert len(sched) == 7, sched
+    fns.client.hset(fns.key("sched"), "q", " ".join(sched[:5]))
+    fns.client.hset(fns.key("lane:q"), mapping={"dispatched": 40, "completed": 38})
+    lane = fns.stats(now_ms=6)["lanes"][0]
+    assert (lane["active"], lane["dispatched"], lane["completed"]) == (1, 40, 38)
+    ack = {"id": held[0]["id"], "lease": held[0]["lease"], "status": "ok", "result": "1"}
+    assert len(fns.claim("w", 2, [ack], now_ms=7)["claimed"]) == 2
+    lane = fns.stats(now_ms=8)["lanes"][0]
+    counts = (lane["active"], lane["pending"], lane["dispatched"], lane["completed"])
+    assert counts == (2, 0, 42, 39)
+    assert len(fns.client.hget(fns.key("sched"), "q").decode().split(" ")) == 7
+
+
+def test_one_claim_takes_several_commands_of_a_lane_in_priority_and_fifo_order(redis_url,
+                                                                               redis_queue):
+    """A claim reads a lane's front commands several at a time and takes
+    them off the list once, at its end: the commands it hands out, and
+    those it leaves, are exactly the engine's picks in order."""
+    from pylane.redis.connection import lane_config_json
+
+    fns = functions(redis_url, redis_queue)
+    fns.register_lanes([lane_config_json("hi", LaneConfig("hi", 0, 0, 3), 0),
+                        lane_config_json("lo", LaneConfig("lo", 0, 0, 10), 1)], {}, now_ms=0)
+    fns.join("w", 10, [], 60_000, now_ms=0)
+    for number in range(5):
+        fns.submit(f"lo{number}", "lo", "t", "1", now_ms=1)
+        fns.submit(f"hi{number}", "hi", "t", "1", now_ms=1)
+    first = [c["id"] for c in fns.claim("w", 6, [], now_ms=2)["claimed"]]
+    # hi first, up to its max of 3; then lo in FIFO order.
+    assert first == ["hi0", "hi1", "hi2", "lo0", "lo1", "lo2"]
+    lanes = {lane["lane_id"]: lane for lane in fns.stats(now_ms=3)["lanes"]}
+    assert (lanes["hi"]["pending"], lanes["lo"]["pending"]) == (2, 2)
+    assert fns.client.lrange(fns.key("q:hi"), 0, -1) == [b"hi3", b"hi4"]
+    assert fns.client.lrange(fns.key("q:lo"), 0, -1) == [b"lo3", b"lo4"]
+    rest = [c["id"] for c in fns.claim("w", 4, [], now_ms=4)["claimed"]]
+    assert rest == ["lo3", "lo4"]  # hi is at its max

@@ -13,8 +13,9 @@ suffix, so all of them share the hash tag {<queue>}: one queue, one shard.
   <base>:lanes            list: lane ids in the order they were registered
   <base>:config           hash: lane id -> config JSON (see register_lanes)
   <base>:sched            hash: lane id -> its scheduling state, packed:
-                          "active paused tokens refilled throttled_until"
-  <base>:lane:<lane>      hash: the lane's counters (submitted, ..., delayed)
+                          "active paused tokens refilled throttled_until
+                          dispatched completed" (see packed())
+  <base>:lane:<lane>      hash: the lane's other counters (submitted, ...)
   <base>:q:<lane>         list: the lane's pending command ids, front first
   <base>:cmd:<id>         hash: lane, type, payload, seq, enq, state, reply,
                           failures, lost, starts, worker, lease
@@ -47,7 +48,7 @@ pick is made again. On top: a worker takes a lane only if it can run the
 lane's front command (it handles the type, or no live worker does).
 ]]
 
-local VERSION = 2
+local VERSION = 3
 local COMPATIBLE_FROM = 1 -- a loaded library this old or newer is replaced in place
 
 local DEFAULT_EVENTS_MAX = 10000
@@ -119,18 +120,29 @@ end
 -- never makes its worker look free twice, and a burst of submits spreads
 -- over the workers that really have idle slots. Workers with the most free
 -- slots go first; no worker gets more tokens than it has free slots.
-local function wake(base, n, types)
-  if n <= 0 then return end
-  local candidates = {}
+--
+-- The live workers with free slots, in their order in <base>:workers:
+-- {wid, free, types (JSON text)}.
+local function idle_workers(base)
+  local idle = {}
   for _, wid in ipairs(redis.call('ZRANGE', base .. ':workers', 0, -1)) do
-    local wk = base .. ':worker:' .. wid
-    local w = redis.call('HMGET', wk, 'slots', 'types', 'woken')
+    local w = redis.call('HMGET', base .. ':worker:' .. wid, 'slots', 'types', 'woken')
     local free = (tonumber(w[1]) or 0) - redis.call('SCARD', base .. ':leased:' .. wid)
                  - (tonumber(w[3]) or 0)
+    if free > 0 then idle[#idle + 1] = { wid = wid, free = free, types = w[2] } end
+  end
+  return idle
+end
+
+-- (`idle`: idle_workers(), when the caller has it already.)
+local function wake(base, n, types, idle)
+  if n <= 0 then return end
+  local candidates = {}
+  for _, c in ipairs(idle or idle_workers(base)) do
     local fits = types == nil
-    if not fits and free > 0 then
+    if not fits then
       local mine = {}
-      for _, t in ipairs(cjson.decode(w[2] or '[]')) do mine[t] = true end
+      for _, t in ipairs(cjson.decode(c.types or '[]')) do mine[t] = true end
       for _, t in ipairs(types) do
         if mine[t] or (tonumber(redis.call('HGET', base .. ':types', t)) or 0) == 0 then
           fits = true
@@ -138,8 +150,8 @@ local function wake(base, n, types)
         end
       end
     end
-    if fits and free > 0 then
-      candidates[#candidates + 1] = { wid = wid, free = free, at = #candidates }
+    if fits then
+      candidates[#candidates + 1] = { wid = c.wid, free = c.free, at = #candidates }
     end
   end
   table.sort(candidates, function(a, b)
@@ -235,25 +247,44 @@ local function config_of(text)
 end
 
 -- A lane's scheduling state lives in one field of <base>:sched, packed as
--- "active paused tokens refilled throttled_until" (numbers, paused 0|1):
--- one HMGET reads every lane's, one HSET writes the changed ones. (Library
--- version 1 kept it in the lane's hash: read there once, written here.)
+-- "active paused tokens refilled throttled_until dispatched completed"
+-- (numbers, paused 0|1): one HMGET reads every lane's, one HSET writes the
+-- changed ones. The two counters every claim changes live here too, so a
+-- claim writes no counter of its own; the others stay in the lane's hash
+-- (HINCRBY when they change). Older forms are read once and written back
+-- in this one: library version 1 kept the state in the lane's hash,
+-- version 2 packed its first five numbers here and kept every counter in
+-- the lane's hash (whose dispatched / completed are stale from then on).
+local HOT_COUNTERS = { dispatched = true, completed = true }
+
 local function packed(lane)
-  return string.format('%d %d %.17g %.17g %.17g', lane.active, lane.paused and 1 or 0,
-                       lane.tokens, lane.refilled, lane.throttled)
+  return string.format('%d %d %.17g %.17g %.17g %d %d', lane.active, lane.paused and 1 or 0,
+                       lane.tokens, lane.refilled, lane.throttled, lane.dispatched,
+                       lane.completed)
 end
 
-local function unpacked(text)
-  local a, p, t, r, th = string.match(text, '^(%S+) (%S+) (%S+) (%S+) (%S+)$')
-  return tonumber(a), p == '1', tonumber(t), tonumber(r), tonumber(th)
-end
-
-local function state_of(base, id, text)
-  if text then return unpacked(text) end
-  local st = redis.call('HMGET', lane_key(base, id), 'active', 'paused', 'tokens', 'refilled',
-                        'throttled_until')
-  return tonumber(st[1]) or 0, st[2] == '1', tonumber(st[3]) or 0, tonumber(st[4]) or 0,
-         tonumber(st[5]) or 0
+-- Fills in `lane` (its id set) from its packed state `text` (nil: none);
+-- returns true when that was in an older form.
+local function read_state(base, lane, text)
+  if text then
+    local a, p, t, r, th, rest = string.match(text, '^(%S+) (%S+) (%S+) (%S+) (%S+)(.*)$')
+    lane.active, lane.paused, lane.tokens, lane.refilled, lane.throttled =
+      tonumber(a), p == '1', tonumber(t), tonumber(r), tonumber(th)
+    local d, c = string.match(rest, '^ (%S+) (%S+)$')
+    if d then
+      lane.dispatched, lane.completed = tonumber(d), tonumber(c)
+      return false
+    end
+  else
+    local st = redis.call('HMGET', lane_key(base, lane.id), 'active', 'paused', 'tokens',
+                          'refilled', 'throttled_until')
+    lane.active, lane.paused, lane.tokens, lane.refilled, lane.throttled =
+      tonumber(st[1]) or 0, st[2] == '1', tonumber(st[3]) or 0, tonumber(st[4]) or 0,
+      tonumber(st[5]) or 0
+  end
+  local n = redis.call('HMGET', lane_key(base, lane.id), 'dispatched', 'completed')
+  lane.dispatched, lane.completed = tonumber(n[1]) or 0, tonumber(n[2]) or 0
+  return true
 end
 
 -- Every lane with its config and scheduling state, in registration order.
@@ -265,13 +296,11 @@ local function load_lanes(base)
   local states = redis.call('HMGET', base .. ':sched', unpack(ids))
   for i, id in ipairs(ids) do
     local cfg = config_of(texts[id])
-    local active, paused, tokens, refilled, throttled = state_of(base, id, states[i])
     local lane = {
-      id = id, cfg = cfg, active = active, paused = paused, tokens = tokens,
-      refilled = refilled, throttled = throttled,
-      pending = redis.call('LLEN', queue_key(base, id)),
-      front = nil, dirty = not states[i], counts = {},
+      id = id, cfg = cfg, pending = redis.call('LLEN', queue_key(base, id)),
+      front = nil, buf = nil, at = 1, taken = 0, counts = {},
     }
+    lane.dirty = read_state(base, lane, states[i] or nil)
     if cfg.rate then lane.rate_ns = cfg.rate.max / (cfg.rate.window_ms * 1e6) end
     lanes[i] = lane
     by_id[id] = lane
@@ -281,11 +310,16 @@ end
 
 -- A lane counter's change, written by save_lanes.
 local function count(lane, name, n)
-  lane.counts[name] = (lane.counts[name] or 0) + (n or 1)
+  if HOT_COUNTERS[name] then
+    lane[name] = lane[name] + (n or 1)
+    lane.dirty = true
+  else
+    lane.counts[name] = (lane.counts[name] or 0) + (n or 1)
+  end
 end
 
--- The changed lanes' state in one HSET; their counters (in each lane's own
--- hash) by what changed.
+-- The changed lanes' state in one HSET; their other counters (in each
+-- lane's own hash) by what changed.
 local function save_lanes(base, lanes)
   local fields = {}
   for _, lane in ipairs(lanes) do
@@ -302,18 +336,61 @@ local function save_lanes(base, lanes)
   if #fields > 0 then redis.call('HSET', base .. ':sched', unpack(fields)) end
 end
 
--- The lane's front command: id, seq, enq, type (false when empty).
-local function front(base, lane)
+-- The lane's front command: id, seq, enq, type, and what a claim of it
+-- needs (payload, failures, starts) read with them in one HMGET; false when
+-- the lane is empty. Ids come `want` at a time (one LRANGE): a claim that
+-- takes several commands from one lane reads them at once, and take()
+-- only counts them, so that trim_taken() takes them off the list in one
+-- LTRIM at the claim's end. Until then the list still holds them: `taken`
+-- is where the unclaimed part starts.
+local function front(base, lane, want)
   if lane.front == nil then
-    local id = redis.call('LINDEX', queue_key(base, lane.id), 0)
+    local buf = lane.buf
+    if buf == nil or lane.at > #buf then
+      buf = redis.call('LRANGE', queue_key(base, lane.id), lane.taken,
+                       lane.taken + (want or 1) - 1)
+      lane.buf, lane.at = buf, 1
+    end
+    local id = buf[lane.at]
     if not id then
       lane.front = false
     else
-      local f = redis.call('HMGET', cmd_key(base, id), 'seq', 'enq', 'type')
-      lane.front = { id = id, seq = tonumber(f[1]), enq = tonumber(f[2]), type = f[3] }
+      local f = redis.call('HMGET', cmd_key(base, id), 'seq', 'enq', 'type', 'payload',
+                           'failures', 'starts')
+      lane.front = { id = id, seq = tonumber(f[1]), enq = tonumber(f[2]), type = f[3],
+                     payload = f[4], failures = tonumber(f[5]) or 0,
+                     starts = tonumber(f[6]) or 0 }
     end
   end
   return lane.front
+end
+
+-- Claims the lane's front command (front() read it): counted, not yet
+-- taken off the list (trim_taken does that).
+local function take(lane)
+  local fr = lane.front
+  lane.taken = lane.taken + 1
+  lane.at = lane.at + 1
+  lane.front = nil
+  lane.pending = lane.pending - 1
+  return fr
+end
+
+-- Takes the claimed commands off their lanes' lists: one LTRIM per lane. A
+-- front read but not claimed stays valid (it is now at the list's head).
+local function trim_taken(base, lanes)
+  for _, lane in ipairs(lanes) do
+    if lane.taken > 0 then
+      redis.call('LTRIM', queue_key(base, lane.id), lane.taken, -1)
+      lane.taken, lane.buf, lane.at = 0, nil, 1
+    end
+  end
+end
+
+-- The lane's list changed at its head (LPUSH, never within a claim, so
+-- nothing is taken yet): forget what front() read.
+local function reread(lane)
+  lane.front, lane.buf, lane.at = nil, nil, 1
 end
 
 -- lane_rules.c: the token bucket, in the engine's nanosecond arithmetic.
@@ -382,7 +459,7 @@ end
 -- The lane the next dispatch comes from, or nil: lane_core.c's
 -- pick_lane_locked + rate check of take_next_locked, for a worker that can
 -- run `can_run` types.
-local function pick(base, lanes, slots, now, can_run)
+local function pick(base, lanes, slots, now, can_run, want)
   while true do
     local total_active, unfilled = 0, 0
     for _, lane in ipairs(lanes) do
@@ -394,7 +471,7 @@ local function pick(base, lanes, slots, now, can_run)
     local best, best_p, best_seq
     for _, lane in ipairs(lanes) do
       if runnable(lane) and (not reserved_only or lane.active < lane.cfg.min) then
-        local fr = front(base, lane)
+        local fr = front(base, lane, want)
         if fr and can_run(fr.type) then
           local p = priority_now(lane, fr, now)
           if best == nil or p < best_p or (p == best_p and fr.seq < best_seq) then
@@ -506,10 +583,17 @@ local function apply_acks(base, by_id, wid, acks, now)
   return rejected
 end
 
--- Moves due delayed commands to the back of their lanes; returns how many.
-local function promote_due(base, by_id, now)
+-- The due time of the next delayed command, or nil.
+local function next_delayed(base)
   local first = redis.call('ZRANGE', base .. ':delayed', 0, 0, 'WITHSCORES')
-  if not first[2] or tonumber(first[2]) > now then return 0 end
+  return tonumber(first[2])
+end
+
+-- Moves due delayed commands to the back of their lanes; returns how many,
+-- and when the next delayed command is due (nil: none is).
+local function promote_due(base, by_id, now)
+  local first = next_delayed(base)
+  if first == nil or first > now then return 0, first end
   local due = redis.call('ZRANGEBYSCORE', base .. ':delayed', '-inf', now)
   for _, id in ipairs(due) do
     redis.call('ZREM', base .. ':delayed', id)
@@ -521,10 +605,10 @@ local function promote_due(base, by_id, now)
       redis.call('RPUSH', queue_key(base, lane.id), id)
       count(lane, 'delayed', -1)
       lane.pending = lane.pending + 1
-      if lane.pending == 1 then lane.front = nil end
+      if lane.pending == 1 then reread(lane) end
     end
   end
-  return #due
+  return #due, next_delayed(base)
 end
 
 -- ---- workers -------------------------------------------------------------------
@@ -581,7 +665,7 @@ local function requeue_leased(base, by_id, wid, count_lost, now)
   for _, entry in ipairs(back) do
     redis.call('LPUSH', queue_key(base, entry.lane.id), entry.id)
     entry.lane.pending = entry.lane.pending + 1
-    entry.lane.front = nil
+    reread(entry.lane)
   end
   redis.call('DEL', base .. ':leased:' .. wid)
   return requeued, dead
@@ -678,7 +762,8 @@ local function f_register_lanes(keys, args)
   for _, cfg in ipairs(fresh) do
     redis.call('HSET', base .. ':config', cfg.id, cfg.text)
     redis.call('RPUSH', base .. ':lanes', cfg.id)
-    local lane = { active = 0, paused = false, tokens = 0, refilled = 0, throttled = 0 }
+    local lane = { active = 0, paused = false, tokens = 0, refilled = 0, throttled = 0,
+                   dispatched = 0, completed = 0 }
     if cfg.rate then lane.tokens, lane.refilled = cfg.rate.max, now end
     redis.call('HSET', base .. ':sched', cfg.id, packed(lane))
     local counters = {}
@@ -859,8 +944,12 @@ local function f_claim(keys, args)
   local acked = #acks
   local rejected = {}
   if acked > 0 then rejected = apply_acks(base, by_id, wid, acks, now) end
-  local known = redis.call('ZSCORE', base .. ':workers', wid) ~= false
-  local promoted = promote_due(base, by_id, now)
+  local wk = base .. ':worker:' .. wid
+  -- A live worker has its hash (join writes it with its place in
+  -- <base>:workers; a reap drops both).
+  local w = redis.call('HMGET', wk, 'slots', 'woken', 'types')
+  local known = w[1] ~= false
+  local promoted, next_due = promote_due(base, by_id, now)
   local released = 0
   for _, lane in ipairs(lanes) do
     if lane.throttled ~= 0 and lane.throttled <= now then
@@ -870,10 +959,8 @@ local function f_claim(keys, args)
     end
   end
   local claimed = {}
-  local wk = base .. ':worker:' .. wid
   local room_after, can_run = 0, nil
   if known then
-    local w = redis.call('HMGET', wk, 'slots', 'woken', 'types')
     local room = (tonumber(w[1]) or 0) - redis.call('SCARD', base .. ':leased:' .. wid)
     -- This claim serves the slots a token woke (up to `free` of them).
     local woken = tonumber(w[2]) or 0
@@ -889,28 +976,25 @@ local function f_claim(keys, args)
       local lease_base = wid .. '#' .. redis.call('HINCRBY', base .. ':meta', 'lease_seq', 1)
                          .. '.'
       while #claimed < free do
-        local lane = pick(base, lanes, slots, now, can_run)
+        local lane = pick(base, lanes, slots, now, can_run, free - #claimed)
         if not lane then break end
-        local id = redis.call('LPOP', queue_key(base, lane.id))
-        local fr = lane.front
-        lane.pending = lane.pending - 1
-        lane.front = nil
+        local fr = take(lane)
+        local id = fr.id
         lane.active = lane.active + 1
         lane.dirty = true
         count(lane, 'dispatched')
         local lease = lease_base .. (#claimed + 1)
-        local ck = cmd_key(base, id)
-        local c = redis.call('HMGET', ck, 'payload', 'failures', 'starts')
-        redis.call('HSET', ck, 'state', 'running', 'worker', wid, 'lease', lease, 'started', now,
-                   'starts', (tonumber(c[3]) or 0) + 1)
+        redis.call('HSET', cmd_key(base, id), 'state', 'running', 'worker', wid, 'lease', lease,
+                   'started', now, 'starts', fr.starts + 1)
         emit(base, 'queue.command.started',
              { lane_id = lane.id, command_id = id, command_type = fr.type, worker_id = wid })
         claimed[#claimed + 1] = {
-          id = id, lane = lane.id, type = fr.type, payload = c[1], lease = lease,
-          enq = ms(fr.enq), seq = fr.seq, failures = tonumber(c[2]) or 0,
+          id = id, lane = lane.id, type = fr.type, payload = fr.payload, lease = lease,
+          enq = ms(fr.enq), seq = fr.seq, failures = fr.failures,
           timeout_ms = lane.cfg.timeout_ms,
         }
       end
+      trim_taken(base, lanes)
     end
     room_after = room - #claimed
     if #claimed > 0 then
@@ -919,9 +1003,6 @@ local function f_claim(keys, args)
       redis.call('SADD', base .. ':leased:' .. wid, unpack(ids))
     end
   end
-  local next_due = nil
-  local first = redis.call('ZRANGE', base .. ':delayed', 0, 0, 'WITHSCORES')
-  if first[2] then next_due = tonumber(first[2]) end
   local pending = 0
   save_lanes(base, lanes)
   for _, lane in ipairs(lanes) do
@@ -936,8 +1017,13 @@ local function f_claim(keys, args)
   -- runnable lanes' front commands. Not needed when this worker still has
   -- room and could run every such front command (it just took what it
   -- could). A call that changed none of these wakes nobody, so wake-ups
-  -- cannot chase each other.
+  -- cannot chase each other. Nor does one when no worker has a free slot
+  -- (the common case under load): then the fronts are not even read.
+  local idle = nil
   if (acked - #rejected) + promoted + released > 0 and pending > 0 then
+    idle = idle_workers(base)
+  end
+  if idle and #idle > 0 then
     local n, types, others = 0, {}, room_after <= 0
     for _, lane in ipairs(lanes) do
       if runnable(lane) then
@@ -951,7 +1037,7 @@ local function f_claim(keys, args)
         end
       end
     end
-    if others then wake(base, n, types) end
+    if others then wake(base, n, types, idle) end
   end
   return cjson.encode({
     known = known, claimed = claimed, rejected = rejected,
@@ -988,8 +1074,7 @@ local function set_paused(keys, args, paused)
   local lane = args[2]
   if redis.call('HEXISTS', base .. ':config', lane) == 0 then return fail('A3S_NO_LANE', lane) end
   local state = { id = lane }
-  state.active, state.paused, state.tokens, state.refilled, state.throttled =
-    state_of(base, lane, redis.call('HGET', base .. ':sched', lane))
+  read_state(base, state, redis.call('HGET', base .. ':sched', lane) or nil)
   state.paused = paused == 1
   redis.call('HSET', base .. ':sched', lane, packed(state))
   if paused == 0 then
@@ -1044,7 +1129,9 @@ local function f_stats(keys, args)
       pending = lane.pending, active = lane.active, paused = lane.paused,
       throttled = lane.throttled ~= 0 and lane.throttled > now, waiting = '',
     }
-    for i, name in ipairs(COUNTERS) do s[name] = tonumber(counters[i]) or 0 end
+    for i, name in ipairs(COUNTERS) do
+      if HOT_COUNTERS[name] then s[name] = lane[name] else s[name] = tonumber(counters[i]) or 0 end
+    end
     if lane.pending > 0 then
       local fr = front(base, lane)
       if lane.paused then
