@@ -789,3 +789,65 @@ def test_one_claim_takes_several_commands_of_a_lane_in_priority_and_fifo_order(r
     assert fns.client.lrange(fns.key("q:lo"), 0, -1) == [b"lo3", b"lo4"]
     rest = [c["id"] for c in fns.claim("w", 4, [], now_ms=4)["claimed"]]
     assert rest == ["lo3", "lo4"]  # hi is at its max
+
+
+COURIER = "pylane-redis-courier"
+
+
+def test_quick_commands_run_on_the_courier_and_one_that_turns_slow_holds_up_nothing(lanes):
+    """Commands of a type that lately took microseconds run on the
+    courier's own thread (no hand-off to a slot thread). When one of them
+    blocks there, the courier's job moves to a new thread within
+    milliseconds: the commands claimed with it run on slot threads, and an
+    urgent command submitted meanwhile runs at once."""
+    lane = lanes(two_lanes(), max_workers=6)
+    ran_on: list[str] = []
+    blocked, release = threading.Event(), threading.Event()
+
+    def flip(payload: str) -> str:
+        ran_on.append(threading.current_thread().name)
+        if payload == "block":
+            blocked.set()
+            release.wait(WAIT)
+        return payload
+
+    lane.register_handler("flip", flip)
+    lane.register_handler("urgent", lambda _payload: "now")
+    lane.start()
+    manager = lane.manager
+    try:
+        for _ in range(200):  # the type is learnt quick within a few commands
+            assert manager.run("low", "flip", "quick") == "quick"
+            if ran_on[-1] == COURIER:
+                break
+        assert ran_on[-1] == COURIER, ran_on
+        batch = manager.submit_many("high", [("flip", "block")] + [("flip", "q")] * 3)
+        assert blocked.wait(WAIT)
+        assert ran_on[ran_on.index(COURIER, len(ran_on) - 4)] == COURIER  # blocked there
+        assert [future.result(2.0) for future in batch[1:]] == ["q"] * 3
+        assert manager.submit("high", "urgent", None).result(2.0) == "now"
+    finally:
+        release.set()
+    assert batch[0].result(WAIT) == "block"
+    assert manager.run("low", "flip", "after") == "after"  # and the old courier ended well
+
+
+def test_a_quick_handler_that_raises_fails_its_command_only(lanes):
+    """A handler that raises at once (even SystemExit) is as quick as any:
+    once its type runs on the courier's thread, each failure still fails its
+    command only and the courier goes on."""
+    lane = lanes([LaneConfig("w", priority=0, min_concurrency=0, max_concurrency=2)],
+                 max_workers=2)
+    ran_on: list[str] = []
+
+    def exits(_payload: Any) -> Any:
+        ran_on.append(threading.current_thread().name)
+        raise SystemExit("handler called exit")
+
+    lane.register_handler("exit", exits)
+    lane.start()
+    for _ in range(30):
+        with pytest.raises(RemoteCommandError, match="SystemExit: handler called exit"):
+            lane.manager.run("w", "exit", None)
+    assert COURIER in ran_on
+    assert lane.manager.run("w", "echo", [1]) == [1]

@@ -1,15 +1,24 @@
 """What runs the commands a Redis worker claimed, in this process.
 
 Redis has already applied every lane rule when it hands a command out, so a
-plain handler's command needs no local scheduling: it goes to one of the
-worker's slot threads through a ``SimpleQueue`` (one hand-off). A command of
-a lane with a timeout, or one whose handler is ``async def``, goes to the
-local C engine instead (``CommandQueue``), which enforces the deadline (the
-``DeadlineInterrupt``, the abandoned slot) and owns the event loop.
+plain handler's command needs no local scheduling. Three paths:
 
-Whichever ran it, each command ends in exactly one ``done(command, ack)``
-call, on the thread that ran it; a slot thread never dies of what a handler
-raises.
+- quick: a command whose type's commands lately all took well under a
+  millisecond (QUICK_BELOW on average, none over SLOW_AFTER, at least
+  QUICK_AFTER of them seen) is handed back to the courier, which runs it on
+  its own thread (``courier_slot.py``): no thread hand-off at all, where a
+  hand-off (two context switches and the GIL passed twice) costs more than
+  such a command itself;
+- plain: any other plain handler's command goes to one of the worker's slot
+  threads through a ``SimpleQueue`` (one hand-off);
+- engine: a command of a lane with a timeout, or one whose handler is
+  ``async def``, goes to the local C engine (``CommandQueue``), which
+  enforces the deadline (the ``DeadlineInterrupt``, the abandoned slot) and
+  owns the event loop.
+
+A plain or quick command's ack comes from ``execute`` (the slot thread hands
+it to ``done``); an engine command ends in one ``done(command, ack)`` call.
+Nothing a handler raises escapes ``execute``: no thread of ours dies of it.
 """
 
 from __future__ import annotations
@@ -43,12 +52,26 @@ def _returning(value: Any) -> Callable[[], Any]:
     return lambda: value
 
 
+# A type's commands run on the courier's thread once QUICK_AFTER of them
+# were seen, taking QUICK_BELOW seconds or less on average (moving average),
+# and none since took over SLOW_AFTER: one that does sends the type back to
+# the slot threads until QUICK_AFTER more were seen.
+QUICK_BELOW = 0.0002
+QUICK_AFTER = 8
+SLOW_AFTER = 0.002
+
+Item = tuple[dict[str, Any], Optional[Handler]]
+
+
 class CommandRunner:
     """Runs claimed commands on `slots` slot threads or the local engine.
 
     Lock rule: ``_lanes_lock`` guards registering a lane on the local engine
     (slot threads and the courier may both do it); ``_kinds`` belongs to the
-    thread that calls ``run_all`` (the courier)."""
+    thread that calls ``run_all`` (the courier). ``_speed`` takes no lock:
+    every thread that runs a command updates its type's entry (one dict
+    store); two at once may lose one sample of a moving average, which
+    only ever decides which thread runs a command."""
 
     def __init__(self, slots: int, handler_for: Callable[[str], Optional[Handler]],
                  done: Callable[[dict[str, Any], dict[str, Any]], None]) -> None:
@@ -61,12 +84,14 @@ class CommandRunner:
         self._local_lanes: set[str] = set()
         self._lanes_lock = threading.Lock()
         # Plain handlers' commands, for the slot threads (None: stop).
-        self._inbox: queue.SimpleQueue[Optional[tuple[dict[str, Any], Optional[Handler]]]] = (
-            queue.SimpleQueue())
+        self._inbox: queue.SimpleQueue[Optional[Item]] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         # Per command type, its last handler and whether it is async (a
         # handler object registered once is looked at once).
         self._kinds: dict[str, tuple[Optional[Handler], bool]] = {}
+        # Per command type: (moving average of its run time in s, quick runs
+        # seen since the last slow one).
+        self._speed: dict[str, tuple[float, int]] = {}
 
     def start(self) -> None:
         self._executor.start()
@@ -88,9 +113,12 @@ class CommandRunner:
         self._executor.shutdown()
         self._executor.drain(max(0.1, deadline - time.monotonic()))
 
-    def run_all(self, commands: list[dict[str, Any]]) -> None:
-        """Starts claimed commands (each stamped with ``began``)."""
+    def run_all(self, commands: list[dict[str, Any]]) -> list[Item]:
+        """Starts claimed commands (each stamped with ``began``), except the
+        quick ones: those it returns, in order, for the caller to run with
+        ``execute``."""
         began = time.monotonic()
+        quick: list[Item] = []
         for command in commands:
             command["began"] = began
             command_type = command["type"]
@@ -103,8 +131,26 @@ class CommandRunner:
                 self._kinds[command_type] = (handler, is_async)
             if is_async or command.get("timeout_ms"):
                 self._start_on_engine(command, handler)
+            elif self._is_quick(command_type):
+                quick.append((command, handler))
             else:
                 self._inbox.put((command, handler))
+        return quick
+
+    def hand_off(self, items: list[Item]) -> None:
+        """Quick commands the courier will not run after all (it is busy
+        with a slow one): to the slot threads."""
+        for item in items:
+            self._inbox.put(item)
+
+    def _is_quick(self, command_type: str) -> bool:
+        speed = self._speed.get(command_type)
+        return speed is not None and speed[1] >= QUICK_AFTER and speed[0] <= QUICK_BELOW
+
+    def _note(self, command_type: str, took: float) -> None:
+        average, seen = self._speed.get(command_type, (took, 0))
+        self._speed[command_type] = (0.8 * average + 0.2 * took,
+                                     0 if took > SLOW_AFTER else seen + 1)
 
     def _local_lane(self, lane_id: str, timeout_ms: Optional[float]) -> None:
         if lane_id in self._local_lanes:
@@ -123,7 +169,7 @@ class CommandRunner:
             job = JsonCommand(command["type"], json.loads(command["payload"]), handler)
             future = self._executor.submit(command["lane"], job)
         except Exception as error:
-            self._failed(command, error)
+            self._done(command, _failure(command, error))
             return
         future.add_done_callback(lambda done: self._settle(command, done))
 
@@ -134,38 +180,47 @@ class CommandRunner:
             if item is None:
                 return
             command, handler = item
-            try:
-                payload = json.loads(command["payload"])
-                result = payload if handler is None else handler(payload)
-                if type(result) is types.CoroutineType:
-                    # A plain function that returned a coroutine: the engine's
-                    # event loop runs it, this slot waits.
-                    self._local_lane(command["lane"], None)
-                    result = self._executor.submit(command["lane"], _returning(result)).result()
-                text = json.dumps(result, allow_nan=False)
-            except BaseException as error:  # a slot thread never dies
-                self._failed(command, error)
-            else:
-                self._done(command, {"id": command["id"], "lease": command["lease"],
-                                     "status": "ok", "result": text})
+            self._done(command, self.execute(command, handler))
+
+    def execute(self, command: dict[str, Any], handler: Optional[Handler]) -> dict[str, Any]:
+        """Runs a plain handler's command on this thread; its ack. Whatever
+        the handler raises (SystemExit too) fails the command only."""
+        began = time.monotonic()
+        try:
+            payload = json.loads(command["payload"])
+            result = payload if handler is None else handler(payload)
+            if type(result) is types.CoroutineType:
+                # A plain function that returned a coroutine: the engine's
+                # event loop runs it, this thread waits.
+                self._local_lane(command["lane"], None)
+                result = self._executor.submit(command["lane"], _returning(result)).result()
+            text = json.dumps(result, allow_nan=False)
+        except BaseException as error:  # no thread of ours dies of a handler
+            ack = _failure(command, error)
+        else:
+            ack = {"id": command["id"], "lease": command["lease"], "status": "ok",
+                   "result": text}
+        self._note(command["type"], time.monotonic() - began)
+        return ack
 
     def _settle(self, command: dict[str, Any], future: Future[Any]) -> None:
         error = future.exception()
         if error is not None:
-            self._failed(command, error)
+            self._done(command, _failure(command, error))
             return
         try:
             text = json.dumps(future.result(), allow_nan=False)
         except Exception as failure:  # the result is not JSON
-            self._failed(command, failure)
+            self._done(command, _failure(command, failure))
             return
         self._done(command, {"id": command["id"], "lease": command["lease"], "status": "ok",
                              "result": text})
 
-    def _failed(self, command: dict[str, Any], error: BaseException) -> None:
-        ack = {"id": command["id"], "lease": command["lease"]}
-        if isinstance(error, CommandTimeoutError):
-            ack.update(status="timeout", error=str(error))
-        else:
-            ack.update(status="error", error=f"{type(error).__name__}: {error}")
-        self._done(command, ack)
+
+def _failure(command: dict[str, Any], error: BaseException) -> dict[str, Any]:
+    ack = {"id": command["id"], "lease": command["lease"]}
+    if isinstance(error, CommandTimeoutError):
+        ack.update(status="timeout", error=str(error))
+    else:
+        ack.update(status="error", error=f"{type(error).__name__}: {error}")
+    return ack

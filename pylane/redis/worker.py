@@ -4,8 +4,9 @@ process has free slots (and only then: no prefetch, which keeps priority
 strict) and carries the acks of every command that finished since the last
 one, so one round trip serves many commands under load and one command when
 idle. What it gets runs on the worker's slot threads or the local engine
-(``runner.py``); a finished command's ack goes back with the next claim, at
-once. When the process has free slots and the last claim found nothing, the
+(``runner.py``), or, when quick, on the courier's own thread
+(``courier_slot.py``); a finished command's ack goes back with the next
+claim, at once. When the process has free slots and the last claim found nothing, the
 courier waits for a wake token (a second thread blocks on the worker's own
 wake list in Redis), the next due time Redis reported (a retry's back-off, a
 rate limit's next token) or a finished command. A heartbeat thread renews
@@ -46,7 +47,8 @@ from .connection import (
     redact,
     unreachable,
 )
-from .runner import CommandRunner
+from .courier_slot import CourierSlot
+from .runner import CommandRunner, Item
 
 
 class WorkerOwner(Protocol):
@@ -92,11 +94,13 @@ class RedisWorker:
         self._down = False
         # Lock rule: `_cond` guards what the worker threads, the wake reader
         # and the courier share: `_acks` (finished commands' acks not yet
-        # sent), `_running` (commands handed to the engine whose ack is not
-        # queued yet), `_woken` (a wake token came since the last claim) and
-        # `_due` (monotonic time of the next due retry or rate token). The
+        # sent), `_running` (commands claimed whose ack is not queued yet),
+        # `_woken` (a wake token came since the last claim) and `_due`
+        # (monotonic time of the next due retry or rate token); its lock
+        # also guards the courier slot's state (see CourierSlot). The
         # courier waits on it and never holds it across a Redis call.
-        self._cond = threading.Condition()
+        lock = threading.RLock()
+        self._cond = threading.Condition(lock)
         self._acks: list[dict[str, Any]] = []
         self._running = 0
         self._woken = True  # the first claim goes at once
@@ -107,6 +111,8 @@ class RedisWorker:
         # (its commands may be leased to us all the same: see the module doc).
         self._held: set[str] = set()
         self._unsure = False
+        self._slot = CourierSlot(lock, self._settle_locked, self._runner.execute,
+                                 self._runner.hand_off, self._spawn_courier)
 
     # ---- lifecycle -----------------------------------------------------------
 
@@ -114,7 +120,8 @@ class RedisWorker:
         self._join()
         self._runner.start()
         self._blocking = open_client(self.owner.url, blocking=True)
-        self._spawn(self._courier_loop, "pylane-redis-courier")
+        self._spawn_courier(0)
+        self._spawn(self._slot.watch_loop, "pylane-redis-courier-watch")
         self._spawn(self._wake_loop, "pylane-redis-wake")
         self._spawn(self._heartbeat_loop, "pylane-redis-heartbeat")
 
@@ -182,7 +189,16 @@ class RedisWorker:
 
     # ---- the courier -------------------------------------------------------------
 
-    def _courier_loop(self) -> None:
+    def _spawn_courier(self, generation: int) -> None:
+        self._spawn(lambda: self._courier(generation), "pylane-redis-courier")
+
+    def _courier(self, generation: int) -> None:
+        if self._courier_loop(generation):
+            self._slot.close()
+
+    def _courier_loop(self, generation: int) -> bool:
+        """The courier of `generation`: True when it stopped for good, False
+        when its job moved to another thread (see CourierSlot)."""
         backoff = Backoff()
         acks_resent = False
         while True:
@@ -202,7 +218,7 @@ class RedisWorker:
                         break
                     if stopping:
                         if self._running == 0:
-                            return
+                            return True
                     elif free > 0 and (self._woken or self._unsure
                                        or time.monotonic() >= self._due):
                         break
@@ -222,7 +238,7 @@ class RedisWorker:
                 if isinstance(error, RedisConnectionError):
                     self._connection_lost(error)
                     if stopping:
-                        return  # the lease runs out and the commands run again elsewhere
+                        return True  # the lease runs out; they run again elsewhere
                     acks_resent = acks_resent or bool(acks)
                 else:
                     logger.exception("claim failed; the courier retries")
@@ -237,14 +253,16 @@ class RedisWorker:
                 with self._cond:
                     self._woken = True
                 continue
-            self._start_all(reply["claimed"])
+            quick = self._start_all(reply["claimed"])
             if self._unsure:
-                self._start_all(self._find_orphans())
+                quick += self._start_all(self._find_orphans())
             if reply["next_due"] and len(reply["claimed"]) < free:
                 wait = max(0.001, (float(reply["next_due"]) - float(reply["now"])) / 1000.0
                            + 0.001)
                 with self._cond:
                     self._due = min(self._due, time.monotonic() + wait)
+            if quick and not self._slot.run(generation, quick):
+                return False
 
     @staticmethod
     def _log_rejected(rejected: list[str], resent: bool) -> None:
@@ -333,24 +351,28 @@ class RedisWorker:
 
     # ---- running a command --------------------------------------------------------
 
-    def _start_all(self, commands: list[dict[str, Any]]) -> None:
+    def _start_all(self, commands: list[dict[str, Any]]) -> list[Item]:
         """Counts claimed commands as running and hands them to the runner;
-        each one's ack comes back through ``_ack``."""
+        each one's ack comes back through ``_ack``. Returns the quick ones,
+        for the courier to run itself."""
         if not commands:
-            return
+            return []
         with self._cond:
             self._running += len(commands)
-        self._runner.run_all(commands)
+        return self._runner.run_all(commands)
 
     def _ack(self, command: dict[str, Any], ack: dict[str, Any]) -> None:
-        took = time.monotonic() - command["began"]
         with self._cond:
-            first = not self._acks
-            self._acks.append(ack)
-            self._running -= 1
-            self._recent = took if self._recent == math.inf else 0.8 * self._recent + 0.2 * took
-            if first or not self._running:  # see the courier's wait
-                self._cond.notify()
+            self._settle_locked(command, ack)
+
+    def _settle_locked(self, command: dict[str, Any], ack: dict[str, Any]) -> None:
+        took = time.monotonic() - command["began"]
+        first = not self._acks
+        self._acks.append(ack)
+        self._running -= 1
+        self._recent = took if self._recent == math.inf else 0.8 * self._recent + 0.2 * took
+        if first or not self._running:  # see the courier's wait
+            self._cond.notify()
 
     # ---- the lease ---------------------------------------------------------------------
 

@@ -1,0 +1,141 @@
+"""The courier's own slot: quick commands run on the courier's thread, and
+the courier's job moves to a new thread when one of them runs long.
+
+Handing a command to a slot thread costs two context switches and the GIL
+passed twice: more than a command that takes a few microseconds (a status
+check, a cache read, the bench's no-op). So the courier runs a claim's
+quick commands (``runner.py`` says which are) itself, between its round
+trips to Redis.
+
+The risk is a command that is quick as a rule and slow this once (a cache
+miss, a lock, a handler that waits for another command): while it runs,
+nothing claims for the worker's free slots and no ack goes out, and an
+urgent command would wait behind it. So a watch thread keeps an eye on the
+command the courier runs; once that has run STUCK_AFTER, the watch hands
+the courier's job to a new thread, the way Go's runtime hands a processor
+off a thread blocked in a system call: the claim's quick commands not
+started yet go to the slot threads, a new courier thread takes over, and
+the old one finishes its command as a slot would, acknowledges it and ends.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from typing import Any, Callable, Optional
+
+from .runner import Item
+
+logger = logging.getLogger("pylane.redis")
+
+# How long a quick command may run on the courier's thread before the
+# courier's job moves to another thread (s).
+STUCK_AFTER = 0.002
+# How long the watch keeps looking after the courier last ran quick
+# commands (s); then it sleeps until the next ones come (no timer at all on
+# an idle worker).
+LINGER = 0.1
+
+
+class CourierSlot:
+    """Runs the courier's quick commands and watches over them.
+
+    Lock rule: the worker's lock (``lock``, its ``_cond``'s) guards
+    ``_items`` (quick commands of the last claim not started yet),
+    ``_since`` (when the courier started the one it runs now; None: none),
+    ``_seq`` (how many it started), ``generation`` (which courier thread is
+    the courier), ``_last``, ``_parked`` and ``_closed``. The watch waits on
+    a condition of its own on that lock, so that a notify meant for the
+    courier never wakes the watch instead, nor the other way round."""
+
+    def __init__(self, lock: Any, settle_locked: Callable[[dict[str, Any], dict[str, Any]], None],
+                 execute: Callable[[dict[str, Any], Any], dict[str, Any]],
+                 hand_off: Callable[[list[Item]], None],
+                 spawn_courier: Callable[[int], None]) -> None:
+        self._lock = lock
+        self._watch = threading.Condition(lock)
+        self._settle_locked = settle_locked
+        self._execute = execute
+        self._hand_off = hand_off
+        self._spawn_courier = spawn_courier
+        self._items: collections.deque[Item] = collections.deque()
+        self._since: Optional[float] = None
+        self._seq = 0
+        self.generation = 0
+        self._last = -LINGER
+        self._parked = False
+        self._closed = False
+
+    def run(self, generation: int, items: list[Item]) -> bool:
+        """Runs `items` on this thread (the courier of `generation`), each
+        one's ack settled as it ends. False when the courier's job moved to
+        another thread meanwhile: this one is done then."""
+        with self._lock:
+            self._items.extend(items)
+            self._last = time.monotonic()
+            if self._parked:
+                self._watch.notify()
+            item = self._next_locked()
+        while item is not None:
+            command, handler = item
+            ack = self._execute(command, handler)
+            with self._lock:
+                self._settle_locked(command, ack)
+                if generation != self.generation:
+                    return False
+                item = self._next_locked()
+        return True
+
+    def _next_locked(self) -> Optional[Item]:
+        if not self._items:
+            self._since = None
+            return None
+        self._seq += 1
+        self._since = time.monotonic()
+        return self._items.popleft()
+
+    def close(self) -> None:
+        """The courier has stopped for good: the watch ends."""
+        with self._lock:
+            self._closed = True
+            self._watch.notify()
+
+    def watch_loop(self) -> None:
+        """The watch thread: hands the courier's job over when its command
+        runs STUCK_AFTER."""
+        while True:
+            with self._lock:
+                taken = self._wait_until_stuck_locked()
+                if taken is None:
+                    return
+                generation, rest, seq = taken
+            logger.info("a quick command ran over %.0f ms on the Redis courier's thread "
+                        "(start %d); a new thread takes over the courier's job",
+                        STUCK_AFTER * 1000, seq)
+            self._hand_off(rest)
+            self._spawn_courier(generation)
+
+    def _wait_until_stuck_locked(self) -> Optional[tuple[int, list[Item], int]]:
+        while not self._closed:
+            now = time.monotonic()
+            if self._since is None:
+                if now - self._last > LINGER:
+                    self._parked = True
+                    self._watch.wait()
+                    self._parked = False
+                else:
+                    self._watch.wait(STUCK_AFTER)
+                continue
+            left = self._since + STUCK_AFTER - now
+            if left > 0:
+                self._watch.wait(left)
+                continue
+            # Stuck: the thread running it is the courier no more.
+            self.generation += 1
+            rest = list(self._items)
+            self._items.clear()
+            self._since = None
+            return self.generation, rest, self._seq
+        return None
