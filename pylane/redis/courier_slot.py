@@ -11,8 +11,9 @@ The risk is a command that is quick as a rule and slow this once (a cache
 miss, a lock, a handler that waits for another command): while it runs,
 nothing claims for the worker's free slots and no ack goes out, and an
 urgent command would wait behind it. So a watch thread keeps an eye on the
-command the courier runs; once that has run STUCK_AFTER, the watch hands
-the courier's job to a new thread, the way Go's runtime hands a processor
+commands the courier runs; once it has spent STUCK_AFTER on one claim's
+quick commands (one stuck command, or many that together took that long),
+the watch hands the courier's job to a new thread, the way Go's runtime hands a processor
 off a thread blocked in a system call: the claim's quick commands not
 started yet go to the slot threads, a new courier thread takes over, and
 the old one finishes its command as a slot would, acknowledges it and ends.
@@ -30,8 +31,9 @@ from .runner import Item
 
 logger = logging.getLogger("pylane.redis")
 
-# How long a quick command may run on the courier's thread before the
-# courier's job moves to another thread (s).
+# How long the courier may spend running one claim's quick commands before
+# its job moves to another thread (s): what a claim for free slots can be
+# held up by.
 STUCK_AFTER = 0.002
 # How long the watch keeps looking after the courier last ran quick
 # commands (s); then it sleeps until the next ones come (no timer at all on
@@ -44,8 +46,8 @@ class CourierSlot:
 
     Lock rule: the worker's lock (``lock``, its ``_cond``'s) guards
     ``_items`` (quick commands of the last claim not started yet),
-    ``_since`` (when the courier started the one it runs now; None: none),
-    ``_seq`` (how many it started), ``generation`` (which courier thread is
+    ``_since`` (when the courier started running them; None: it runs none),
+    ``_seq`` (how many claims' commands it ran), ``generation`` (which courier thread is
     the courier), ``_last``, ``_parked`` and ``_closed``. The watch waits on
     a condition of its own on that lock, so that a notify meant for the
     courier never wakes the watch instead, nor the other way round."""
@@ -74,7 +76,8 @@ class CourierSlot:
         another thread meanwhile: this one is done then."""
         with self._lock:
             self._items.extend(items)
-            self._last = time.monotonic()
+            self._last = self._since = time.monotonic()
+            self._seq += 1
             if self._parked:
                 self._watch.notify()
             item = self._next_locked()
@@ -92,8 +95,6 @@ class CourierSlot:
         if not self._items:
             self._since = None
             return None
-        self._seq += 1
-        self._since = time.monotonic()
         return self._items.popleft()
 
     def close(self) -> None:
@@ -103,16 +104,16 @@ class CourierSlot:
             self._watch.notify()
 
     def watch_loop(self) -> None:
-        """The watch thread: hands the courier's job over when its command
-        runs STUCK_AFTER."""
+        """The watch thread: hands the courier's job over when one claim's
+        quick commands have held it STUCK_AFTER."""
         while True:
             with self._lock:
                 taken = self._wait_until_stuck_locked()
                 if taken is None:
                     return
                 generation, rest, seq = taken
-            logger.info("a quick command ran over %.0f ms on the Redis courier's thread "
-                        "(start %d); a new thread takes over the courier's job",
+            logger.info("quick commands held the Redis courier's thread over %.0f ms (claim "
+                        "%d); a new thread takes over the courier's job",
                         STUCK_AFTER * 1000, seq)
             self._hand_off(rest)
             self._spawn_courier(generation)
