@@ -851,3 +851,37 @@ def test_a_quick_handler_that_raises_fails_its_command_only(lanes):
             lane.manager.run("w", "exit", None)
     assert COURIER in ran_on
     assert lane.manager.run("w", "echo", [1]) == [1]
+
+
+def test_stress_quick_commands_that_sometimes_stall_all_finish_once(lanes, caplog):
+    """A type that is quick as a rule and now and then stalls (blocks for
+    3-6 ms): 1,500 commands over 6 slots, submitted in bursts. The courier's
+    job moves between threads many times; every command still runs exactly
+    once and every result comes back."""
+    import logging
+    import random
+
+    lane = lanes([LaneConfig("w", priority=0, min_concurrency=0, max_concurrency=6)],
+                 max_workers=6)
+    seen: dict[int, int] = {}
+    seen_lock = threading.Lock()
+    stalls = random.Random(7)
+    stall_at = {n for n in range(1500) if stalls.random() < 0.03}
+
+    def work(number: int) -> int:
+        with seen_lock:
+            seen[number] = seen.get(number, 0) + 1
+        if number in stall_at:
+            time.sleep(0.003 + 0.003 * (number % 2))
+        return number * 2
+
+    lane.register_handler("work", work)
+    lane.start()
+    caplog.set_level(logging.INFO, logger="pylane.redis")
+    futures = []
+    for start in range(0, 1500, 100):
+        futures += lane.manager.submit_many("w", [("work", n) for n in range(start, start + 100)])
+    assert [future.result(WAIT) for future in futures] == [n * 2 for n in range(1500)]
+    assert all(seen[n] == 1 for n in range(1500)) and len(seen) == 1500
+    handovers = [r for r in caplog.records if "takes over the courier's job" in r.getMessage()]
+    assert handovers, "no stall was long enough to hand the courier's job over"
