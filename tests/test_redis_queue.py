@@ -885,3 +885,43 @@ def test_stress_quick_commands_that_sometimes_stall_all_finish_once(lanes, caplo
     assert all(seen[n] == 1 for n in range(1500)) and len(seen) == 1500
     handovers = [r for r in caplog.records if "takes over the courier's job" in r.getMessage()]
     assert handovers, "no stall was long enough to hand the courier's job over"
+
+
+def test_when_no_new_watch_can_start_quick_commands_go_to_slot_threads(lanes):
+    """The hand-over starts a new watch thread first; a process out of
+    threads cannot, and then no command runs on the courier unwatched:
+    quick ones go to the slot threads, and every command still runs."""
+    lane = lanes([LaneConfig("w", priority=0, min_concurrency=0, max_concurrency=3)],
+                 max_workers=3)
+    ran_on: list[str] = []
+    release = threading.Event()
+
+    def flip(payload: str) -> str:
+        ran_on.append(threading.current_thread().name)
+        if payload == "block":
+            release.wait(WAIT)
+        return payload
+
+    lane.register_handler("flip", flip)
+    lane.start()
+    slot = lane.manager._queue._worker._slot
+
+    def out_of_threads() -> None:
+        raise RuntimeError("can't start new thread")
+
+    slot._spawn_watch = out_of_threads
+    manager = lane.manager
+    try:
+        for _ in range(200):
+            manager.run("w", "flip", "quick")
+            if ran_on[-1] == COURIER:
+                break
+        assert ran_on[-1] == COURIER
+        blocked = manager.submit("w", "flip", "block")
+        assert manager.submit("w", "flip", "q").result(2.0) == "q"  # the hand-over went on
+    finally:
+        release.set()
+    assert blocked.result(WAIT) == "block"
+    del ran_on[:]
+    assert [manager.run("w", "flip", "after") for _ in range(20)] == ["after"] * 20
+    assert COURIER not in ran_on, ran_on

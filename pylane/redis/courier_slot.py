@@ -13,10 +13,13 @@ nothing claims for the worker's free slots and no ack goes out, and an
 urgent command would wait behind it. So a watch thread keeps an eye on the
 commands the courier runs; once it has spent STUCK_AFTER on one claim's
 quick commands (one stuck command, or many that together took that long),
-the watch hands the courier's job to a new thread, the way Go's runtime hands a processor
-off a thread blocked in a system call: the claim's quick commands not
-started yet go to the slot threads, a new courier thread takes over, and
-the old one finishes its command as a slot would, acknowledges it and ends.
+the watch hands the courier's job to a new thread, the way Go's runtime
+hands a processor off a thread blocked in a system call: the claim's quick
+commands not started yet go to the slot threads, the watch thread itself
+becomes the courier (a new watch thread starts first), and the old courier
+finishes its command as a slot would, acknowledges it and ends. Should no
+new watch thread start (the process is out of threads), quick commands go
+to the slot threads from then on: nothing runs on a courier unwatched.
 """
 
 from __future__ import annotations
@@ -48,20 +51,23 @@ class CourierSlot:
     ``_items`` (quick commands of the last claim not started yet),
     ``_since`` (when the courier started running them; None: it runs none),
     ``_seq`` (how many claims' commands it ran), ``generation`` (which courier thread is
-    the courier), ``_last``, ``_parked`` and ``_closed``. The watch waits on
+    the courier), ``_last``, ``_parked``, ``_closed`` and ``_watched``
+    (False once no new watch thread could start). The watch waits on
     a condition of its own on that lock, so that a notify meant for the
     courier never wakes the watch instead, nor the other way round."""
 
     def __init__(self, lock: Any, settle_locked: Callable[[dict[str, Any], dict[str, Any]], None],
                  execute: Callable[[dict[str, Any], Any], dict[str, Any]],
-                 hand_off: Callable[[list[Item]], None],
-                 spawn_courier: Callable[[int], None]) -> None:
+                 hand_off: Callable[[list[Item]], None], spawn_watch: Callable[[], None],
+                 be_courier: Callable[[int], None]) -> None:
         self._lock = lock
         self._watch = threading.Condition(lock)
         self._settle_locked = settle_locked
         self._execute = execute
         self._hand_off = hand_off
-        self._spawn_courier = spawn_courier
+        self._spawn_watch = spawn_watch
+        self._be_courier = be_courier
+        self._watched = True
         self._items: collections.deque[Item] = collections.deque()
         self._since: Optional[float] = None
         self._seq = 0
@@ -75,6 +81,9 @@ class CourierSlot:
         one's ack settled as it ends. False when the courier's job moved to
         another thread meanwhile: this one is done then."""
         with self._lock:
+            if not self._watched:
+                self._hand_off(items)
+                return True
             self._items.extend(items)
             self._last = self._since = time.monotonic()
             self._seq += 1
@@ -104,19 +113,26 @@ class CourierSlot:
             self._watch.notify()
 
     def watch_loop(self) -> None:
-        """The watch thread: hands the courier's job over when one claim's
-        quick commands have held it STUCK_AFTER."""
-        while True:
+        """The watch thread: once one claim's quick commands have held the
+        courier STUCK_AFTER, it starts the next watch and becomes the
+        courier itself."""
+        with self._lock:
+            taken = self._wait_until_stuck_locked()
+        if taken is None:
+            return
+        generation, rest, seq = taken
+        logger.info("quick commands held the Redis courier's thread over %.0f ms (claim %d); "
+                    "a new thread takes over the courier's job", STUCK_AFTER * 1000, seq)
+        self._hand_off(rest)
+        try:
+            self._spawn_watch()
+        except Exception:  # out of threads: no courier runs commands unwatched
             with self._lock:
-                taken = self._wait_until_stuck_locked()
-                if taken is None:
-                    return
-                generation, rest, seq = taken
-            logger.info("quick commands held the Redis courier's thread over %.0f ms (claim "
-                        "%d); a new thread takes over the courier's job",
-                        STUCK_AFTER * 1000, seq)
-            self._hand_off(rest)
-            self._spawn_courier(generation)
+                self._watched = False
+            logger.exception("could not start a thread to watch the Redis courier; quick "
+                             "commands run on slot threads from now on")
+        threading.current_thread().name = "pylane-redis-courier"
+        self._be_courier(generation)
 
     def _wait_until_stuck_locked(self) -> Optional[tuple[int, list[Item], int]]:
         while not self._closed:

@@ -112,7 +112,7 @@ class RedisWorker:
         self._held: set[str] = set()
         self._unsure = False
         self._slot = CourierSlot(lock, self._settle_locked, self._runner.execute,
-                                 self._runner.hand_off, self._spawn_courier)
+                                 self._runner.hand_off, self._spawn_watch, self._courier)
 
     # ---- lifecycle -----------------------------------------------------------
 
@@ -120,15 +120,19 @@ class RedisWorker:
         self._join()
         self._runner.start()
         self._blocking = open_client(self.owner.url, blocking=True)
-        self._spawn_courier(0)
-        self._spawn(self._slot.watch_loop, "pylane-redis-courier-watch")
+        self._spawn(lambda: self._courier(0), "pylane-redis-courier")
+        self._spawn_watch()
         self._spawn(self._wake_loop, "pylane-redis-wake")
         self._spawn(self._heartbeat_loop, "pylane-redis-heartbeat")
 
     def _spawn(self, target: Any, name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
-        self._threads.append(thread)
+        # (Couriers come and go: see CourierSlot. The ended ones are dropped.)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
+
+    def _spawn_watch(self) -> None:
+        self._spawn(self._slot.watch_loop, "pylane-redis-courier-watch")
 
     def stop(self, timeout: float = 10.0) -> None:
         """Claims nothing more; running commands finish and are
@@ -142,8 +146,11 @@ class RedisWorker:
         except Exception as error:  # Redis gone: the reader notices it itself
             logger.debug("could not wake the wake reader to stop it: %s", error)
         deadline = time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+        while True:  # a courier's job may move to another thread meanwhile
+            alive = [thread for thread in self._threads if thread.is_alive()]
+            if not alive or time.monotonic() >= deadline:
+                break
+            alive[0].join(max(0.0, deadline - time.monotonic()))
         self._runner.stop_slots(deadline)
         try:
             self.fns.leave(self.id)
@@ -188,9 +195,6 @@ class RedisWorker:
             self.owner.emit_local(REDIS_RECONNECTED, {"url": redact(self.owner.url)})
 
     # ---- the courier -------------------------------------------------------------
-
-    def _spawn_courier(self, generation: int) -> None:
-        self._spawn(lambda: self._courier(generation), "pylane-redis-courier")
 
     def _courier(self, generation: int) -> None:
         if self._courier_loop(generation):
