@@ -230,6 +230,18 @@ export interface AddOptions extends SubmitOptions {
   commandType?: string;
 }
 
+/** `runMany`'s options. */
+export interface RunManyOptions extends SubmitOptions {
+  /**
+   * `false`: fire and forget (as the Python SDK's `submit_many(results=False)`).
+   * `runMany` resolves with the command ids instead of promises, nothing is
+   * tracked, and in Redis mode no result is sent back to this process. The
+   * `signal` then only guards the queueing (cancel queued commands by id).
+   * Default `true`.
+   */
+  results?: boolean;
+}
+
 /** One command of `runMany`: `[commandType, payload]` or `{ commandType, payload }`. */
 export type ManyCommand =
   | readonly [commandType: string, payload?: unknown]
@@ -324,8 +336,28 @@ export class Lane {
   runMany<R = unknown>(
     laneId: string,
     commands: ReadonlyArray<ManyCommand>,
-    options?: SubmitOptions,
+    options?: SubmitOptions & { results?: true },
   ): Promise<Array<CommandPromise<R>>>;
+  /**
+   * Fire and forget (`{ results: false }`): resolves, once every command is
+   * queued (all or none per 500 as above; `error.queued` then holds the ids
+   * of the batches queued before the failure), with the command ids (what
+   * `cancel()` takes). Nothing is tracked; in Redis mode no result comes
+   * back (reply-to ""); in process the outcomes are dropped. The signal
+   * only guards the queueing: aborted before a batch is sent, the promise
+   * rejects with ERR_LANE_CANCELLED and that batch and the rest are not
+   * queued; after the promise resolved it does nothing.
+   */
+  runMany(
+    laneId: string,
+    commands: ReadonlyArray<ManyCommand>,
+    options: SubmitOptions & { results: false },
+  ): Promise<string[]>;
+  runMany<R = unknown>(
+    laneId: string,
+    commands: ReadonlyArray<ManyCommand>,
+    options?: RunManyOptions,
+  ): Promise<Array<CommandPromise<R>> | string[]>;
 
   /** Cancels a command that has not started; false if it started or is unknown. */
   cancel(commandId: string): boolean;

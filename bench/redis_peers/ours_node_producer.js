@@ -1,12 +1,16 @@
 'use strict';
 // a3s-lane (Node) producer process for bench/bench_redis.py, speaking the
 // protocol of producer_common.py through producer_common.js. Joins the queue as a producer only (start({ worker: false })).
-// "bulk" uses lane.runMany per lane (one a3s_submit_many call per 500
-// commands), for each chunk of 1,000 jobs as BullMQ's addBulk gets them;
-// "probes" and "each" submit one command at a time (runMany of one: its
-// promise resolves once the command is queued, as BullMQ's queue.add).
-// The result promises resolve in the background (the results reader);
-// nobody waits on them here. Times: process.hrtime.bigint(), ns.
+// "bulk" uses lane.runMany(lane, commands, { results: false }) per lane
+// (one a3s_submit_many call per 500 commands, reply-to "": fire and
+// forget, as the Python producer's submit_many(results=False) and as
+// BullMQ's addBulk, which waits for no result either), for each chunk of
+// 1,000 jobs as BullMQ's addBulk gets them: nothing is tracked here and
+// Redis delivers no result to this process. "probes" and "each" submit
+// one command at a time (runMany of one: its promise resolves once the
+// command is queued, as BullMQ's queue.add); their result promises resolve
+// in the background (the results reader), nobody waits on them here.
+// Times: process.hrtime.bigint(), ns.
 //
 //     node bench/redis_peers/ours_node_producer.js URL [reserve]
 const { lane, LEVELS } = require('./ours_node_common');
@@ -23,6 +27,11 @@ async function submitMany(level, commands) {
   for (const promise of promises) promise.catch(ignore);
 }
 
+// The same, fire and forget: no result comes back (the bulks).
+function submitBulk(level, commands) {
+  return queue.runMany(lanes[level], commands, { results: false });
+}
+
 async function main() {
   // Stopped by the bench with SIGTERM: exit (and write a --cpu-prof profile).
   process.on('SIGTERM', () => process.exit(0));
@@ -36,7 +45,7 @@ async function main() {
           if (!byLevel.has(level)) byLevel.set(level, []);
           byLevel.get(level).push(['job', job]);
         }
-        for (const level of [...byLevel.keys()].sort()) await submitMany(level, byLevel.get(level));
+        for (const level of [...byLevel.keys()].sort()) await submitBulk(level, byLevel.get(level));
       }
     },
     close: () => queue.close(),

@@ -481,6 +481,8 @@ class Lane {
    * once all are queued, with one promise per command of its result (as
    * run()'s). Redis mode: one round trip per 500, each 500 queued whole or
    * not at all (lib/redis/many.js); in process: one submit each.
+   * `options.results: false` (fire and forget): resolves with the command
+   * ids instead, tracks nothing and (Redis mode) asks for no result.
    */
   runMany(laneId, commands, options) {
     return runMany(this, laneId, commands, options);

@@ -181,3 +181,188 @@ redisTest('a command leased by a claim whose reply was lost is adopted and run',
   } // else the courier's own claim took it first: nothing to adopt
   assert.equal(await within(lost), 42);
 });
+
+// ---- runMany(..., { results: false }): fire and forget ----------------------------
+
+async function admin(url, fn) {
+  const redis = require('redis');
+  const client = redis.createClient({ url, RESP: 2 });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    client.destroy();
+  }
+}
+
+/** Resolves once `lane`'s stats show `count` completed in `laneId` (bounded). */
+async function completed(lane1, laneId, count) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const stats = await lane1.statsAsync();
+    const done = stats.lanes.find((l) => l.laneId === laneId).completed;
+    if (done >= count) return done;
+    if (Date.now() > deadline) throw new Error(`${done} of ${count} completed within 10 s`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Records the reply-to of every a3s_submit_many call of `lane1`. */
+async function spySubmitMany(lane1, replyTos, before1) {
+  const fns = await lane1._redis.functions();
+  const submitMany = fns.submitMany.bind(fns);
+  fns.submitMany = async (batch, replyTo, nowMs) => {
+    if (before1) await before1(replyTos.length);
+    replyTos.push(replyTo);
+    return submitMany(batch, replyTo, nowMs);
+  };
+}
+
+redisTest('runMany { results: false } queues in order, resolves with the ids and delivers no result', async (queue) => {
+  const worker = lane(JOBS, { redis: server.url, queue, maxWorkers: 1 });
+  const seen = [];
+  worker.registerHandler('double', (n, context) => {
+    seen.push([context.commandId, n]);
+    return n * 2;
+  });
+  worker.start();
+  const producer = lane(JOBS, { redis: server.url, queue });
+  producer.start({ worker: false });
+  const replyTos = [];
+  await spySubmitMany(producer, replyTos);
+  const n = 1201; // three a3s_submit_many calls
+  const ids = await within(producer.runMany('jobs', Array.from({ length: n }, (_, i) => ['double', i]), { results: false }));
+  assert.equal(ids.length, n);
+  assert.ok(ids.every((id) => typeof id === 'string' && /^[0-9a-f]{32}$/.test(id)));
+  assert.equal(new Set(ids).size, n);
+  assert.deepEqual(replyTos, ['', '', '']); // lanes.lua's deliver() skips ''
+  assert.equal(producer._redis.pending.size, 0); // nothing tracked
+  await completed(producer, 'jobs', n);
+  // They ran, in their order, under the ids runMany returned.
+  assert.deepEqual(seen, ids.map((id, i) => [id, i]));
+  // No results list for this producer, and no reader of one started.
+  const key = `a3s:{${queue}}:results:${producer._redis.clientId}`;
+  assert.equal(await admin(server.url, (c) => c.exists([key, `${key}:taken`])), 0);
+  assert.equal(producer._redis.resultsActive, false);
+  assert.deepEqual(await within(producer.runMany('jobs', [], { results: false })), []);
+  // { results: true } (the default) still hands out a promise each.
+  const [promise] = await within(producer.runMany('jobs', [['double', 5]], { results: true }));
+  assert.equal(await within(promise), 10);
+});
+
+redisTest('runMany { results: false } is all or none per batch; error.queued holds the queued ids', async (queue) => {
+  const producer = lane(JOBS, { redis: server.url, queue });
+  producer.start({ worker: false });
+  producer.pauseLane('jobs');
+  await assert.rejects(producer.runMany('nope', [['echo', 1]], { results: false }), { code: 'ERR_LANE_NOT_FOUND' });
+  await assert.rejects(producer.runMany('jobs', [['echo', 1], ['echo', 2n]], { results: false }),
+    { code: 'ERR_LANE_INVALID_PAYLOAD', message: /^command 1: payload is not JSON-serialisable/ });
+  let stats = await producer.statsAsync();
+  assert.deepEqual(stats.lanes.map((l) => [l.laneId, l.submitted]), [['jobs', 0], ['other', 0]]);
+  // The second batch fails in Redis: the first stays queued, the rest is not.
+  const fns = await producer._redis.functions();
+  const submitMany = fns.submitMany.bind(fns);
+  let calls = 0;
+  fns.submitMany = (batch, replyTo, nowMs) => {
+    if (++calls === 2) return Promise.reject(Object.assign(new Error('boom'), { code: 'ERR_LANE_REDIS' }));
+    return submitMany(batch, replyTo, nowMs);
+  };
+  const failed = await producer.runMany('jobs', Array.from({ length: 1200 }, (_, i) => ['echo', i]), { results: false })
+    .then(() => null, (error) => error);
+  fns.submitMany = submitMany;
+  assert.equal(failed && failed.message, 'boom');
+  assert.equal(failed.queued.length, 500);
+  assert.ok(failed.queued.every((id) => typeof id === 'string' && /^[0-9a-f]{32}$/.test(id)));
+  stats = await producer.statsAsync();
+  assert.deepEqual(stats.lanes.map((l) => [l.laneId, l.submitted, l.pending]), [['jobs', 500, 500], ['other', 0, 0]]);
+  // The ids are what cancel() takes.
+  assert.equal(producer.cancel(failed.queued[0]), true);
+  assert.equal((await producer.statsAsync()).lanes[0].cancelled, 1);
+});
+
+redisTest('runMany { results: false }: the signal guards the queueing', async (queue) => {
+  const producer = lane(JOBS, { redis: server.url, queue });
+  producer.start({ worker: false });
+  producer.pauseLane('jobs');
+  const aborted = new AbortController();
+  aborted.abort(new Error('early'));
+  await assert.rejects(producer.runMany('jobs', [['echo', 1]], { results: false, signal: aborted.signal }),
+    (error) => error.code === 'ERR_LANE_CANCELLED' && error.cause.message === 'early' && error.queued.length === 0);
+  // Aborted while the first batch goes: the later batches are not queued.
+  const controller = new AbortController();
+  await spySubmitMany(producer, [], (sent) => {
+    if (sent === 0) controller.abort(new Error('midway')); // as the first batch goes
+  });
+  const error = await producer.runMany('jobs', Array.from({ length: 1100 }, (_, i) => ['echo', i]),
+    { results: false, signal: controller.signal }).then(() => null, (e) => e);
+  assert.equal(error && error.code, 'ERR_LANE_CANCELLED');
+  assert.equal(error.queued.length, 500);
+  assert.equal((await producer.statsAsync()).lanes[0].submitted, 500);
+});
+
+test('runMany { results: false } in process: the ids, commands run, outcomes dropped', async () => {
+  const local = Lane.withLanes(JOBS, { maxWorkers: 1 });
+  made.push(local);
+  const seen = [];
+  local.registerHandler('double', (n, context) => {
+    seen.push([context.commandId, n]);
+    return n * 2;
+  });
+  local.registerHandler('fail', () => {
+    throw new Error('nobody reads this');
+  });
+  const unhandled = [];
+  const onUnhandled = (reason) => unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    local.start();
+    local.pauseLane('other');
+    const held = await within(local.runMany('other', [['echo', 1], ['echo', 2]], { results: false }));
+    assert.deepEqual(held.map((id) => local.cancel(id)), [true, true]); // the ids are what cancel() takes
+    const ids = await within(local.runMany('jobs', [['double', 1], ['fail', null], ['double', 3]], { results: false }));
+    assert.equal(ids.length, 3);
+    assert.ok(ids.every((id) => typeof id === 'string'));
+    await within(waitIdle(local, 'jobs', 3));
+    assert.deepEqual(seen, [[ids[0], 1], [ids[2], 3]]);
+    const jobs = local.stats().lanes[0];
+    assert.deepEqual([jobs.completed, jobs.failed], [2, 1]);
+    await new Promise((resolve) => setTimeout(resolve, 20)); // unhandled rejections surface by then
+    assert.deepEqual(unhandled, []);
+    const aborted = new AbortController();
+    aborted.abort();
+    await assert.rejects(local.runMany('jobs', [['echo', 1]], { results: false, signal: aborted.signal }),
+      { code: 'ERR_LANE_CANCELLED' });
+    await assert.rejects(local.runMany('nope', [['echo', 1]], { results: false }), { code: 'ERR_LANE_NOT_FOUND' });
+    assert.equal(local.stats().lanes[0].submitted, 3);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
+});
+
+async function waitIdle(local, laneId, count) {
+  for (let i = 0; i < 1000; i++) {
+    const l = local.stats().lanes.find((x) => x.laneId === laneId);
+    if (l.completed + l.failed >= count) return;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error('commands did not finish');
+}
+
+test('runMany checks options.results: a boolean or nothing', async () => {
+  const local = Lane.withLanes(JOBS);
+  made.push(local);
+  local.start();
+  for (const results of ['no', 0, 1, null, {}]) {
+    await assert.rejects(local.runMany('jobs', [['echo', 1]], { results }),
+      (error) => error instanceof TypeError && /^options\.results must be a boolean, got /.test(error.message));
+  }
+  assert.equal(local.stats().lanes[0].submitted, 0);
+  const promises = await local.runMany('jobs', [['echo', 1]], {});
+  assert.equal(await within(promises[0]), 1);
+});
+
+redisTest('runMany checks options.results in Redis mode too', async (queue) => {
+  const producer = lane(JOBS, { redis: server.url, queue });
+  await assert.rejects(producer.runMany('jobs', [['echo', 1]], { results: 'false' }),
+    (error) => error instanceof TypeError && /options\.results must be a boolean, got string/.test(error.message));
+});

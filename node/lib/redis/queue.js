@@ -55,6 +55,10 @@ function uuidHex() {
 
 function noop() {}
 
+function cancelledMany(signal) {
+  return new LaneError('ERR_LANE_CANCELLED', 'Commands were cancelled before they were queued', { cause: signal.reason });
+}
+
 /** A command this process waits for: its promise's resolvers and how to settle it. */
 class PendingCommand {
   constructor(queue, id, mode, fnKey) {
@@ -528,16 +532,48 @@ class RedisQueue {
     return promises;
   }
 
-  async submitManyWithRetry(fns, laneId, batch) {
+  /**
+   * runMany with { results: false }: queues `items` as enqueueMany does
+   * (same batches, each whole or not at all) but with reply-to '' (no
+   * result is delivered anywhere: lanes.lua's deliver() skips '') and
+   * nothing tracked here. Resolves with the command ids; rejects with the
+   * first batch that failed, or ERR_LANE_CANCELLED if `signal` was aborted
+   * before a batch went (error.queued: the ids of the batches queued
+   * before it). The signal does nothing once the call resolved.
+   */
+  async enqueueManyIds(laneId, items, signal) {
+    if (this.shuttingDown) throw shuttingDown();
+    const ids = new Array(items.length);
+    for (let i = 0; i < items.length; i++) ids[i] = uuidHex();
+    let at = 0;
     try {
-      await fns.submitMany(batch, this.clientId);
+      if (signal !== undefined && signal.aborted) throw cancelledMany(signal);
+      if (items.length === 0) return ids;
+      const fns = await this.functions();
+      for (; at < items.length; at += SUBMIT_BATCH) {
+        if (signal !== undefined && signal.aborted) throw cancelledMany(signal);
+        const end = Math.min(at + SUBMIT_BATCH, items.length);
+        const batch = new Array(end - at);
+        for (let i = at; i < end; i++) batch[i - at] = [ids[i], laneId, items[i][0], items[i][1]];
+        await this.submitManyWithRetry(fns, laneId, batch, '');
+      }
+    } catch (error) {
+      if (error instanceof Error) error.queued = ids.slice(0, at);
+      throw error;
+    }
+    return ids;
+  }
+
+  async submitManyWithRetry(fns, laneId, batch, replyTo = this.clientId) {
+    try {
+      await fns.submitMany(batch, replyTo);
     } catch (error) {
       if (!(error instanceof LaneError) || error.code !== 'ERR_LANE_NOT_FOUND' ||
           !this.lanes.some((l) => l.laneId === laneId)) {
         throw error;
       }
       await this.registerLanes(fns); // Redis restarted without persistence
-      await fns.submitMany(batch, this.clientId);
+      await fns.submitMany(batch, replyTo);
     }
   }
 

@@ -4,7 +4,7 @@ import {
   Lane, LaneError, EVENTS, DEFAULT_LANES,
   type LaneConfig, type LaneEvent, type QueueStats, type Subscription, type CommandContext,
   type CommandPromise, type CommandEventPayload, type LaneErrorCode,
-  type RedisQueueStats, type DeadLetter, type StartOptions,
+  type RedisQueueStats, type DeadLetter, type StartOptions, type RunManyOptions,
 } from '../..';
 
 const configs: LaneConfig[] = [
@@ -34,6 +34,10 @@ const value: Promise<{ words: number }> = lane.run<{ words: number }>('low', 'su
 const added: CommandPromise<number> = lane.add('low', async (context) => context.laneId.length, { commandType: 'len' });
 const cancelled: boolean = lane.cancel(added.commandId);
 const many: Promise<Array<CommandPromise<number>>> = lane.runMany<number>('low', [['summarise', { text: 'a' }], { commandType: 'echo', payload: 1 }], { signal: controller.signal });
+const queuedIds: Promise<string[]> = lane.runMany('low', [['echo', 1]], { results: false, signal: controller.signal });
+const withResults: Promise<Array<CommandPromise<unknown>>> = lane.runMany('low', [['echo', 1]], { results: true });
+const manyOptions: RunManyOptions = { results: Math.random() < 0.5 };
+const either: Promise<Array<CommandPromise<unknown>> | string[]> = lane.runMany('low', [['echo', 1]], manyOptions);
 
 lane.pauseLane('low');
 lane.resumeLane('low');
