@@ -276,8 +276,10 @@ def systems(celery_pool: str, py_workers: tuple[int, int] = (1, 10)) -> list[Sys
                               url, *extra]))
 
     ours_notes = (f"Redis mode, {processes} worker process(es) x {slots} slots (one courier "
-                  "each: a claim for every free slot carries every finished command's ack), "
-                  "lanes p0..p4 (min 0, max 10); Lua picks strictly by priority, no prefetch; "
+                  "each: a claim for every free slot carries every finished command's ack; "
+                  "the no-op jobs, once seen quick, run on the courier's thread, slow ones "
+                  "on slot threads), lanes p0..p4 (min 0, max 10); Lua picks strictly by "
+                  "priority, no prefetch; "
                   "producer: submit_many(results=False) for bulks (one a3s_submit_many per "
                   "lane and chunk of 1,000), submit for urgent and mix jobs")
     return [
@@ -286,8 +288,9 @@ def systems(celery_pool: str, py_workers: tuple[int, int] = (1, 10)) -> list[Sys
                "for it, the backlog runs on 9 (a rule the peers do not have)", *ours(True)),
         System(OURS_NODE, "the Node SDK in Redis mode (the same Lua): 1 worker process x 10 "
                "slots (one courier: a claim for every free slot carries every finished "
-               "command's ack), lanes p0..p4 (min 0, max 10); producer: runMany for bulks "
-               "(one a3s_submit_many per 500), a runMany of one for urgent and mix jobs",
+               "command's ack), lanes p0..p4 (min 0, max 10); producer: runMany(results: "
+               "false) for bulks (one a3s_submit_many per 500), a runMany of one for urgent "
+               "and mix jobs",
                *ours_node(False)),
         System(OURS_NODE_RESERVED, "the same, but lane p0 has min_concurrency 1: one slot is "
                "kept for it (a rule the peers do not have)", *ours_node(True)),
