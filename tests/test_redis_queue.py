@@ -877,7 +877,7 @@ def test_stress_quick_commands_that_sometimes_stall_all_finish_once(lanes, caplo
 
     lane.register_handler("work", work)
     lane.start()
-    caplog.set_level(logging.INFO, logger="pylane.redis")
+    caplog.set_level(logging.DEBUG, logger="pylane.redis")
     futures = []
     for start in range(0, 1500, 100):
         futures += lane.manager.submit_many("w", [("work", n) for n in range(start, start + 100)])

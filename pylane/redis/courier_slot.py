@@ -121,7 +121,7 @@ class CourierSlot:
         if taken is None:
             return
         generation, rest, seq = taken
-        logger.info("quick commands held the Redis courier's thread over %.0f ms (claim %d); "
+        logger.debug("quick commands held the Redis courier's thread over %.0f ms (claim %d); "
                     "a new thread takes over the courier's job", STUCK_AFTER * 1000, seq)
         self._hand_off(rest)
         try:
