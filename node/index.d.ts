@@ -45,7 +45,10 @@ export interface LaneOptions {
   /** Events waiting for delivery before the oldest are dropped. Default 65536. */
   eventCapacity?: number;
   /**
-   * Redis mode: a `redis://` or `rediss://` URL (`redis://host:6379/0`). The
+   * Redis mode: a `redis://` or `rediss://` URL (`redis://host:6379/0`), or
+   * `redis+cluster://host:port` / `rediss+cluster://host:port` (any node) for a
+   * Redis Cluster: each queue lives in one slot (its keys share the hash tag
+   * `{<queue>}`), and the functions are loaded on every primary. The
    * queue then lives in Redis and is shared by every process, Node or
    * Python, naming the same URL and queue; the lane rules run inside Redis
    * (the a3s_lane function library). Needs the optional peer dependency

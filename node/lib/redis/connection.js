@@ -109,7 +109,19 @@ function checkLaneKey(laneId) {
   return laneId;
 }
 
-/** A redis:// or rediss:// URL (checked, not resolved). */
+// A Redis Cluster: redis+cluster://host:port (any node; rediss+cluster:// with
+// TLS), as pylane/redis/connection.py takes it.
+const CLUSTER_SCHEMES = { 'redis+cluster:': 'redis:', 'rediss+cluster:': 'rediss:' };
+
+function isClusterUrl(url) {
+  try {
+    return Object.hasOwn(CLUSTER_SCHEMES, new URL(url).protocol);
+  } catch {
+    return false;
+  }
+}
+
+/** A redis://, rediss://, redis+cluster:// or rediss+cluster:// URL (checked, not resolved). */
 function checkUrl(url) {
   if (typeof url !== 'string' || !url) {
     throw configError(`redis must be a Redis URL string like 'redis://host:6379/0', got ${typeName(url)}`);
@@ -120,12 +132,17 @@ function checkUrl(url) {
   } catch {
     throw configError(`redis ${JSON.stringify(redact(url))} is not a URL (expected 'redis://host:6379/0')`);
   }
-  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
-    throw configError(`redis ${JSON.stringify(redact(url))} must start with redis:// or rediss://`);
+  const cluster = Object.hasOwn(CLUSTER_SCHEMES, parsed.protocol);
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:' && !cluster) {
+    throw configError(`redis ${JSON.stringify(redact(url))} must start with redis:// or rediss:// ` +
+      '(or redis+cluster:// / rediss+cluster:// for a Redis Cluster)');
   }
   if (!parsed.hostname) throw configError(`redis ${JSON.stringify(redact(url))} names no host`);
   if (parsed.pathname && parsed.pathname !== '/' && !/^\/\d+$/.test(parsed.pathname)) {
     throw configError(`redis ${JSON.stringify(redact(url))}: the path must be a database number, like /0`);
+  }
+  if (cluster && parsed.pathname && !/^\/0?$/.test(parsed.pathname)) {
+    throw configError(`redis ${JSON.stringify(redact(url))}: a Redis Cluster has only database 0`);
   }
   return url;
 }
@@ -243,6 +260,7 @@ class Backoff {
  */
 async function openClient(url, { connectTimeoutMs = CONNECT_TIMEOUT_MS, name = 'a3s-lane' } = {}) {
   const redis = loadRedis();
+  if (isClusterUrl(url)) return openCluster(redis, url, connectTimeoutMs, name);
   let client;
   try {
     client = redis.createClient({
@@ -284,6 +302,147 @@ async function openClient(url, { connectTimeoutMs = CONNECT_TIMEOUT_MS, name = '
   return client;
 }
 
+// ---- a Redis Cluster -------------------------------------------------------------
+
+// Cluster states in which a command may work a moment later: like a dropped
+// connection, the user of the client opens a new one with back-off.
+const CLUSTER_STATE = /^(CLUSTERDOWN|TRYAGAIN|MOVED|ASK)\b/;
+
+/**
+ * The key a command is routed by: the first key it touches. Every key of a
+ * queue carries its hash tag ({queue}), so all of one queue's commands go to
+ * the node holding the queue's slot; a FCALL is routed by its first key, the
+ * queue's base key.
+ */
+function routingKey(args) {
+  switch (String(args[0]).toUpperCase()) {
+    case 'FCALL':
+    case 'FCALL_RO':
+      return Number(args[2]) > 0 ? args[3] : undefined;
+    case 'BLMPOP': // BLMPOP timeout numkeys key ...
+      return args[3];
+    case 'XREAD': {
+      const at = args.findIndex((arg) => String(arg).toUpperCase() === 'STREAMS');
+      return at < 0 ? undefined : args[at + 1];
+    }
+    default:
+      return args.length > 1 ? args[1] : undefined;
+  }
+}
+
+/**
+ * node-redis's cluster client behind the interface the single-node client
+ * offers here (sendCommand(args, options), isOpen, destroy, unref): each
+ * command goes to the node of its first key's slot, following MOVED / ASK.
+ * Like a single-node client it closes on a lost connection (or a cluster
+ * in flux), and its user opens a new one with back-off; its sockets are
+ * unref'd. Each blocking reader opens its own (one connection to the
+ * queue's node: minimizeConnections).
+ */
+class ClusterClient {
+  constructor(cluster) {
+    this.cluster = cluster;
+    this.broken = false;
+    this.unrefed = false;
+    cluster.on('node-connect', () => {
+      if (this.unrefed) this.unrefNodes();
+    });
+  }
+
+  get isOpen() {
+    return !this.broken && this.cluster.isOpen;
+  }
+
+  async sendCommand(args, options) {
+    try {
+      return await this.cluster.sendCommand(routingKey(args), false, args, options);
+    } catch (error) {
+      if (isReplyError(error) && !CLUSTER_STATE.test(error.message)) throw error;
+      this.destroy();
+      if (isReplyError(error)) throw new Error(`the cluster is changing: ${error.message}`, { cause: error });
+      throw error;
+    }
+  }
+
+  /** A connected client of every primary (the function library is per node). */
+  async primaries() {
+    try {
+      return await Promise.all(this.cluster.masters.map((node) => this.cluster.nodeClient(node)));
+    } catch (error) {
+      this.destroy();
+      throw error;
+    }
+  }
+
+  unrefNodes() {
+    for (const node of this.cluster.nodeByAddress.values()) {
+      if (node.client) node.client.unref();
+    }
+  }
+
+  unref() {
+    this.unrefed = true;
+    this.unrefNodes();
+  }
+
+  destroy() {
+    this.broken = true;
+    if (this.cluster.isOpen) this.cluster.destroy();
+  }
+}
+
+/** The cluster's layout, learnt from the URL's node within `connectTimeoutMs`. */
+async function openCluster(redis, url, connectTimeoutMs, name) {
+  let cluster;
+  let lastError = null;
+  try {
+    const parsed = new URL(url);
+    const socket = { connectTimeout: connectTimeoutMs, keepAlive: true, noDelay: true, reconnectStrategy: false };
+    if (parsed.protocol === 'rediss+cluster:') socket.tls = true;
+    const defaults = { name, disableOfflineQueue: true, socket };
+    if (parsed.username) defaults.username = decodeURIComponent(parsed.username);
+    if (parsed.password) defaults.password = decodeURIComponent(parsed.password);
+    const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1');
+    cluster = redis.createCluster({
+      // socketTimeout on the root node only: the client that learns the
+      // layout is the cluster's own, not closed by destroy(); an address that
+      // accepts and never answers must not keep it (and the process) alive.
+      rootNodes: [{ socket: { host, port: Number(parsed.port || 6379), socketTimeout: connectTimeoutMs } }],
+      defaults,
+      RESP: 2,
+      // Connect to a node when a command needs it: a blocking reader holds
+      // one connection (to its queue's node), not one per primary.
+      minimizeConnections: true,
+    });
+  } catch (error) {
+    throw configError(`invalid Redis URL ${JSON.stringify(redact(url))}: ${error.message}`);
+  }
+  cluster.on('error', (error) => {
+    lastError = error; // reported where a request fails
+  });
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${connectTimeoutMs} ms`)), connectTimeoutMs);
+  });
+  try {
+    await Promise.race([cluster.connect(), timeout]);
+  } catch (error) {
+    try {
+      cluster.destroy();
+    } catch {
+      // already closed
+    }
+    const why = lastError && lastError !== error && lastError.message
+      ? new Error(`${error.message} (${lastError.message})`, { cause: error }) : error;
+    throw unreachable(url, why);
+  } finally {
+    clearTimeout(timer);
+  }
+  const client = new ClusterClient(cluster);
+  client.unref();
+  return client;
+}
+
 function closeClient(client) {
   if (!client) return;
   try {
@@ -296,9 +455,24 @@ function closeClient(client) {
 /**
  * Loads the function library if Redis has none, replaces an older
  * compatible one (or another text of the same version: a development
- * build), and refuses any other version. Returns the version.
+ * build), and refuses any other version. Returns the version. In a
+ * cluster, on every primary (functions are per node; a queue's slot may
+ * move), as pylane does.
  */
 async function ensureLibrary(client, url, source = librarySource()) {
+  if (!(client instanceof ClusterClient)) return ensureLibraryOn(client, url, source);
+  let nodes;
+  try {
+    nodes = await client.primaries();
+  } catch (error) {
+    throw unreachable(url, error);
+  }
+  let version;
+  for (const node of nodes) version = await ensureLibraryOn(node, url, source);
+  return version;
+}
+
+async function ensureLibraryOn(client, url, source) {
   const [ours, compatibleFrom] = libraryVersions(source);
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
@@ -494,6 +668,9 @@ module.exports = {
   checkQueueName,
   checkLaneKey,
   checkUrl,
+  isClusterUrl,
+  routingKey,
+  ClusterClient,
   baseKey,
   redact,
   laneConfigJson,
