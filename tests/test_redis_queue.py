@@ -925,3 +925,19 @@ def test_when_no_new_watch_can_start_quick_commands_go_to_slot_threads(lanes):
     del ran_on[:]
     assert [manager.run("w", "flip", "after") for _ in range(20)] == ["after"] * 20
     assert COURIER not in ran_on, ran_on
+
+
+def test_the_per_type_caches_stay_bounded_whatever_types_come(lanes):
+    """Command types come from whoever submits (an unknown one is echoed):
+    the worker's per-type caches (handler kind, how quick) stay bounded."""
+    from pylane.redis import runner
+
+    lane = lanes([LaneConfig("w", priority=0, min_concurrency=0, max_concurrency=4)],
+                 max_workers=4)
+    lane.start()
+    kinds = runner.TYPES_CACHED + 50
+    futures = lane.manager.submit_many("w", [(f"type-{n}", n) for n in range(kinds)])
+    assert [future.result(WAIT) for future in futures] == list(range(kinds))
+    worker_runner = lane.manager._queue._worker._runner
+    assert len(worker_runner._speed) <= runner.TYPES_CACHED
+    assert len(worker_runner._kinds) <= runner.TYPES_CACHED

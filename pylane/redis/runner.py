@@ -59,6 +59,9 @@ def _returning(value: Any) -> Callable[[], Any]:
 QUICK_BELOW = 0.0002
 QUICK_AFTER = 8
 SLOW_AFTER = 0.002
+# Per-type caches hold at most this many types, then start afresh: types come
+# from whoever submits, and a type nobody handles is echoed, not refused.
+TYPES_CACHED = 4096
 
 Item = tuple[dict[str, Any], Optional[Handler]]
 
@@ -128,6 +131,8 @@ class CommandRunner:
                 is_async = known[1]
             else:
                 is_async = handler is not None and _is_async(handler)
+                if len(self._kinds) >= TYPES_CACHED:
+                    self._kinds.clear()
                 self._kinds[command_type] = (handler, is_async)
             if is_async or command.get("timeout_ms"):
                 self._start_on_engine(command, handler)
@@ -148,6 +153,8 @@ class CommandRunner:
         return speed is not None and speed[1] >= QUICK_AFTER and speed[0] <= QUICK_BELOW
 
     def _note(self, command_type: str, took: float) -> None:
+        if len(self._speed) >= TYPES_CACHED and command_type not in self._speed:
+            self._speed = {}  # a new dict: another thread may be reading the old one
         average, seen = self._speed.get(command_type, (took, 0))
         self._speed[command_type] = (0.8 * average + 0.2 * took,
                                      0 if took > SLOW_AFTER else seen + 1)
