@@ -379,7 +379,9 @@ export class Lane {
   /**
    * Stops at once. Redis mode: this process leaves (its worker's unfinished
    * commands go back to their lanes for another worker; its pending
-   * promises reject). In process: shutdown() and drain().
+   * promises and drain() calls reject with ERR_LANE_SHUTTING_DOWN, and none
+   * of its connections or timers keeps the process alive afterwards).
+   * In process: shutdown() and drain().
    */
   close(): Promise<void>;
   /** Stops intake; queued commands still run. */

@@ -933,8 +933,9 @@ class Lane {
   /**
    * Stops at once, without waiting for the queue to drain. Redis mode: this
    * process leaves (its worker's unfinished commands go back to the front of
-   * their lanes, for another worker); its pending promises reject. In
-   * process: shutdown(), then a drain.
+   * their lanes, for another worker); its pending promises and drain()
+   * calls reject (ERR_LANE_SHUTTING_DOWN), and nothing of Redis mode keeps
+   * the process alive afterwards. In process: shutdown(), then a drain.
    */
   close() {
     if (this._redis !== null) return this._redis.close();

@@ -114,6 +114,7 @@ class RedisQueue {
     this.resultsKey = this.key(`results:${this.clientId}`);
     this.pending = new Map(); // command id -> { resolve, reject, mode, cleanup }
     this.syncs = new Map(); // drain's sync tokens -> resolve
+    this.drainClients = new Set(); // the blocking connections of drain() calls waiting
     this.fns = null;
     this.fnsPromise = null;
     this.worker = null;
@@ -122,6 +123,7 @@ class RedisQueue {
     this.started = false;
     this.shuttingDown = false;
     this.stopped = false;
+    this.stoppedIdle = false;
     this.closed = false;
     this.holds = 0;
     this.keepalive = null;
@@ -276,7 +278,7 @@ class RedisQueue {
     }
     this.hold();
     return this.waitIdle(limit).then(async () => {
-      if (this.shuttingDown) await this.stopAll();
+      if (this.shuttingDown) await this.stopAll(true);
       else await this.lane._hub.flush();
     }).finally(() => this.release());
   }
@@ -287,6 +289,11 @@ class RedisQueue {
     const fns = await this.functions();
     const events = this.key('events');
     const blocking = await openClient(this.url);
+    if (this.stopped) {
+      closeClient(blocking);
+      return this.stoppedWhileDraining();
+    }
+    this.drainClients.add(blocking);
     try {
       for (;;) {
         let last;
@@ -295,6 +302,7 @@ class RedisQueue {
           last = await blocking.sendCommand(['XREVRANGE', events, '+', '-', 'COUNT', '1']);
           raw = await fns.stats();
         } catch (error) {
+          if (this.stopped) return this.stoppedWhileDraining();
           if (error instanceof LaneError) throw error;
           throw unreachable(this.url, error);
         }
@@ -308,13 +316,24 @@ class RedisQueue {
         try {
           await blocking.sendCommand(['XREAD', 'COUNT', '1', 'BLOCK', String(block), 'STREAMS', events, lastId]);
         } catch (error) {
+          if (this.stopped) return this.stoppedWhileDraining();
           throw unreachable(this.url, error);
         }
+        if (this.stopped) return this.stoppedWhileDraining();
       }
       await this.syncResults(deadline);
+      if (this.stopped) return this.stoppedWhileDraining();
     } finally {
+      this.drainClients.delete(blocking);
       closeClient(blocking);
     }
+  }
+
+  // A drain() that was waiting when this process left: done if another
+  // drain() saw the queue idle and left (after shutdown()), else
+  // ERR_LANE_SHUTTING_DOWN (close() ran).
+  stoppedWhileDraining() {
+    if (!this.stoppedIdle) throw closedWhileDraining();
   }
 
   // Waits until the results reader has handed out every result pushed so
@@ -334,9 +353,10 @@ class RedisQueue {
     this.syncs.delete(token);
   }
 
-  async stopAll() {
+  async stopAll(idle = false) {
     if (this.stopped) return;
     this.stopped = true;
+    this.stoppedIdle = idle; // drain() saw the queue idle (else close())
     // Subscriptions end here: the events of this process leaving are not read.
     this.eventsActive = false;
     closeClient(this.eventsClient);
@@ -353,10 +373,19 @@ class RedisQueue {
     closeClient(this.resultsClient);
     this.closed = true;
     if (this.fns !== null) closeClient(this.fns.client);
-    for (const [id, entry] of this.pending) {
-      entry.reject(new LaneError('ERR_LANE_SHUTTING_DOWN', `the queue was closed before command ${id} finished`));
+    // Through settleError, not reject alone: each pending command holds the
+    // process (hold()) until it is settled, and an abort listener and an
+    // add() function of its own; rejecting without settling kept the
+    // keep-alive interval forever, so the process never exited.
+    for (const entry of [...this.pending.values()]) {
+      entry.settleError(new LaneError('ERR_LANE_SHUTTING_DOWN', `the queue was closed before command ${entry.id} finished`));
     }
-    this.pending.clear();
+    // drain() calls still waiting end too (ERR_LANE_SHUTTING_DOWN), and so do
+    // the waits for the results reader (syncs): nothing of this queue runs on.
+    for (const client of this.drainClients) closeClient(client);
+    this.drainClients.clear();
+    for (const resolve of this.syncs.values()) resolve();
+    this.syncs.clear();
     const hub = this.lane._hub;
     hub.emit(EVENTS.SHUTDOWN_COMPLETE, null);
     await hub.flush();
@@ -810,6 +839,10 @@ class RedisQueue {
       }
     }
   }
+}
+
+function closedWhileDraining() {
+  return new LaneError('ERR_LANE_SHUTTING_DOWN', 'the queue was closed while drain() waited');
 }
 
 // cjson writes an empty Lua table as {} (or, from older libraries, []).
