@@ -1,6 +1,7 @@
 'use strict';
 // A Node process on a Redis queue, for the cross-language tests
-// (../tests/test_cross_language.py) and redis-cluster.test.js:
+// (../tests/test_cross_language.py) and the cross-process ones
+// (redis-faults.test.js, redis-sync.test.js):
 //
 //   node test/redis-agent.js URL QUEUE SLOTS LEASE_MS LANES_JSON [TYPES] [worker|producer]
 //

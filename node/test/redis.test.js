@@ -6,9 +6,10 @@
 // held in Redis, drain, the library version check, and the errors of bad
 // options and unreachable servers. Several Lanes in one process stand for
 // several processes here (each is its own client and worker); the
-// cross-process and cross-language cases are in redis-cluster.test.js and
-// ../tests/test_cross_language.py. A redis-server of this file's own runs on
-// a free port; every wait is bounded.
+// cross-process cases (Node processes from redis-agent.js) are in
+// redis-faults.test.js and redis-sync.test.js, the cross-language ones in
+// ../tests/test_cross_language.py (run by cross-language.test.js). A
+// redis-server of this file's own runs on a free port; every wait is bounded.
 
 const { before, after, test } = require('node:test');
 const assert = require('node:assert/strict');
