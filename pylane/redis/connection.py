@@ -348,9 +348,12 @@ class Functions:
         return int(self.call("a3s_register_lanes", json.dumps(options), *configs, now_ms=now_ms))
 
     def join(self, worker_id: str, slots: int, types: list[str], lease_ms: float,
-             info: str = "", now_ms: Optional[float] = None) -> int:
+             info: str = "", now_ms: Optional[float] = None, direct: bool = False) -> int:
+        """``direct``: the worker reads the records of commands a submit
+        leased to it from its wake list, besides tokens."""
         return int(self.call("a3s_join", worker_id, slots, json.dumps(sorted(types)),
-                             repr(float(lease_ms)), info, now_ms=now_ms))
+                             repr(float(lease_ms)), info, "1" if direct else "0",
+                             now_ms=now_ms))
 
     def leave(self, worker_id: str, now_ms: Optional[float] = None) -> bool:
         return bool(self.call("a3s_leave", worker_id, now_ms=now_ms))

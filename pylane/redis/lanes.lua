@@ -22,14 +22,16 @@ suffix, so all of them share the hash tag {<queue>}: one queue, one shard.
   <base>:delayed          zset: command id -> due time (retry back-off)
   <base>:workers          zset: worker id -> lease expiry
   <base>:worker:<wid>     hash: slots, types (JSON list), joined, beat, lease (ms), info,
-                          woken (slots woken by a token and not claimed for since)
+                          woken (slots woken by a token and not claimed for since),
+                          direct (1: a submit may lease it commands itself, see wake)
   <base>:leased:<wid>     set: the command ids a worker holds
   <base>:types            hash: command type -> live workers handling it
   <base>:dead             list: dead letters (JSON), oldest first, bounded
   <base>:events           stream: key, data (JSON); one entry per call: a single
                           event, or key "batch" and data [{key, data}, ...];
                           XADD MAXLEN ~ events_max (entries)
-  <base>:wake:<wid>       list: wake tokens the worker's idle slots block on
+  <base>:wake:<wid>       list: wake tokens the worker's idle slots block on ("1"),
+                          or, for a direct worker, records of commands leased to it
   <base>:results:<client> list: results for one submitting client (BLMOVE)
 
 Time: every function takes ARGV[1] = now in milliseconds, or "" for Redis
@@ -126,16 +128,21 @@ end
 local function idle_workers(base)
   local idle = {}
   for _, wid in ipairs(redis.call('ZRANGE', base .. ':workers', 0, -1)) do
-    local w = redis.call('HMGET', base .. ':worker:' .. wid, 'slots', 'types', 'woken')
+    local w = redis.call('HMGET', base .. ':worker:' .. wid, 'slots', 'types', 'woken', 'direct')
     local free = (tonumber(w[1]) or 0) - redis.call('SCARD', base .. ':leased:' .. wid)
                  - (tonumber(w[3]) or 0)
-    if free > 0 then idle[#idle + 1] = { wid = wid, free = free, types = w[2] } end
+    if free > 0 then
+      idle[#idle + 1] = { wid = wid, free = free, types = w[2], direct = w[4] == '1' }
+    end
   end
   return idle
 end
 
--- (`idle`: idle_workers(), when the caller has it already.)
-local function wake(base, n, types, idle)
+-- (`idle`: idle_workers(), when the caller has it already. `direct`, from a
+-- submit: function(wid, k, types JSON) that leases up to k commands to a
+-- worker that joined with `direct` and returns how many; such a worker gets
+-- no token.)
+local function wake(base, n, types, idle, direct)
   if n <= 0 then return end
   local candidates = {}
   for _, c in ipairs(idle or idle_workers(base)) do
@@ -151,7 +158,8 @@ local function wake(base, n, types, idle)
       end
     end
     if fits then
-      candidates[#candidates + 1] = { wid = c.wid, free = c.free, at = #candidates }
+      candidates[#candidates + 1] = { wid = c.wid, free = c.free, at = #candidates,
+                                      types = c.types, direct = c.direct }
     end
   end
   table.sort(candidates, function(a, b)
@@ -162,11 +170,15 @@ local function wake(base, n, types, idle)
     if n <= 0 then break end
     local k = c.free
     if k > n then k = n end
-    local tokens = {}
-    for i = 1, k do tokens[i] = '1' end
-    redis.call('RPUSH', base .. ':wake:' .. c.wid, unpack(tokens))
-    redis.call('HINCRBY', base .. ':worker:' .. c.wid, 'woken', k)
-    n = n - k
+    if direct ~= nil and c.direct then
+      n = n - direct(c.wid, k, c.types)
+    else
+      local tokens = {}
+      for i = 1, k do tokens[i] = '1' end
+      redis.call('RPUSH', base .. ':wake:' .. c.wid, unpack(tokens))
+      redis.call('HINCRBY', base .. ':worker:' .. c.wid, 'woken', k)
+      n = n - k
+    end
   end
 end
 
@@ -779,7 +791,9 @@ local function f_register_lanes(keys, args)
   return #fresh
 end
 
--- join(base; now, worker id, slots, types JSON, lease ms, info)
+-- join(base; now, worker id, slots, types JSON, lease ms, info, direct "1"|"0")
+--   direct: the worker reads claimed commands' records (JSON) from its wake
+--   list besides tokens, so a submit may lease it commands at once.
 local function f_join(keys, args)
   local base = keys[1]
   local now = now_of(args[1])
@@ -799,7 +813,8 @@ local function f_join(keys, args)
   local total = meta_number(base, 'slots', 0) + slots
   redis.call('ZADD', base .. ':workers', now + lease, wid)
   redis.call('HSET', base .. ':worker:' .. wid, 'slots', slots, 'types', types, 'joined', now,
-             'beat', now, 'lease', lease, 'info', args[6] or '')
+             'beat', now, 'lease', lease, 'info', args[6] or '',
+             'direct', args[7] == '1' and 1 or 0)
   redis.call('HINCRBY', base .. ':meta', 'slots', slots)
   for _, t in ipairs(cjson.decode(types)) do redis.call('HINCRBY', base .. ':types', t, 1) end
   emit(base, 'queue.worker.joined', { worker_id = wid, slots = slots })
@@ -838,6 +853,43 @@ local function f_heartbeat(keys, args)
   end
   local lanes, by_id = load_lanes(base)
   return { known, reap(base, by_id, lanes, now, cut_off) }
+end
+
+-- Leases up to `free` commands to worker `wid`, into slots of its that are
+-- free now: picked as the engine picks, among the types it can run; each
+-- one's record (what a claim hands out) is appended to `claimed`.
+local function lease_to(base, lanes, wid, free, now, can_run, claimed)
+  local slots = meta_number(base, 'slots', 0)
+  local first = #claimed
+  local lease_base = nil
+  while #claimed - first < free do
+    local lane = pick(base, lanes, slots, now, can_run, free - (#claimed - first))
+    if not lane then break end
+    if lease_base == nil then
+      lease_base = wid .. '#' .. redis.call('HINCRBY', base .. ':meta', 'lease_seq', 1) .. '.'
+    end
+    local fr = take(lane)
+    local id = fr.id
+    lane.active = lane.active + 1
+    lane.dirty = true
+    count(lane, 'dispatched')
+    local lease = lease_base .. (#claimed - first + 1)
+    redis.call('HSET', cmd_key(base, id), 'state', 'running', 'worker', wid, 'lease', lease,
+               'started', now, 'starts', fr.starts + 1)
+    emit(base, 'queue.command.started',
+         { lane_id = lane.id, command_id = id, command_type = fr.type, worker_id = wid })
+    claimed[#claimed + 1] = {
+      id = id, lane = lane.id, type = fr.type, payload = fr.payload, lease = lease,
+      enq = ms(fr.enq), seq = fr.seq, failures = fr.failures,
+      timeout_ms = lane.cfg.timeout_ms,
+    }
+  end
+  trim_taken(base, lanes)
+  if #claimed > first then
+    local ids = {}
+    for i = first + 1, #claimed do ids[#ids + 1] = claimed[i].id end
+    redis.call('SADD', base .. ':leased:' .. wid, unpack(ids))
+  end
 end
 
 -- Queues commands given as flat quads (id, lane, type, payload JSON text)
@@ -891,7 +943,23 @@ local function submit_all(base, now, args, first, reply)
     end
     redis.call('HINCRBY', lane_key(base, lane), 'submitted', #ids)
   end
-  wake(base, n, types)
+  -- An idle worker that joined with `direct` gets its commands leased here
+  -- and their records in its wake list (its blocking read returns them, no
+  -- claim round trip before they start); the others get tokens.
+  local lanes = nil
+  local function direct(wid, k, worker_types)
+    if lanes == nil then lanes = load_lanes(base) end
+    local records = {}
+    lease_to(base, lanes, wid, k, now, type_filter(base, worker_types), records)
+    if #records > 0 then
+      local texts = {}
+      for i, record in ipairs(records) do texts[i] = cjson.encode(record) end
+      redis.call('RPUSH', base .. ':wake:' .. wid, unpack(texts))
+    end
+    return #records
+  end
+  wake(base, n, types, nil, direct)
+  if lanes ~= nil then save_lanes(base, lanes) end
   return n
 end
 
@@ -971,37 +1039,10 @@ local function f_claim(keys, args)
     end
     if free > room then free = room end
     if free > 0 then
-      local slots = meta_number(base, 'slots', 0)
       can_run = type_filter(base, w[3] or nil)
-      local lease_base = wid .. '#' .. redis.call('HINCRBY', base .. ':meta', 'lease_seq', 1)
-                         .. '.'
-      while #claimed < free do
-        local lane = pick(base, lanes, slots, now, can_run, free - #claimed)
-        if not lane then break end
-        local fr = take(lane)
-        local id = fr.id
-        lane.active = lane.active + 1
-        lane.dirty = true
-        count(lane, 'dispatched')
-        local lease = lease_base .. (#claimed + 1)
-        redis.call('HSET', cmd_key(base, id), 'state', 'running', 'worker', wid, 'lease', lease,
-                   'started', now, 'starts', fr.starts + 1)
-        emit(base, 'queue.command.started',
-             { lane_id = lane.id, command_id = id, command_type = fr.type, worker_id = wid })
-        claimed[#claimed + 1] = {
-          id = id, lane = lane.id, type = fr.type, payload = fr.payload, lease = lease,
-          enq = ms(fr.enq), seq = fr.seq, failures = fr.failures,
-          timeout_ms = lane.cfg.timeout_ms,
-        }
-      end
-      trim_taken(base, lanes)
+      lease_to(base, lanes, wid, free, now, can_run, claimed)
     end
     room_after = room - #claimed
-    if #claimed > 0 then
-      local ids = {}
-      for i, c in ipairs(claimed) do ids[i] = c.id end
-      redis.call('SADD', base .. ':leased:' .. wid, unpack(ids))
-    end
   end
   local pending = 0
   save_lanes(base, lanes)

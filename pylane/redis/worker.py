@@ -7,8 +7,10 @@ idle. What it gets runs on the worker's slot threads or the local engine
 (``runner.py``), or, when quick, on the courier's own thread
 (``courier_slot.py``); a finished command's ack goes back with the next
 claim, at once. When the process has free slots and the last claim found nothing, the
-courier waits for a wake token (a second thread blocks on the worker's own
-wake list in Redis), the next due time Redis reported (a retry's back-off, a
+courier waits for a wake-up (a second thread blocks on the worker's own wake
+list in Redis: a submit there leaves either a token, or, since this worker
+joins as "direct", the records of commands it leased to the worker itself,
+which then start with no claim round trip), the next due time Redis reported (a retry's back-off, a
 rate limit's next token) or a finished command. A heartbeat thread renews
 the lease once per interval and reaps workers whose lease ran out; when
 another worker's lease runs out before its next beat, it beats then.
@@ -95,7 +97,10 @@ class RedisWorker:
         # Lock rule: `_cond` guards what the worker threads, the wake reader
         # and the courier share: `_acks` (finished commands' acks not yet
         # sent), `_running` (commands claimed whose ack is not queued yet),
-        # `_woken` (a wake token came since the last claim) and `_due`
+        # `_woken` (a wake token came since the last claim), `_pushed`
+        # (commands a submit leased to this worker, read from its wake list,
+        # not started yet), `_unsure` (see below: the wake reader sets it
+        # too, when a read failed that may have taken records) and `_due`
         # (monotonic time of the next due retry or rate token); its lock
         # also guards the courier slot's state (see CourierSlot). The
         # courier waits on it and never holds it across a Redis call.
@@ -104,6 +109,7 @@ class RedisWorker:
         self._acks: list[dict[str, Any]] = []
         self._running = 0
         self._woken = True  # the first claim goes at once
+        self._pushed: list[dict[str, Any]] = []
         self._due = math.inf
         self._recent = math.inf  # how long commands took lately (moving average, s)
         # The courier's own: what this process holds (claimed, running or
@@ -164,7 +170,7 @@ class RedisWorker:
         with self._join_lock:
             types = self.owner.handled_types()
             self.fns.join(self.id, self.slots, types, self.lease_ms,
-                          f"{socket.gethostname()} pid {os.getpid()}")
+                          f"{socket.gethostname()} pid {os.getpid()}", direct=True)
             self._joined_types = types
 
     def _rejoin(self, why: str, level: int = logging.WARNING) -> None:
@@ -207,7 +213,11 @@ class RedisWorker:
         acks_resent = False
         while True:
             with self._cond:
+                pushed: list[dict[str, Any]] = []
                 while True:
+                    if self._pushed:  # leased to us already: they start now
+                        pushed, self._pushed = self._pushed, []
+                        break
                     stopping = self._stop.is_set()
                     free = 0 if stopping else self.slots - self._running
                     if self._acks:
@@ -230,9 +240,18 @@ class RedisWorker:
                     if not stopping and free > 0 and self._due != math.inf:
                         timeout = max(0.0, self._due - time.monotonic())
                     self._cond.wait(timeout)
-                acks, self._acks = self._acks, []
-                self._woken = False
-                self._due = math.inf
+                if not pushed:
+                    acks, self._acks = self._acks, []
+                    self._woken = False
+                    self._due = math.inf
+            if pushed:
+                # (One adopted meanwhile as an orphan is not started twice.)
+                pushed = [command for command in pushed if command["id"] not in self._held]
+                self._held.update(command["id"] for command in pushed)
+                quick = self._start_all(pushed)
+                if quick and not self._slot.run(generation, quick):
+                    return False
+                continue
             try:
                 reply = self._claim(free, acks)
             except Exception as error:
@@ -306,26 +325,44 @@ class RedisWorker:
                     self._connection_lost(unreachable(self.owner.url, error))
                 else:
                     logger.exception("waiting for wake-ups failed; retrying")
+                with self._cond:
+                    # The read may have taken records whose reply was lost:
+                    # the next claim looks for commands leased to us unseen.
+                    self._unsure = True
                 self._stop.wait(backoff.next())
                 popped = None
                 tokens: list[bytes] = [b"retry"]  # the courier tries a claim again
             else:
                 backoff.reset()
                 tokens = popped[1] if popped else []
+            records = [json.loads(token) for token in tokens if token[:1] == b"{"]
             with self._cond:
-                self._woken = True
+                self._pushed.extend(records)
+                if len(records) < len(tokens):
+                    self._woken = True
                 self._cond.notify()
             if b"stop" in tokens or self._stop.is_set():
                 return
 
     def _find_orphans(self) -> list[dict[str, Any]]:
-        """After a claim failed on the connection: the commands leased to
-        this worker in Redis that it does not hold, to run."""
+        """After a claim or a wake read failed on the connection: the
+        commands leased to this worker in Redis that it does not hold, nor
+        has read from its wake list (``_pushed``), nor will read there, to
+        run. (A record read while this looks is caught by the courier's
+        check of ``_held`` before it starts anything pushed.)"""
         self._unsure = False
         found = []
         try:
-            leased = {member.decode() for member in
-                      self.fns.client.smembers(self.fns.key(f"leased:{self.id}"))}
+            pipe = self.fns.client.pipeline(transaction=True)
+            pipe.smembers(self.fns.key(f"leased:{self.id}"))
+            pipe.lrange(self.wake_key, 0, -1)
+            members, waiting = pipe.execute()
+            leased = {member.decode() for member in members}
+            for record in waiting:
+                if record[:1] == b"{":
+                    leased.discard(json.loads(record)["id"])
+            with self._cond:
+                leased.difference_update(command["id"] for command in self._pushed)
             for command_id in sorted(leased - self._held):
                 command = self._orphan(command_id)
                 if command is not None:
