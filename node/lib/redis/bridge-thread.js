@@ -129,7 +129,8 @@ async function claimFor(fns, proxy, acks) {
   for (let round = 0; round < 1000; round++) {
     const reply = await fns.claim(proxy.workerId, proxy.slots, acks.splice(0));
     if (!reply.known) {
-      await fns.join(proxy.workerId, proxy.slots, proxy.types, proxy.leaseMs, proxy.info);
+      await fns.join(proxy.workerId, proxy.slots, proxy.types, proxy.leaseMs, proxy.info, undefined,
+        true);
       continue;
     }
     if (reply.claimed.length === 0) return;
@@ -172,7 +173,8 @@ async function handle(request) {
       await fns.registerLanes(request.lanes, request.options);
       if (request.worker) {
         const w = request.worker;
-        await fns.join(w.workerId, w.slots, w.types, w.leaseMs, w.info);
+        // As the worker joins itself (lib/redis/worker.js): "direct".
+        await fns.join(w.workerId, w.slots, w.types, w.leaseMs, w.info, undefined, true);
       }
       return null;
     }

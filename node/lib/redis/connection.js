@@ -576,8 +576,13 @@ class Functions {
     return Number(await this.call('a3s_register_lanes', [JSON.stringify(options), ...configs], nowMs));
   }
 
-  async join(workerId, slots, types, leaseMs, info = '', nowMs) {
-    return Number(await this.call('a3s_join', [workerId, slots, JSON.stringify([...types].sort()), leaseMs, info], nowMs));
+  /**
+   * `direct`: the worker reads the records of commands a submit leased to it
+   * from its wake list, besides tokens (lanes.lua, wake).
+   */
+  async join(workerId, slots, types, leaseMs, info = '', nowMs, direct = false) {
+    return Number(await this.call('a3s_join',
+      [workerId, slots, JSON.stringify([...types].sort()), leaseMs, info, direct ? '1' : '0'], nowMs));
   }
 
   async leave(workerId, nowMs) {

@@ -324,6 +324,9 @@ class RedisWorker {
 
   // One blocking read of the wake list for the whole process: it takes every
   // token there at once (one claim serves every free slot) and tells the courier.
+  // The worker joins as "direct": a submit that finds it idle leases it the
+  // commands itself and leaves their records in the list instead of tokens;
+  // those start here, as they are read, with no claim round trip.
   // The next blocking read goes out once the claim that the wake-up started
   // is answered, not before it: a woken command's start waits for the wake
   // reply, the claim and its reply, and a write to Redis in between (the
@@ -346,10 +349,14 @@ class RedisWorker {
           }
           this.blocking = opened;
         }
-        await this.blocking.sendCommand(['BLMPOP', '0', '1', this.wakeKey, 'LEFT', 'COUNT', count]);
+        const popped = await this.blocking.sendCommand(['BLMPOP', '0', '1', this.wakeKey, 'LEFT', 'COUNT', count]);
         backoff.reset();
+        if (!this.startPushed(popped ? popped[1] : [])) continue; // records only: no claim
       } catch (error) {
         if (this.stopping) return;
+        // The read may have taken records whose reply was lost: the next
+        // claim looks for commands leased to this worker unseen.
+        this.unsure = true;
         if (!isConnectionError(error) && !(error instanceof LaneError)) {
           process.emitWarning(`a3s-lane worker ${this.id}: waiting for wake-ups failed: ${describeError(error)}; retrying`,
             { type: 'LaneWarning', code: 'A3S_LANE_REDIS_WAKE' });
@@ -368,6 +375,30 @@ class RedisWorker {
     }
   }
 
+  /**
+   * Starts the command records among what a wake read took (commands a
+   * submit leased to this worker); true when there were tokens too (the
+   * courier claims). A stopping worker starts none: leave() puts them back.
+   */
+  startPushed(items) {
+    let tokens = false;
+    for (const item of items) {
+      const text = String(item);
+      if (text.charCodeAt(0) !== 123 /* { */) {
+        tokens = true;
+        continue;
+      }
+      const command = JSON.parse(text);
+      // One adopted meanwhile as an orphan, or acknowledged by the bridge
+      // while the main thread waited, is not started (again).
+      if (this.stopping || this.held.has(command.id) || this.skip.delete(command.id)) continue;
+      this.held.add(command.id);
+      this.execute(command);
+    }
+    this.updateHold();
+    return tokens || items.length === 0;
+  }
+
   // ---- adopting orphans ---------------------------------------------------------------
 
   /**
@@ -380,7 +411,15 @@ class RedisWorker {
     try {
       const fns = await this.owner.functions();
       const leased = await fns.client.sendCommand(['SMEMBERS', fns.key(`leased:${this.id}`)]);
-      const missing = leased.map(String).filter((id) => !this.held.has(id) && !this.skip.has(id)).sort();
+      // Records still in the wake list are not orphans: the wake read takes
+      // them (one taken meanwhile is in `held` by then, or is skipped there).
+      const waiting = new Set();
+      for (const item of await fns.client.sendCommand(['LRANGE', this.wakeKey, '0', '-1'])) {
+        const text = String(item);
+        if (text.charCodeAt(0) === 123) waiting.add(JSON.parse(text).id);
+      }
+      const missing = leased.map(String)
+        .filter((id) => !this.held.has(id) && !this.skip.has(id) && !waiting.has(id)).sort();
       for (const id of missing) {
         const command = await this.orphan(fns, id);
         if (command === null) continue;
@@ -481,7 +520,7 @@ class RedisWorker {
   async join() {
     const types = this.types();
     const fns = await this.owner.functions();
-    await fns.join(this.id, this.slots, types, this.leaseMs, this.info);
+    await fns.join(this.id, this.slots, types, this.leaseMs, this.info, undefined, true);
     this.joinedTypes = types;
   }
 
