@@ -973,3 +973,39 @@ def test_a_submit_to_an_idle_worker_leases_it_the_command_at_once(lanes, monkeyp
         assert not between, f"command {number} started only after a claim"
     stats = lane.stats()
     assert stats.lane("w").completed == 5
+
+
+def test_a_command_whose_wake_read_reply_was_lost_is_adopted(lanes, caplog):
+    """A submit leased an idle worker a command and left its record in the
+    worker's wake list; the blocking read that took it lost its reply (the
+    connection broke). Redis holds the command as the worker's: the worker
+    finds it after its next claim and runs it, once."""
+    import logging
+
+    import redis
+
+    lane = lanes([LaneConfig("w", priority=0, min_concurrency=0, max_concurrency=2)],
+                 max_workers=2)
+    runs: list[str] = []
+    lane.register_handler("job", lambda payload: runs.append(payload) or payload)
+    lane.start()
+    worker = lane.manager._queue._worker
+    real_read = worker._blocking.blmpop
+    lost: list[bytes] = []
+
+    def lossy_read(*args: Any, **kwargs: Any) -> Any:
+        popped = real_read(*args, **kwargs)
+        if not lost and popped and any(item[:1] == b"{" for item in popped[1]):
+            lost.extend(popped[1])
+            raise redis.ConnectionError("the reply was lost")
+        return popped
+
+    worker._blocking.blmpop = lossy_read
+    caplog.set_level(logging.WARNING, logger="pylane.redis")
+    # The read blocked before the patch returns this one as usual; the next
+    # read is the lossy one.
+    assert lane.manager.run("w", "job", "first") == "first"
+    assert lane.manager.submit("w", "job", "lost").result(WAIT) == "lost"
+    assert lost, "no command record was taken by a failed read"
+    assert runs.count("lost") == 1
+    assert any("reply was lost; running it" in r.getMessage() for r in caplog.records)
