@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from pylane import EventEmitter, LaneConfig, QueueManager, QueueManagerBuilder
+from pylane import EventEmitter, Lane, LaneConfig, QueueManager, QueueManagerBuilder
 
 # ---- the three kinds of work ----------------------------------------------
 
@@ -133,6 +133,22 @@ def thread_pool(workers: int) -> Iterator[ThreadPoolExecutor]:
         yield pool
     finally:
         pool.shutdown(wait=True)
+
+
+@contextmanager
+def sdk_lane(workers: int, command_type: str, handler: Callable[[Any], Any]) -> Iterator[Lane]:
+    """The SDK's Lane over LANES (min 0, max `workers` each), `handler`
+    registered for `command_type`; shut down and drained at the end."""
+    configs = [LaneConfig(lane_id, priority=priority, min_concurrency=0, max_concurrency=workers)
+               for priority, lane_id in enumerate(LANES)]
+    lane = Lane.with_lanes(configs, max_workers=workers)
+    lane.register_handler(command_type, handler)
+    lane.start()
+    try:
+        yield lane
+    finally:
+        lane.shutdown()
+        lane.drain()
 
 
 @contextmanager

@@ -58,10 +58,9 @@ from bench_common import (
     markdown,
     progress,
     ratio,
+    sdk_lane,
     thread_pool,
 )
-
-from pylane import Lane, LaneConfig
 
 FIRST_LANE = LANES[0]
 SDK_PAYLOAD = {"n": 1}
@@ -130,20 +129,6 @@ def _run_until(call: Callable[[], Any], deadline: float) -> int:
 
 
 # ---- the sides, each built fresh per trial ------------------------------------
-
-@contextmanager
-def sdk_lane(workers: int, work: Work) -> Iterator[Lane]:
-    configs = [LaneConfig(lane_id, priority=priority, min_concurrency=0, max_concurrency=workers)
-               for priority, lane_id in enumerate(LANES)]
-    lane = Lane.with_lanes(configs, max_workers=workers)
-    lane.register_handler("work", work.handler)
-    lane.start()
-    try:
-        yield lane
-    finally:
-        lane.shutdown()
-        lane.drain()
-
 
 class HandoffFloor:
     """The leanest two-thread hand-off in CPython: workers block in
@@ -272,7 +257,7 @@ def caller_runs_sides(work: Work, workers: int, sizes: Sizes) -> dict[str, Calla
             return measure(lambda: run_inline(FIRST_LANE, run))
 
     def sdk() -> float:
-        with sdk_lane(workers, work) as lane:
+        with sdk_lane(workers, "work", work.handler) as lane:
             submit = lane.submit
             return measure(lambda: submit(FIRST_LANE, "work", payload))
 

@@ -34,18 +34,14 @@ import gc
 import json
 import os
 import platform
-import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import wait
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
-from bench_common import LANES, lane_manager, thread_pool
-
-from pylane import Lane, LaneConfig
+from bench_common import LANES, Spread, lane_manager, noop, sdk_lane, thread_pool
 
 FIRST_LANE = LANES[0]
 CALLER_THREADS = 16
@@ -65,28 +61,6 @@ FULL = Sizes(rounds=5, single=20_000, flood=100_000, per_caller=2_000,
              idle_seconds=1.0, idle_rounds=3)
 QUICK = Sizes(rounds=3, single=5_000, flood=20_000, per_caller=200,
               idle_seconds=0.5, idle_rounds=2)
-
-
-def noop() -> None:
-    return None
-
-
-# ---- the two sides, built fresh for every round ---------------------------
-
-@contextmanager
-def sdk_lane(workers: int) -> Iterator[Lane]:
-    configs = [
-        LaneConfig(lane_id, priority=priority, min_concurrency=0, max_concurrency=workers)
-        for priority, lane_id in enumerate(LANES)
-    ]
-    lane = Lane.with_lanes(configs, max_workers=workers)
-    lane.register_handler("noop", lambda payload: None)
-    lane.start()
-    try:
-        yield lane
-    finally:
-        lane.shutdown()
-        lane.drain()
 
 
 # ---- timing helpers --------------------------------------------------------
@@ -164,7 +138,7 @@ def lane_submit_result(workers: int, n: int) -> float:
 
 
 def sdk_submit(workers: int, n: int) -> float:
-    with sdk_lane(workers) as lane:
+    with sdk_lane(workers, "noop", lambda payload: None) as lane:
         def call() -> None:
             lane.submit(FIRST_LANE, "noop", None)
         repeat(call, warm_count(n))
@@ -221,18 +195,6 @@ def lane_idle(workers: int, window: float) -> float:
 
 
 # ---- comparison ------------------------------------------------------------
-
-@dataclass
-class Spread:
-    median: float
-    low: float
-    high: float
-    samples: list[float] = field(default_factory=list)
-
-    @classmethod
-    def of(cls, samples: list[float]) -> Spread:
-        return cls(statistics.median(samples), min(samples), max(samples), samples)
-
 
 INLINE = "ours inline (caller-runs), TPE hand-off"
 HANDOFF = "both hand-off to a worker"
