@@ -12,41 +12,24 @@
 const { Worker } = require('bullmq');
 const IORedis = require('ioredis');
 const { QUEUE, connectionOf } = require('./bullmq_common');
+const { recorder } = require('./worker_common');
 
 const url = process.argv[2];
 const concurrency = Number(process.argv[3] || 10);
 const connection = connectionOf(url);
 const flusher = new IORedis(connection);
-let done = 0;
-let records = [];
-let flushing = false;
-
-setInterval(async () => {
-  if (flushing || (!done && records.length === 0)) return;
-  const count = done;
-  const batch = records;
-  done = 0;
-  records = [];
-  flushing = true;
-  try {
-    const pipe = flusher.pipeline();
-    if (batch.length) pipe.rpush('bench:rec', ...batch);
-    if (count) pipe.incrby('bench:done', count);
-    await pipe.exec();
-  } catch (error) {
-    // the driver is flushing or stopping Redis: the round is over
-  } finally {
-    flushing = false;
-  }
-}, 2);
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const jobs = recorder((batch, count) => {
+  const pipe = flusher.pipeline();
+  if (batch.length) pipe.rpush('bench:rec', ...batch);
+  if (count) pipe.incrby('bench:done', count);
+  return pipe.exec();
+});
 
 async function processor(job) {
   const start = process.hrtime.bigint();
   const payload = job.data;
   if (payload.k === 'n') {
-    done += 1;
+    jobs.done();
     return null;
   }
   if (payload.k === 'g') {
@@ -57,13 +40,10 @@ async function processor(job) {
     } finally {
       client.disconnect();
     }
-    done += 1;
+    jobs.done();
     return null;
   }
-  if (payload.s) await sleep(payload.s);
-  records.push(`${payload.g} ${start} ${process.hrtime.bigint()}`);
-  done += 1;
-  return null;
+  return jobs.record(start, payload);
 }
 
 const worker = new Worker(QUEUE, processor, { connection, concurrency });

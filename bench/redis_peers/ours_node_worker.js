@@ -12,6 +12,7 @@
 // 2 ms interval flushes the done count and the records in one pipeline.
 // Prints "ready", runs until stdin closes or it is killed.
 const { lane, redisPackage } = require('./ours_node_common');
+const { recorder } = require('./worker_common');
 
 const url = process.argv[2];
 const slots = Number(process.argv[3] || 10);
@@ -20,30 +21,12 @@ const { createClient } = redisPackage();
 
 const flusher = createClient({ url });
 flusher.on('error', () => {});
-let done = 0;
-let records = [];
-let flushing = false;
-
-setInterval(async () => {
-  if (flushing || (!done && records.length === 0)) return;
-  const count = done;
-  const batch = records;
-  done = 0;
-  records = [];
-  flushing = true;
-  try {
-    const multi = flusher.multi();
-    if (batch.length) multi.rPush('bench:rec', batch);
-    if (count) multi.incrBy('bench:done', count);
-    await multi.execAsPipeline();
-  } catch (error) {
-    // the driver is flushing or stopping Redis: the round is over
-  } finally {
-    flushing = false;
-  }
-}, 2);
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const jobs = recorder((batch, count) => {
+  const multi = flusher.multi();
+  if (batch.length) multi.rPush('bench:rec', batch);
+  if (count) multi.incrBy('bench:done', count);
+  return multi.execAsPipeline();
+});
 
 async function gate() {
   const client = createClient({ url });
@@ -55,25 +38,18 @@ async function gate() {
   } finally {
     client.destroy();
   }
-  done += 1;
-  return null;
-}
-
-async function record(start, payload) {
-  if (payload.s) await sleep(payload.s);
-  records.push(`${payload.g} ${start} ${process.hrtime.bigint()}`);
-  done += 1;
+  jobs.done();
   return null;
 }
 
 function job(payload) {
   const start = process.hrtime.bigint();
   if (payload.k === 'n') {
-    done += 1;
+    jobs.done();
     return null;
   }
   if (payload.k === 'g') return gate();
-  return record(start, payload);
+  return jobs.record(start, payload);
 }
 
 async function main() {
