@@ -171,12 +171,9 @@ function parsePayloadJson(payloadJson) {
   }
 }
 
-function copyPayload(payload) {
-  if (payload === undefined || payload === null) return null;
-  const kind = typeof payload;
-  if (kind === 'string' || kind === 'boolean' || (kind === 'number' && Number.isFinite(payload))) {
-    return payload;
-  }
+/** The payload as JSON text (null and undefined: 'null'); ERR_LANE_INVALID_PAYLOAD without one. */
+function payloadJson(payload) {
+  if (payload === undefined || payload === null) return 'null';
   let text;
   try {
     text = JSON.stringify(payload);
@@ -184,9 +181,18 @@ function copyPayload(payload) {
     throw new LaneError('ERR_LANE_INVALID_PAYLOAD', `payload is not JSON-serialisable: ${error.message}`);
   }
   if (text === undefined) {
-    throw new LaneError('ERR_LANE_INVALID_PAYLOAD', `payload is not JSON-serialisable: ${kind}`);
+    throw new LaneError('ERR_LANE_INVALID_PAYLOAD', `payload is not JSON-serialisable: ${typeof payload}`);
   }
-  return JSON.parse(text);
+  return text;
+}
+
+function copyPayload(payload) {
+  if (payload === undefined || payload === null) return null;
+  const kind = typeof payload;
+  if (kind === 'string' || kind === 'boolean' || (kind === 'number' && Number.isFinite(payload))) {
+    return payload;
+  }
+  return JSON.parse(payloadJson(payload));
 }
 
 function checkCommandType(commandType) {
@@ -239,6 +245,7 @@ module.exports = {
   JobRing,
   functionType,
   parsePayloadJson,
+  payloadJson,
   copyPayload,
   checkCommandType,
   checkSubmitOptions,

@@ -20,7 +20,7 @@
 // no end to wait for to let go of it): cancel by id.
 
 const { LaneError, laneNotFound, shuttingDown, typeName } = require('../errors');
-const { MODE_VALUE, copyPayload, checkCommandType, checkSubmitOptions } = require('../jobs');
+const { MODE_VALUE, copyPayload, payloadJson, checkCommandType, checkSubmitOptions } = require('../jobs');
 
 /** [commandType, payload] from a pair or a { commandType, payload } object. */
 function commandOf(item, index) {
@@ -33,21 +33,6 @@ function commandOf(item, index) {
   if (item !== null && typeof item === 'object' && 'commandType' in item) return [item.commandType, item.payload];
   throw new TypeError(`runMany: command ${index} must be [commandType, payload] or { commandType, payload }, ` +
     `got ${typeName(item)}`);
-}
-
-/** The payload as JSON text (what the Redis queue carries): copied, as run() copies it. */
-function payloadText(payload) {
-  if (payload === undefined || payload === null) return 'null';
-  let text;
-  try {
-    text = JSON.stringify(payload);
-  } catch (error) {
-    throw new LaneError('ERR_LANE_INVALID_PAYLOAD', `payload is not JSON-serialisable: ${error.message}`);
-  }
-  if (text === undefined) {
-    throw new LaneError('ERR_LANE_INVALID_PAYLOAD', `payload is not JSON-serialisable: ${typeof payload}`);
-  }
-  return text;
 }
 
 function noop() {}
@@ -76,7 +61,7 @@ async function runMany(lane, laneId, commands, options) {
     const [type, payload] = commandOf(commands[i], i);
     checkCommandType(type);
     try {
-      items[i] = [type, redis !== null ? payloadText(payload) : copyPayload(payload)];
+      items[i] = [type, redis !== null ? payloadJson(payload) : copyPayload(payload)];
     } catch (error) {
       if (error instanceof LaneError) error.message = `command ${i}: ${error.message}`;
       throw error;
