@@ -353,7 +353,7 @@ class RedisWorker:
         self._unsure = False
         found = []
         try:
-            pipe = self.fns.client.pipeline(transaction=True)
+            pipe = self.fns.client.pipeline(transaction=False)
             pipe.smembers(self.fns.key(f"leased:{self.id}"))
             pipe.lrange(self.wake_key, 0, -1)
             members, waiting = pipe.execute()
